@@ -1,0 +1,203 @@
+"""``make_env``: one entry point for every scenario source.
+
+Names:
+  ``vmas/<scenario>``            VMAS, natively vectorized (CPU or CUDA)
+  ``mpe/<env>``                  MPE from ``mpe2``, e.g. ``mpe/simple_spread_v3``
+  ``mamujoco/<robot>-<parts>``   MaMuJoCo, e.g. ``mamujoco/HalfCheetah-2x3``
+  ``gym/<id>``                   Gymnasium, one group with one agent, e.g. ``gym/Pendulum-v1``
+  ``envs/<name>``                a scenario file ``<name>.py`` in an ``envs/`` folder (see README)
+  ``module.path:Attr``           a VMAS ``BaseScenario`` subclass or a PettingZoo env factory
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import os
+import pkgutil
+import sys
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import torch
+
+from marlkit.adapters.base import MultiAgentEnv
+from marlkit.errors import MarlkitError, suggest
+
+FAMILIES = ("vmas", "mpe", "mamujoco", "gym", "envs")
+# Options consumed by marlkit itself; everything else goes to the scenario.
+ADAPTER_OPTIONS = ("group_map", "pad_observations")
+
+
+def make_env(name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
+             **env_kwargs: Any) -> MultiAgentEnv:
+    """Create ``num_envs`` copies of scenario ``name`` behind the marlkit env contract."""
+    if num_envs < 1:
+        raise MarlkitError(f"num_envs must be >= 1, got {num_envs}")
+    device = torch.device(device)
+    if ":" in name:
+        return _from_object(name, _import_attr(name), num_envs, device, seed, env_kwargs)
+    family, _, task = name.partition("/")
+    if family not in FAMILIES or not task:
+        raise MarlkitError(
+            f"unknown env '{name}'.{suggest(name, known_env_names())} Families: "
+            f"{', '.join(f + '/<name>' for f in FAMILIES)}, or module.path:Attr"
+        )
+    if family == "vmas":
+        from marlkit.adapters.vmas import VmasEnv
+
+        return VmasEnv(task, num_envs, device, seed, **env_kwargs)
+    if family == "envs":
+        return _from_object(name, _user_scenario(task), num_envs, device, seed, env_kwargs)
+    options = {k: env_kwargs.pop(k) for k in ADAPTER_OPTIONS if k in env_kwargs}
+    return _pettingzoo(name, _factory(family, task, env_kwargs), num_envs, device, seed, options)
+
+
+def _factory(family: str, task: str, kwargs: dict[str, Any]) -> Callable[[], Any]:
+    if family == "mpe":
+        valid = mpe_env_names()
+        if task not in valid:
+            raise MarlkitError(f"unknown MPE env '{task}'.{suggest(task, valid)} Valid: {', '.join(valid)}")
+        module = importlib.import_module(f"mpe2.{task}")
+        _check_kwargs(f"mpe/{task}", kwargs, module.raw_env)
+        return partial(module.parallel_env, **kwargs)
+    if family == "mamujoco":
+        from gymnasium_robotics import mamujoco_v1
+
+        robot, _, partition = task.partition("-")
+        _check_kwargs(f"mamujoco/{task}", kwargs, mamujoco_v1.parallel_env)
+        return partial(mamujoco_v1.parallel_env, robot, partition or None, **kwargs)
+    # gym
+    import gymnasium as gym
+
+    from marlkit.adapters.pettingzoo import GymAsParallel
+
+    if task not in gym.registry:
+        raise MarlkitError(f"unknown Gymnasium id '{task}'.{suggest(task, list(gym.registry))}")
+
+    def make() -> GymAsParallel:
+        try:
+            return GymAsParallel(gym.make(task, **kwargs))
+        except TypeError as err:
+            raise MarlkitError(f"bad env kwargs for 'gym/{task}': {err}") from None
+
+    make()  # fail on bad kwargs now, not inside the copies loop
+    return make
+
+
+def _check_kwargs(label: str, kwargs: dict[str, Any], fn: Callable) -> None:
+    """Fail naming the kwargs ``fn`` does not accept; a ``**kwargs`` catch-all accepts everything."""
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = [k for k in kwargs if k not in params]
+    if unknown:
+        raise MarlkitError(f"unknown env kwargs for '{label}': {unknown}.{suggest(unknown[0], params)} "
+                           f"Valid: {list(params)}")
+
+
+def _pettingzoo(name: str, factory: Callable[[], Any], num_envs: int, device: torch.device, seed: int,
+                options: dict[str, Any]) -> MultiAgentEnv:
+    from marlkit.adapters.pettingzoo import PettingZooEnv
+
+    return PettingZooEnv(factory, num_envs, device, seed, name=name, **options)
+
+
+def _from_object(name: str, obj: Any, num_envs: int, device: torch.device, seed: int,
+                 kwargs: dict[str, Any]) -> MultiAgentEnv:
+    """A VMAS scenario class, or a factory of PettingZoo envs."""
+    from vmas.simulator.scenario import BaseScenario
+
+    if inspect.isclass(obj) and issubclass(obj, BaseScenario):
+        from marlkit.adapters.vmas import VmasEnv
+
+        return VmasEnv(obj(), num_envs, device, seed, name=name, **kwargs)
+    if not callable(obj):
+        raise MarlkitError(f"'{name}' is neither a VMAS BaseScenario subclass nor a PettingZoo env factory")
+    options = {k: kwargs.pop(k) for k in ADAPTER_OPTIONS if k in kwargs}
+    _check_kwargs(name, kwargs, obj)
+    return _pettingzoo(name, partial(obj, **kwargs), num_envs, device, seed, options)
+
+
+def _import_attr(spec: str) -> Any:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise MarlkitError(f"cannot import module '{module_name}' for env '{spec}': {err}") from None
+    if not hasattr(module, attr):
+        public = [n for n in dir(module) if not n.startswith("_")]
+        raise MarlkitError(f"module '{module_name}' has no attribute '{attr}'.{suggest(attr, public)}")
+    return getattr(module, attr)
+
+
+# ------------------------------------------------------------- user scenarios
+SCENARIO_ATTRS = ("Scenario", "parallel_env")
+
+
+def scenario_dirs() -> list[Path]:
+    """Folders searched for ``envs/<name>.py``: $MARLKIT_ENVS_PATH, ./envs, then the project's envs/."""
+    dirs = [Path(p) for p in os.environ.get("MARLKIT_ENVS_PATH", "").split(os.pathsep) if p]
+    dirs += [Path.cwd() / "envs", Path(__file__).resolve().parents[2] / "envs"]
+    unique: list[Path] = []
+    for d in dirs:
+        if d.is_dir() and d.resolve() not in unique:
+            unique.append(d.resolve())
+    return unique
+
+
+def user_scenarios() -> dict[str, Path]:
+    """Short name -> file for every scenario file found (the first folder wins on a clash)."""
+    found: dict[str, Path] = {}
+    for d in scenario_dirs():
+        for path in sorted(d.glob("*.py")):
+            if not path.name.startswith("_"):
+                found.setdefault(path.stem, path)
+    return found
+
+
+def _user_scenario(task: str) -> Any:
+    scenarios = user_scenarios()
+    if task not in scenarios:
+        raise MarlkitError(f"unknown user scenario 'envs/{task}'.{suggest(task, scenarios)} Found: "
+                           f"{', '.join(sorted(scenarios)) or 'none'} in {[str(d) for d in scenario_dirs()]}")
+    module = _load_file(scenarios[task])
+    for attr in SCENARIO_ATTRS:
+        if hasattr(module, attr):
+            return getattr(module, attr)
+    raise MarlkitError(f"scenario file {scenarios[task]} defines neither {' nor '.join(SCENARIO_ATTRS)}")
+
+
+def _load_file(path: Path) -> ModuleType:
+    module_name = f"marlkit_user_envs.{path.stem}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+# ---------------------------------------------------------------- listings
+def mpe_env_names() -> list[str]:
+    import mpe2
+
+    return sorted(m.name for m in pkgutil.iter_modules(mpe2.__path__) if m.name.endswith(("_v1", "_v3", "_v4")))
+
+
+MAMUJOCO_EXAMPLES = ("HalfCheetah-2x3", "HalfCheetah-6x1", "Walker2d-2x3", "Hopper-3x1", "Ant-2x4", "Ant-4x2",
+                     "Humanoid-9|8", "Swimmer-2x1", "Reacher-2x1")
+
+
+def known_env_names() -> list[str]:
+    from marlkit.adapters.vmas import vmas_scenario_names
+
+    return ([f"vmas/{s}" for s in vmas_scenario_names()] + [f"mpe/{s}" for s in mpe_env_names()]
+            + [f"mamujoco/{s}" for s in MAMUJOCO_EXAMPLES] + [f"envs/{s}" for s in user_scenarios()]
+            + ["gym/Pendulum-v1", "gym/CartPole-v1", "gym/HalfCheetah-v5"])

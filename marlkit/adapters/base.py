@@ -1,0 +1,188 @@
+"""The one environment contract every adapter implements.
+
+``reset()`` returns, and ``step(td)`` consumes and returns, a TensorDict of batch size ``[num_envs]``
+laid out as described in :mod:`marlkit.keys`. ``step`` auto-resets every copy whose episode ended:
+the returned ``td[group][OBS]`` is the observation to act on next (a fresh one for reset copies),
+while ``td[NEXT][group][OBS]`` is the observation the transition actually reached (the final
+observation of an ended episode), so that truncated episodes can be bootstrapped.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Literal
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from marlkit.errors import MarlkitError
+from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.specs import Box, GroupSpec
+
+StateSource = Literal["env", "observations"]
+
+
+class MultiAgentEnv(abc.ABC):
+    """A batch of ``num_envs`` copies of one scenario, seen as agent groups."""
+
+    def __init__(
+        self,
+        name: str,
+        num_envs: int,
+        device: torch.device,
+        groups: Mapping[str, GroupSpec],
+        state_dim: int,
+        state_source: StateSource,
+        seed: int,
+    ) -> None:
+        self.name = name
+        self.num_envs = num_envs
+        self.device = device
+        self.groups: dict[str, GroupSpec] = dict(groups)
+        self.state_dim = state_dim
+        self.state_source: StateSource = state_source
+        self.seed = seed
+        self.check_finite = True
+        self._generator = torch.Generator(device=device)
+        self._generator.manual_seed(seed)
+        self._bounds = {
+            g: spec.action.bounds(device) for g, spec in self.groups.items() if isinstance(spec.action, Box)
+        }
+
+    # ----------------------------------------------------------------- public API
+    def reset(self, seed: int | None = None) -> TensorDict:
+        """Reset every copy. ``seed`` re-seeds the env; by default the construction seed is used once."""
+        if seed is not None:
+            self.seed = seed
+            self._generator.manual_seed(seed)
+        td = self._reset(seed)
+        self._check(td)
+        return td
+
+    def step(self, td: TensorDictBase) -> TensorDict:
+        """Apply ``td[group][ACTION]`` for every group and return the next TensorDict."""
+        actions = {g: self._checked_action(spec, td) for g, spec in self.groups.items()}
+        out = self._step(actions)
+        self._check(out)
+        return out
+
+    def rand_action(self, td: TensorDictBase) -> TensorDictBase:
+        """Write uniformly random (mask-respecting) actions into ``td`` and return it."""
+        for g, spec in self.groups.items():
+            mask = td[g].get(ACTION_MASK, None) if spec.has_action_mask else None
+            td[g][ACTION] = spec.random_action((self.num_envs,), self._generator, self.device, mask)
+        return td
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release simulator resources."""
+
+    def render(self, env_index: int = 0) -> object:
+        raise MarlkitError(f"env '{self.name}' cannot render frames")
+
+    @property
+    def n_agents(self) -> int:
+        return sum(spec.n_agents for spec in self.groups.values())
+
+    def __repr__(self) -> str:
+        groups = ", ".join(f"{g}: {s.n_agents}x{s.obs_shape}->{s.action}" for g, s in self.groups.items())
+        return f"{type(self).__name__}({self.name!r}, num_envs={self.num_envs}, device={self.device}, {groups})"
+
+    # ------------------------------------------------------------ adapter hooks
+    @abc.abstractmethod
+    def _reset(self, seed: int | None) -> TensorDict: ...
+
+    @abc.abstractmethod
+    def _step(self, actions: dict[str, torch.Tensor]) -> TensorDict: ...
+
+    # ---------------------------------------------------------------- helpers
+    def _pack(
+        self,
+        obs: Mapping[str, torch.Tensor],
+        alive: Mapping[str, torch.Tensor],
+        state: torch.Tensor,
+        action_mask: Mapping[str, torch.Tensor] | None = None,
+        *,
+        reward: Mapping[str, torch.Tensor] | None = None,
+        terminated: Mapping[str, torch.Tensor] | None = None,
+        truncated: Mapping[str, torch.Tensor] | None = None,
+        next_obs: Mapping[str, torch.Tensor] | None = None,
+        next_state: torch.Tensor | None = None,
+        done: torch.Tensor | None = None,
+    ) -> TensorDict:
+        """Assemble the standard layout. Step-only entries are given together or not at all."""
+        n = self.num_envs
+        root: dict[str, object] = {STATE: state}
+        nxt: dict[str, object] = {}
+        for g, spec in self.groups.items():
+            entries: dict[str, torch.Tensor] = {OBS: obs[g], ALIVE: alive[g]}
+            if action_mask is not None and spec.has_action_mask:
+                entries[ACTION_MASK] = action_mask[g]
+            if reward is not None:
+                assert terminated is not None and truncated is not None and next_obs is not None
+                entries[REWARD] = reward[g]
+                entries[TERMINATED] = terminated[g]
+                entries[TRUNCATED] = truncated[g]
+                nxt[g] = TensorDict({OBS: next_obs[g]}, batch_size=[n, spec.n_agents])
+            root[g] = TensorDict(entries, batch_size=[n, spec.n_agents])
+        if reward is not None:
+            assert next_state is not None and done is not None
+            nxt[STATE] = next_state
+            root[NEXT] = TensorDict(nxt, batch_size=[n])
+            root[DONE] = done
+        return TensorDict(root, batch_size=[n], device=self.device)
+
+    def _checked_action(self, spec: GroupSpec, td: TensorDictBase) -> torch.Tensor:
+        try:
+            action = td[spec.name][ACTION]
+        except KeyError:
+            raise MarlkitError(
+                f"missing action for group '{spec.name}': set td['{spec.name}']['{ACTION}'] "
+                f"of shape {[self.num_envs, spec.n_agents, *spec.action_shape]}"
+            ) from None
+        expected = (self.num_envs, spec.n_agents, *spec.action_shape)
+        if isinstance(spec.action, Box):
+            ok_dtype = action.is_floating_point()
+            kind = "a float tensor"
+        else:
+            ok_dtype = not action.is_floating_point() and action.dtype != torch.bool
+            kind = f"an integer tensor of indices in [0, {spec.action.n})"
+        if tuple(action.shape) != expected or not ok_dtype:
+            raise MarlkitError(
+                f"action for group '{spec.name}' has shape {tuple(action.shape)} and dtype {action.dtype}; "
+                f"expected {kind} of shape {expected} = [num_envs, n_agents{', action_dim' if spec.action_shape else ''}]"
+            )
+        if action.device != self.device:
+            raise MarlkitError(
+                f"action for group '{spec.name}' is on {action.device} but env '{self.name}' runs on {self.device}; "
+                "move the policy to the env's device"
+            )
+        if isinstance(spec.action, Box):
+            low, high = self._bounds[spec.name]
+            return torch.clamp(action.float(), low, high)
+        return action.long()
+
+    def _check(self, td: TensorDict) -> None:
+        """Raise on NaN/inf in observations, rewards or state, naming the env and the key."""
+        if not self.check_finite:
+            return
+        keys = [key for key in td.keys(include_nested=True, leaves_only=True)
+                if isinstance(key, tuple) and key[-1] in (OBS, REWARD) or key == STATE]
+        tensors = [td.get(key) for key in keys]
+        flags = torch.stack([torch.isfinite(t).all() for t in tensors])
+        if not bool(flags.all()):
+            bad = keys[int((~flags).nonzero()[0])]
+            raise FloatingPointError(f"env '{self.name}' produced NaN or inf in {bad!r}")
+
+
+def stack_state(obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Global state built from the agents' observations: their concatenation, group by group."""
+    return torch.cat([o.flatten(start_dim=1) for o in obs.values()], dim=-1)
+
+
+def done_flags(terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
+    """An env copy is done when every one of its agents terminated or was truncated."""
+    return (terminated | truncated).flatten(start_dim=1).all(dim=-1)
+
+
+__all__ = ["DONE", "MultiAgentEnv", "StateSource", "done_flags", "stack_state"]

@@ -1,0 +1,142 @@
+"""VMAS scenarios through their native torch vectorization: all copies in one batched call.
+
+Global state: VMAS has none, so ``td["state"]`` is the concatenation of all agents' observations.
+``max_steps`` is reported as truncation (TorchRL's VmasEnv reports it as termination, which would
+wrongly stop bootstrapping at every time limit).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from tensordict import TensorDict
+
+from marlkit.adapters.base import MultiAgentEnv, stack_state
+from marlkit.errors import MarlkitError, suggest
+from marlkit.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
+
+
+def vmas_scenario_names() -> list[str]:
+    import vmas
+
+    return sorted({*vmas.scenarios, *vmas.debug_scenarios, *vmas.mpe_scenarios})
+
+
+class VmasEnv(MultiAgentEnv):
+    def __init__(
+        self,
+        scenario: str | Any,
+        num_envs: int,
+        device: torch.device,
+        seed: int,
+        *,
+        continuous_actions: bool = True,
+        max_steps: int | None = None,
+        group_map: Mapping[str, Sequence[str]] | None = None,
+        name: str | None = None,
+        **scenario_kwargs: Any,
+    ) -> None:
+        import vmas
+
+        label = name or f"vmas/{scenario}"
+        if isinstance(scenario, str) and scenario not in vmas_scenario_names():
+            raise MarlkitError(
+                f"unknown VMAS scenario '{scenario}'.{suggest(scenario, vmas_scenario_names())} "
+                f"Valid: {', '.join(vmas_scenario_names())}"
+            )
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                env = vmas.make_env(
+                    scenario,
+                    num_envs=num_envs,
+                    device=device,
+                    continuous_actions=continuous_actions,
+                    max_steps=max_steps,
+                    seed=seed,
+                    dict_spaces=True,
+                    terminated_truncated=True,
+                    **scenario_kwargs,
+                )
+            except TypeError as err:
+                raise MarlkitError(f"bad kwargs for env '{label}': {err}") from None
+        for w in caught:
+            if "passed but not used by the scenario" in str(w.message):
+                unused = str(w.message).split("Scenario kwargs: ")[1].split(" passed")[0]
+                raise MarlkitError(f"unknown env kwargs for '{label}': {unused}")
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        self._env = env
+        agent_names = [a.name for a in env.agents]
+        groups = check_group_map(group_map, agent_names) if group_map else default_group_map(agent_names)
+        self._members = groups
+        first_obs = env.reset()
+        specs = {}
+        for g, members in groups.items():
+            shapes = {a: tuple(first_obs[a].shape[1:]) for a in members}
+            if len(set(shapes.values())) > 1:
+                raise MarlkitError(
+                    f"agents of group '{g}' have different observation shapes {shapes}; "
+                    "split them with group_map={...}"
+                )
+            act_spaces = [env.action_space[a] for a in members]
+            specs[g] = GroupSpec(g, tuple(members), shapes[members[0]], action_space_from_gym(g, members, act_spaces))
+        state_dim = sum(spec.n_agents * spec.obs_dim for spec in specs.values())
+        super().__init__(label, num_envs, torch.device(device), specs, state_dim, "observations", seed)
+        self._alive = {g: torch.ones(num_envs, s.n_agents, dtype=torch.bool, device=self.device)
+                       for g, s in specs.items()}
+        self._first_reset = True
+
+    # VMAS returns per-agent tensors; groups stack them along a new agent dimension.
+    def _group_obs(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {g: torch.stack([obs[a] for a in m], dim=1) for g, m in self._members.items()}
+
+    def _reset(self, seed: int | None) -> TensorDict:
+        if seed is not None:
+            self._env.seed(seed)
+        # The env was already reset at construction with the construction seed: reuse that reset
+        # once so that make_env(seed=s).reset() equals make_env(...).reset(seed=s).
+        if self._first_reset and seed is None:
+            obs = self._env.get_from_scenario(
+                get_observations=True, get_rewards=False, get_infos=False, get_dones=False
+            )[0]
+        else:
+            obs = self._env.reset()
+        self._first_reset = False
+        grouped = self._group_obs(obs)
+        return self._pack(grouped, self._alive, stack_state(grouped))
+
+    def _step(self, actions: dict[str, torch.Tensor]) -> TensorDict:
+        self._first_reset = False
+        per_agent = {a: actions[g][:, i] for g, m in self._members.items() for i, a in enumerate(m)}
+        obs, rew, term, trunc, _ = self._env.step(per_agent)
+        next_obs = self._group_obs(obs)
+        next_state = stack_state(next_obs)
+        done = term | trunc
+        after_obs = next_obs
+        if bool(done.any()):
+            if bool(done.all()):
+                self._env.reset(return_observations=False)
+            else:
+                for index in done.nonzero().flatten().tolist():
+                    self._env.reset_at(index, return_observations=False)
+            after_obs = self._group_obs(
+                self._env.get_from_scenario(
+                    get_observations=True, get_rewards=False, get_infos=False, get_dones=False
+                )[0]
+            )
+        reward, terminated, truncated = {}, {}, {}
+        for g, m in self._members.items():
+            reward[g] = torch.stack([rew[a] for a in m], dim=1)
+            terminated[g] = term.unsqueeze(1).expand(-1, len(m))
+            truncated[g] = trunc.unsqueeze(1).expand(-1, len(m))
+        return self._pack(
+            after_obs, self._alive, stack_state(after_obs) if after_obs is not next_obs else next_state,
+            reward=reward, terminated=terminated, truncated=truncated,
+            next_obs=next_obs, next_state=next_state, done=done,
+        )
+
+    def render(self, env_index: int = 0) -> object:
+        return self._env.render(mode="rgb_array", env_index=env_index, visualize_when_rgb=False)

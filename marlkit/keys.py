@@ -1,0 +1,41 @@
+"""TensorDict key names, declared once and imported everywhere.
+
+Layout of a batch (batch size ``[num_envs]`` from the env, ``[num_envs, T]`` from a rollout)::
+
+    td[group][OBS]            [*, n_agents, *obs_shape]
+    td[group][ACTION]         [*, n_agents, act_dim]  (float)  or  [*, n_agents] (int64, discrete)
+    td[group][ACTION_MASK]    [*, n_agents, n_actions] bool      (discrete envs that mask actions)
+    td[group][ALIVE]          [*, n_agents] bool                  (False for agents that left the episode)
+    td[group][REWARD]         [*, n_agents]
+    td[group][TERMINATED]     [*, n_agents] bool                  (true end: do not bootstrap)
+    td[group][TRUNCATED]      [*, n_agents] bool                  (time limit: bootstrap from NEXT obs)
+    td[STATE]                 [*, state_dim]                      (global state for centralized critics)
+    td[DONE]                  [*] bool                            (the env copy was reset after this step)
+    td[NEXT][group][OBS], td[NEXT][STATE]                         (observation *before* auto-reset)
+"""
+
+from __future__ import annotations
+
+OBS = "observation"
+ACTION = "action"
+ACTION_MASK = "action_mask"
+ALIVE = "alive"
+REWARD = "reward"
+TERMINATED = "terminated"
+TRUNCATED = "truncated"
+STATE = "state"
+DONE = "done"
+NEXT = "next"
+
+# Written by policies and read by on-policy learners.
+LOG_PROB = "log_prob"
+LOC = "loc"
+SCALE = "scale"
+LOGITS = "logits"
+VALUE = "value"
+ADVANTAGE = "advantage"
+RETURN = "return"
+
+# Written by the rollout collector.
+EPISODE_RETURN = "episode_return"
+EPISODE_LENGTH = "episode_length"
