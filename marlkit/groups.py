@@ -1,0 +1,174 @@
+"""Group networks: one network per agent, either shared or stacked and run in one vectorized call.
+
+Inputs and outputs carry the agent dimension second to last: ``[..., n_agents, features]``.
+
+* ``share_params=True``: one network applied over the agent dimension; every agent's view is the
+  same parameter set.
+* ``share_params=False``: each agent's parameters are stacked with a leading agent dimension and the
+  forward pass for all agents is one ``torch.func.vmap`` over ``functional_call``; agent ``i``'s view
+  is a slice of the stacked tensors, so an update through it moves agent ``i`` only.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+from marlkit.errors import MarlkitError, suggest
+from marlkit.keys import ACTION, OBS, STATE
+from marlkit.specs import Discrete, GroupSpec
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU,
+                                           "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
+
+
+def mlp(in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> nn.Sequential:
+    """A plain MLP; the last layer has no activation."""
+    if activation not in ACTIVATIONS:
+        raise MarlkitError(f"unknown activation '{activation}'.{suggest(activation, ACTIVATIONS)} "
+                           f"Valid: {', '.join(ACTIVATIONS)}")
+    layers: list[nn.Module] = []
+    sizes = [in_dim, *hidden]
+    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+        layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+    layers.append(nn.Linear(sizes[-1], out_dim))
+    return nn.Sequential(*layers)
+
+
+def _slot(name: str) -> str:
+    # Parameter names may not contain dots; "0.weight" is stored as "0__weight".
+    return name.replace(".", "__")
+
+
+class GroupModule(nn.Module):
+    """``n_agents`` copies of the network made by ``make_net``, shared or stacked."""
+
+    def __init__(self, make_net: Callable[[], nn.Module], n_agents: int, share_params: bool) -> None:
+        super().__init__()
+        self.n_agents = n_agents
+        self.share_params = share_params
+        if share_params:
+            self.net = make_net()
+            return
+        nets = [make_net() for _ in range(n_agents)]
+        params, buffers = stack_module_state(nets)  # type: ignore[arg-type]
+        self._names = list(params)
+        self._buffer_names = list(buffers)
+        for name, value in params.items():
+            self.register_parameter(_slot(name), nn.Parameter(value))
+        for name, value in buffers.items():
+            self.register_buffer(_slot(name), value)
+        # A stateless template: kept out of the module tree so it owns no parameters of its own.
+        self._template = [copy.deepcopy(nets[0]).to("meta")]
+
+    # ------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-2] != self.n_agents:
+            raise MarlkitError(f"group input has {x.shape[-2]} agents in dim -2, expected {self.n_agents}")
+        if self.share_params:
+            return self.net(x)
+        agents_first = x.movedim(-2, 0)
+        out = vmap(self._call, in_dims=(0, 0, 0))(self.stacked(), self._stacked_buffers(), agents_first)
+        return out.movedim(0, -2)
+
+    def forward_agent(self, x: torch.Tensor, agent: int) -> torch.Tensor:
+        """Agent ``agent``'s network alone on inputs ``[..., features]``."""
+        if self.share_params:
+            return self.net(x)
+        return self._call(self.agent_params(agent), self._agent_buffers(agent), x)
+
+    def _call(self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
+              x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self._template[0], ({**params, **buffers},), (x,))
+
+    # ---------------------------------------------------------- parameters
+    @property
+    def param_dim(self) -> int:
+        """Leading size of the stacked parameters: 1 when shared, ``n_agents`` when separate."""
+        return 1 if self.share_params else self.n_agents
+
+    def stacked(self) -> dict[str, torch.Tensor]:
+        """Parameters with a leading ``param_dim`` dimension (views of the module's own tensors)."""
+        if self.share_params:
+            return {n: p.unsqueeze(0) for n, p in self.net.named_parameters()}
+        return {n: getattr(self, _slot(n)) for n in self._names}
+
+    def _stacked_buffers(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(self, _slot(n)) for n in self._buffer_names}
+
+    def _agent_buffers(self, agent: int) -> dict[str, torch.Tensor]:
+        return {n: b[agent] for n, b in self._stacked_buffers().items()}
+
+    def agent_params(self, agent: int) -> dict[str, torch.Tensor]:
+        """Agent ``agent``'s parameters as views: in-place updates change that agent only
+        (with shared parameters, the one shared set)."""
+        if not 0 <= agent < self.n_agents:
+            raise MarlkitError(f"agent index {agent} out of range for a group of {self.n_agents}")
+        if self.share_params:
+            return dict(self.net.named_parameters())
+        return {n: p[agent] for n, p in self.stacked().items()}
+
+    def agent_state_dict(self, agent: int) -> dict[str, torch.Tensor]:
+        """A standalone ``state_dict`` for agent ``agent``, loadable into ``make_net()``."""
+        if self.share_params:
+            return {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+        tensors = {**self.agent_params(agent), **self._agent_buffers(agent)}
+        return {k: v.detach().clone() for k, v in tensors.items()}
+
+    def flat_params(self) -> torch.Tensor:
+        """All parameters as ``[param_dim, n_params]`` (a copy)."""
+        return torch.cat([p.detach().reshape(self.param_dim, -1) for p in self.stacked().values()], dim=1)
+
+    @torch.no_grad()
+    def set_flat_params(self, flat: torch.Tensor) -> None:
+        """Inverse of :meth:`flat_params`: copies ``flat`` into the parameters in place."""
+        offset = 0
+        for p in self.stacked().values():
+            size = p[0].numel()
+            p.copy_(flat[:, offset:offset + size].reshape(p.shape))
+            offset += size
+
+
+# ----------------------------------------------------------- centralized inputs
+def joint_observations(td: TensorDictBase, groups: Mapping[str, GroupSpec]) -> torch.Tensor:
+    """All agents' observations, flattened and concatenated group by group: ``[*batch, D]``."""
+    batch = td.batch_dims
+    return torch.cat([td[g][OBS].flatten(start_dim=batch) for g in groups], dim=-1)
+
+
+def joint_actions(td: TensorDictBase, groups: Mapping[str, GroupSpec]) -> torch.Tensor:
+    """All agents' actions (one-hot for discrete), flattened and concatenated: ``[*batch, D]``."""
+    batch = td.batch_dims
+    parts = []
+    for g, spec in groups.items():
+        action = td[g][ACTION]
+        if isinstance(spec.action, Discrete):
+            action = nn.functional.one_hot(action.long(), spec.action.n).float()
+        parts.append(action.flatten(start_dim=batch))
+    return torch.cat(parts, dim=-1)
+
+
+def central_input(td: TensorDictBase, groups: Mapping[str, GroupSpec], source: str = "state",
+                  with_actions: bool = False) -> torch.Tensor:
+    """Input of a centralized critic: the global state or all observations, optionally with all actions."""
+    if source == "state":
+        base = td[STATE]
+    elif source == "observations":
+        base = joint_observations(td, groups)
+    else:
+        raise MarlkitError(f"unknown central input source '{source}'; valid: 'state', 'observations'")
+    return torch.cat([base, joint_actions(td, groups)], dim=-1) if with_actions else base
+
+
+def central_input_dim(groups: Mapping[str, GroupSpec], state_dim: int, source: str = "state",
+                      with_actions: bool = False) -> int:
+    base = state_dim if source == "state" else sum(s.n_agents * s.obs_dim for s in groups.values())
+    if with_actions:
+        base += sum(s.n_agents * (s.action.n if isinstance(s.action, Discrete) else s.action.dim)
+                    for s in groups.values())
+    return base

@@ -1,0 +1,128 @@
+"""On-policy rollout collection: ``T`` steps of every env copy into one ``[num_envs, T]`` TensorDict.
+
+Each time step ``t`` of the batch holds what the policy saw and did (``td[g][OBS]``, ``ALIVE``,
+``ACTION_MASK``, ``STATE``, ``ACTION`` and whatever else the policy wrote, e.g. ``LOG_PROB``), the
+outcome (``REWARD``, ``TERMINATED``, ``TRUNCATED``, ``DONE``) and the observation reached
+(``td[NEXT][g][OBS]``, ``td[NEXT][STATE]``: the final observation where an episode ended), which is
+everything GAE needs to bootstrap through truncation and not through termination.
+
+Episode statistics are accumulated on the env's device without host synchronisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+from marlkit.adapters.base import MultiAgentEnv
+from marlkit.keys import DONE, NEXT, REWARD, TERMINATED, TRUNCATED
+
+Policy = Callable[[TensorDictBase], TensorDictBase]
+OUTCOME_KEYS = (REWARD, TERMINATED, TRUNCATED)
+
+
+@dataclass
+class EpisodeStats:
+    """Episodes that finished during one collection."""
+
+    episodes: int
+    mean_length: float
+    # Per group: the mean undiscounted return of each agent, shape [n_agents] (NaN if no episode ended).
+    agent_returns: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def group_return(self, group: str, reduce: str = "mean") -> float:
+        """The group's mean episode return, averaged (``"mean"``) or summed (``"sum"``) over its agents."""
+        r = self.agent_returns[group]
+        return float(r.sum() if reduce == "sum" else r.mean())
+
+    def mean_return(self) -> float:
+        """Per-agent mean return averaged over all agents of all groups."""
+        if not self.agent_returns:
+            return float("nan")
+        return float(torch.cat(list(self.agent_returns.values())).mean())
+
+
+class EpisodeTracker:
+    """Running per-env returns; sums of finished episodes are kept on device until ``pop``."""
+
+    def __init__(self, env: MultiAgentEnv) -> None:
+        n, dev = env.num_envs, env.device
+        self.running = {g: torch.zeros(n, s.n_agents, device=dev) for g, s in env.groups.items()}
+        self.length = torch.zeros(n, device=dev)
+        self._reset_sums()
+
+    def _reset_sums(self) -> None:
+        self.finished = {g: torch.zeros_like(r[0]) for g, r in self.running.items()}
+        self.count = torch.zeros((), device=self.length.device)
+        self.length_sum = torch.zeros((), device=self.length.device)
+
+    def update(self, out: TensorDictBase) -> None:
+        done = out[DONE]
+        done_f = done.float()
+        self.length += 1
+        for g, running in self.running.items():
+            running += out[g][REWARD]
+            self.finished[g] += (running * done_f.unsqueeze(-1)).sum(0)
+            running.mul_(~done.unsqueeze(-1))
+        self.count += done_f.sum()
+        self.length_sum += (self.length * done_f).sum()
+        self.length.mul_(~done)
+
+    def pop(self) -> EpisodeStats:
+        count = int(self.count)
+        denom = max(count, 1)
+        nan = float("nan")
+        stats = EpisodeStats(
+            episodes=count,
+            mean_length=float(self.length_sum) / denom if count else nan,
+            agent_returns={g: (s / denom if count else torch.full_like(s, nan)).cpu() for g, s in self.finished.items()},
+        )
+        self._reset_sums()
+        return stats
+
+
+class RolloutCollector:
+    """Steps ``env`` with ``policy`` and returns ``[num_envs, steps]`` batches; episodes continue across calls."""
+
+    def __init__(self, env: MultiAgentEnv, policy: Policy, steps: int) -> None:
+        self.env = env
+        self.policy = policy
+        self.steps = steps
+        self.tracker = EpisodeTracker(env)
+        self._td: TensorDictBase | None = None
+
+    def reset(self, seed: int | None = None) -> None:
+        self._td = self.env.reset(seed)
+        self.tracker = EpisodeTracker(self.env)
+
+    @torch.no_grad()
+    def collect(self) -> tuple[TensorDict, EpisodeStats]:
+        if self._td is None:
+            self.reset()
+        assert self._td is not None
+        td = self._td
+        records = []
+        for _ in range(self.steps):
+            td = self.policy(td)
+            out = self.env.step(td)
+            records.append(transition(td, out, self.env.groups))
+            self.tracker.update(out)
+            td = out
+        self._td = td
+        return torch.stack(records, dim=1), self.tracker.pop()  # type: ignore[return-value]
+
+
+def transition(td: TensorDictBase, out: TensorDictBase, groups: dict) -> TensorDict:
+    """One time step: what was seen and done (``td``), its outcome and the observation reached (``out``)."""
+    record = td.clone(recurse=False)
+    for g in groups:
+        group_td = td[g].clone(recurse=False)
+        for key in OUTCOME_KEYS:
+            group_td.set(key, out[g][key])
+        record.set(g, group_td)
+    record.set(NEXT, out[NEXT])
+    record.set(DONE, out[DONE])
+    return record  # type: ignore[return-value]
