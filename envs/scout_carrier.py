@@ -95,7 +95,7 @@ class ScoutCarrierEnv(ParallelEnv):
         return observations, rewards, terminations, truncations, infos
 
     def state(self) -> np.ndarray:
-        parts = [self.pos[a] for a in self.possible_agents] + [self.target, [self.t / self.max_steps]]
+        parts = [self.pos[a] for a in self.possible_agents] + [self.target]
         return np.concatenate(parts).astype(np.float32)
 
 

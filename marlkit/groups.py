@@ -76,11 +76,15 @@ class GroupModule(nn.Module):
         out = vmap(self._call, in_dims=(0, 0, 0))(self.stacked(), self._stacked_buffers(), agents_first)
         return out.movedim(0, -2)
 
-    def forward_agent(self, x: torch.Tensor, agent: int) -> torch.Tensor:
-        """Agent ``agent``'s network alone on inputs ``[..., features]``."""
+    def forward_agent(self, x: torch.Tensor, agent: int,
+                      params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Agent ``agent``'s network alone on inputs ``[..., features]``; ``params`` (e.g. a view
+        from :meth:`agent_params`, or candidate values) replace its parameters for this call."""
+        if params is None:
+            params = self.agent_params(agent)
         if self.share_params:
-            return self.net(x)
-        return self._call(self.agent_params(agent), self._agent_buffers(agent), x)
+            return functional_call(self.net, dict(params), (x,))
+        return self._call(params, self._agent_buffers(agent), x)
 
     def _call(self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
               x: torch.Tensor) -> torch.Tensor:

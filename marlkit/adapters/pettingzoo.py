@@ -166,7 +166,7 @@ def _as_parallel(env: Any, name: str, pad: bool) -> ParallelEnv:
     if pad:
         import supersuit
 
-        env = supersuit.pad_action_space_v0(supersuit.pad_observations_v0(env))
+        env = supersuit.pad_observations_v0(env)
     return env
 
 

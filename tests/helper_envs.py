@@ -1,0 +1,73 @@
+"""Small PettingZoo envs for tests, loaded through ``module.path:Attr`` (pytest puts tests/ on sys.path)."""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+
+
+class NanRewardEnv(ParallelEnv):
+    """One agent; the reward becomes NaN at step ``nan_at``."""
+
+    metadata = {"name": "nan_reward_v0"}
+
+    def __init__(self, nan_at: int = 2) -> None:
+        self.possible_agents = ["agent_0"]
+        self.agents: list[str] = []
+        self.nan_at = nan_at
+
+    def observation_space(self, agent):
+        return spaces.Box(-1, 1, (2,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        self.agents = ["agent_0"]
+        self.t = 0
+        return {"agent_0": np.zeros(2, np.float32)}, {"agent_0": {}}
+
+    def step(self, actions):
+        self.t += 1
+        reward = float("nan") if self.t >= self.nan_at else 0.0
+        obs = {"agent_0": np.zeros(2, np.float32)}
+        return obs, {"agent_0": reward}, {"agent_0": False}, {"agent_0": False}, {"agent_0": {}}
+
+
+class MaskedEnv(ParallelEnv):
+    """Two agents with Dict observations carrying an ``action_mask`` (only action t % 3 allowed)."""
+
+    metadata = {"name": "masked_v0"}
+
+    def __init__(self) -> None:
+        self.possible_agents = ["player_0", "player_1"]
+        self.agents: list[str] = []
+
+    def observation_space(self, agent):
+        return spaces.Dict({"observation": spaces.Box(0, 10, (1,), np.float32),
+                            "action_mask": spaces.MultiBinary(3)})
+
+    def action_space(self, agent):
+        return spaces.Discrete(3)
+
+    def _obs(self):
+        mask = np.zeros(3, np.int8)
+        mask[self.t % 3] = 1
+        return {a: {"observation": np.array([self.t], np.float32), "action_mask": mask} for a in self.agents}
+
+    def reset(self, seed=None, options=None):
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        legal = {a: float(actions[a] == self.t % 3) for a in self.agents}
+        self.t += 1
+        trunc = self.t >= 5
+        obs = self._obs()
+        out = (obs, legal, {a: False for a in self.agents}, {a: trunc for a in self.agents},
+               {a: {} for a in self.agents})
+        if trunc:
+            self.agents = []
+        return out

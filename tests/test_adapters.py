@@ -1,0 +1,139 @@
+"""Every adapter honours the same contract: specs, shapes, time limits, auto-reset, determinism."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from marlkit import Box, Discrete, make_env
+from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.rollout import RolloutCollector
+
+# name, kwargs, name of the time-limit kwarg
+ADAPTERS = [
+    ("vmas/navigation", {"n_agents": 3}, "max_steps"),
+    ("vmas/navigation", {"n_agents": 2, "continuous_actions": False}, "max_steps"),
+    ("mpe/simple_spread_v3", {"continuous_actions": True}, "max_cycles"),
+    ("mpe/simple_adversary_v3", {}, "max_cycles"),
+    ("mamujoco/HalfCheetah-2x3", {}, "max_episode_steps"),
+    ("gym/Pendulum-v1", {}, "max_episode_steps"),
+    ("gym/CartPole-v1", {}, "max_episode_steps"),
+    ("envs/rendezvous", {"n_agents": 4}, "max_steps"),
+    ("envs/scout_carrier", {"n_carriers": 2}, "max_steps"),
+    ("vmas.scenarios.balance:Scenario", {"n_agents": 3}, "max_steps"),
+    ("mpe2.simple_tag_v3:parallel_env", {}, "max_cycles"),
+]
+IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(ADAPTERS)]
+NUM_ENVS = 3
+
+
+def _env(name, kwargs, limit_key, limit, seed=0, num_envs=NUM_ENVS):
+    return make_env(name, num_envs=num_envs, seed=seed, **{**kwargs, limit_key: limit})
+
+
+def _rollout(env, steps):
+    collector = RolloutCollector(env, env.rand_action, steps)
+    collector.reset()
+    return collector.collect()[0]
+
+
+@pytest.mark.parametrize(("name", "kwargs", "limit_key"), ADAPTERS, ids=IDS)
+def test_specs_match_data(name, kwargs, limit_key):
+    env = _env(name, kwargs, limit_key, 50)
+    td = env.reset()
+    assert td.batch_size == torch.Size([NUM_ENVS])
+    assert td[STATE].shape == (NUM_ENVS, env.state_dim)
+    for _ in range(4):
+        acted = env.rand_action(td)
+        td = env.step(acted)
+    for g, spec in env.groups.items():
+        assert len(spec.agents) == spec.n_agents
+        assert td[g][OBS].shape == (NUM_ENVS, spec.n_agents, *spec.obs_shape)
+        assert td[g][OBS].dtype == torch.float32
+        for key in (REWARD, TERMINATED, TRUNCATED, ALIVE):
+            assert td[g][key].shape == (NUM_ENVS, spec.n_agents), key
+        assert td[g][TERMINATED].dtype == td[g][TRUNCATED].dtype == torch.bool
+        assert td[NEXT][g][OBS].shape == td[g][OBS].shape
+        action = acted[g][ACTION]
+        assert action.shape == (NUM_ENVS, spec.n_agents, *spec.action_shape)
+        if isinstance(spec.action, Box):
+            low, high = spec.action.bounds("cpu")
+            assert bool(((action >= low) & (action <= high)).all())
+        else:
+            assert isinstance(spec.action, Discrete)
+            assert bool(((action >= 0) & (action < spec.action.n)).all())
+        assert (ACTION_MASK in td[g].keys()) == spec.has_action_mask
+    assert td[NEXT][STATE].shape == (NUM_ENVS, env.state_dim)
+    assert td[DONE].shape == (NUM_ENVS,)
+
+
+@pytest.mark.parametrize(("name", "kwargs", "limit_key"), ADAPTERS, ids=IDS)
+def test_time_limit_is_truncation_and_final_obs_is_kept(name, kwargs, limit_key):
+    limit = 4
+    short = _env(name, kwargs, limit_key, limit)
+    long = _env(name, kwargs, limit_key, 100)  # same seed: the same episode, without the time limit
+    td_s, td_l = short.reset(), long.reset()
+    assert torch.equal(td_s[STATE], td_l[STATE])
+    for t in range(1, limit + 1):
+        td_s = short.rand_action(td_s)
+        for g in short.groups:
+            td_l[g][ACTION] = td_s[g][ACTION]
+        td_s, td_l = short.step(td_s), long.step(td_l)
+        ended = bool(td_s[DONE].any())
+        if t < limit:
+            if ended:  # a real termination happened first (e.g. CartPole falling): nothing more to check
+                return
+            continue
+        assert bool(td_s[DONE].all())
+        for g in short.groups:
+            alive_before = ~td_l[g][TERMINATED]
+            assert bool(td_s[g][TRUNCATED][alive_before].all())
+            assert not bool(td_l[g][TRUNCATED].any())
+            assert torch.equal(td_s[g][TERMINATED], td_l[g][TERMINATED])
+            # The final observation is the one the un-truncated twin reached ...
+            assert torch.allclose(td_s[NEXT][g][OBS], td_l[g][OBS])
+            assert torch.equal(td_s[g][REWARD], td_l[g][REWARD])
+        assert torch.allclose(td_s[NEXT][STATE], td_l[STATE])
+        # ... while the observation to act on next comes from a fresh episode.
+        assert not torch.equal(td_s[STATE], td_s[NEXT][STATE])
+
+
+@pytest.mark.parametrize(("name", "kwargs", "limit_key"), ADAPTERS, ids=IDS)
+def test_same_seed_same_rollout(name, kwargs, limit_key):
+    a = _rollout(_env(name, kwargs, limit_key, 5, seed=3), 12)
+    b = _rollout(_env(name, kwargs, limit_key, 5, seed=3), 12)
+    c = _rollout(_env(name, kwargs, limit_key, 5, seed=4), 12)
+    assert (a == b).all()
+    assert not torch.equal(a[STATE], c[STATE])
+
+
+def test_vmas_partial_reset_keeps_other_copies():
+    env = make_env("envs/rendezvous", num_envs=4, seed=0, n_agents=2, max_steps=50, terminate_on_arrival=True,
+                   goal_radius=5.0)  # every copy "arrives" at once: terminated, not truncated
+    td = env.step(env.rand_action(env.reset()))
+    assert bool(td[DONE].all())
+    assert bool(td["agent"][TERMINATED].all()) and not bool(td["agent"][TRUNCATED].any())
+
+
+def test_agents_leaving_mid_episode_are_masked():
+    env = make_env("envs/scout_carrier", num_envs=8, seed=0, n_carriers=2, max_steps=200, radius=0.6)
+    batch = _rollout(env, 60)
+    alive = batch["carrier"][ALIVE]
+    left = ~alive
+    assert bool(left.any()), "no carrier ever arrived; the test needs a mid-episode termination"
+    # A carrier that is not alive gets no reward and a zero observation ...
+    assert bool((batch["carrier"][REWARD][left] == 0).all())
+    assert bool((batch["carrier"][OBS][left] == 0).all())
+    # ... and it left by terminating on its previous step.
+    prev_alive = alive[:, :-1] & ~alive[:, 1:] & ~batch[DONE][:, :-1, None]
+    assert bool(batch["carrier"][TERMINATED][:, :-1][prev_alive].all())
+
+
+def test_action_mask_is_exposed_and_respected():
+    env = make_env("helper_envs:MaskedEnv", num_envs=5, seed=0)
+    assert env.groups["player"].has_action_mask
+    batch = _rollout(env, 12)
+    mask = batch["player"][ACTION_MASK]
+    chosen = torch.gather(mask, -1, batch["player"][ACTION].unsqueeze(-1))
+    assert bool(chosen.all())
+    assert bool((batch["player"][REWARD] == 1).all())

@@ -1,0 +1,97 @@
+"""Group networks: shared vs stacked parameters, per-agent views, centralized inputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from marlkit import make_env
+from marlkit.groups import GroupModule, central_input, central_input_dim, joint_actions, mlp
+
+
+def make(in_dim=5, out_dim=3):
+    return lambda: mlp(in_dim, out_dim, (16, 16), "tanh")
+
+
+@settings(max_examples=15, deadline=None)
+@given(n_agents=st.integers(1, 6), batch=st.integers(1, 9), seed=st.integers(0, 1000))
+def test_separate_params_equal_standalone_mlp_per_agent(n_agents, batch, seed):
+    torch.manual_seed(seed)
+    group = GroupModule(make(), n_agents, share_params=False)
+    x = torch.randn(batch, 2, n_agents, 5)
+    y = group(x)
+    assert y.shape == (batch, 2, n_agents, 3)
+    for i in range(n_agents):
+        standalone = make()()
+        standalone.load_state_dict(group.agent_state_dict(i))
+        torch.testing.assert_close(y[..., i, :], standalone(x[..., i, :]), rtol=0, atol=1e-6)
+        torch.testing.assert_close(group.forward_agent(x[..., i, :], i), standalone(x[..., i, :]), rtol=0, atol=1e-6)
+
+
+def test_separate_agents_are_initialised_independently():
+    group = GroupModule(make(), 3, share_params=False)
+    flat = group.flat_params()
+    assert not torch.equal(flat[0], flat[1])
+
+
+def test_shared_params_every_agent_equals_the_same_mlp():
+    group = GroupModule(make(), 4, share_params=True)
+    standalone = make()()
+    standalone.load_state_dict(group.agent_state_dict(2))
+    x = torch.randn(7, 4, 5)
+    y = group(x)
+    for i in range(4):
+        assert torch.equal(y[:, i], standalone(x[:, i]))
+    assert group.param_dim == 1 and group.flat_params().shape[0] == 1
+
+
+def test_step_on_one_agent_view_leaves_others_bit_identical():
+    group = GroupModule(make(), 4, share_params=False)
+    before = group.flat_params()
+    x = torch.randn(32, 4, 5)
+    view = group.agent_params(1)
+    loss = group.forward_agent(x[:, 1], 1, view).pow(2).mean()
+    grads = torch.autograd.grad(loss, list(view.values()))
+    with torch.no_grad():
+        for p, g in zip(view.values(), grads, strict=True):
+            p.sub_(0.1 * g)
+    after = group.flat_params()
+    assert not torch.equal(before[1], after[1])
+    for i in (0, 2, 3):
+        assert torch.equal(before[i], after[i])
+
+
+def test_gradient_of_one_agent_output_reaches_only_its_slice():
+    group = GroupModule(make(), 3, share_params=False)
+    x = torch.randn(8, 3, 5)
+    group(x)[:, 2].sum().backward()
+    for p in group.parameters():
+        assert p.grad is not None
+        assert torch.count_nonzero(p.grad[:2]) == 0
+        assert torch.count_nonzero(p.grad[2]) > 0
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_flat_params_round_trip(share):
+    group = GroupModule(make(), 3, share_params=share)
+    flat = group.flat_params()
+    group.set_flat_params(torch.zeros_like(flat))
+    assert torch.count_nonzero(group.flat_params()) == 0
+    group.set_flat_params(flat)
+    assert torch.equal(group.flat_params(), flat)
+
+
+def test_central_inputs_from_state_and_from_observations_with_actions():
+    env = make_env("mpe/simple_adversary_v3", num_envs=4, seed=0)  # discrete, two groups
+    td = env.rand_action(env.reset())
+    state = central_input(td, env.groups, "state")
+    assert state.shape == (4, central_input_dim(env.groups, env.state_dim, "state"))
+    joint = central_input(td, env.groups, "observations", with_actions=True)
+    assert joint.shape == (4, central_input_dim(env.groups, env.state_dim, "observations", with_actions=True))
+    one_hot = joint_actions(td, env.groups)
+    assert one_hot.shape == (4, 3 * 5)
+    assert bool((one_hot.sum(-1) == 3).all())
+    # The adversary's observations come first, then the agents'.
+    torch.testing.assert_close(joint[:, :8], td["adversary"]["observation"][:, 0])
