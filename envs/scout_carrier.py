@@ -38,12 +38,12 @@ class ScoutCarrierEnv(ParallelEnv):
         self.agents: list[str] = []
         self._rng = np.random.default_rng()
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019 - PettingZoo requires the same space object every call
+    @functools.cache  # noqa: B019 - PettingZoo requires the same space object every call
     def observation_space(self, agent: str) -> spaces.Space:
         size = 6 if agent == "scout_0" else 4
         return spaces.Box(-4.0, 4.0, shape=(size,), dtype=np.float32)
 
-    @functools.lru_cache(maxsize=None)  # noqa: B019
+    @functools.cache  # noqa: B019
     def action_space(self, agent: str) -> spaces.Space:
         if agent == "scout_0":
             return spaces.Discrete(5)
@@ -79,7 +79,9 @@ class ScoutCarrierEnv(ParallelEnv):
                 delta = np.clip(np.asarray(actions[a], dtype=float), -1, 1)
             self.pos[a] = np.clip(self.pos[a] + self.speed * delta, -1, 1)
         self.t += 1
-        arrived = [c for c in self.carriers if c in self.agents and np.linalg.norm(self.pos[c] - self.target) < self.radius]
+        arrived = [
+            c for c in self.carriers if c in self.agents and np.linalg.norm(self.pos[c] - self.target) < self.radius
+        ]
         remaining = [a for a in self.agents if a not in arrived]
         potential = float(sum(np.linalg.norm(self.pos[c] - self.target) for c in remaining if c != "scout_0"))
         shared = (self.potential - potential) + len(arrived)

@@ -43,7 +43,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     collector = RolloutCollector(env, env.rand_action, args.steps)
     collector.reset()
     start = time.perf_counter()
-    batch, stats = collector.collect()
+    _, stats = collector.collect()
     elapsed = time.perf_counter() - start
     frames = env.num_envs * args.steps
     result = {
@@ -53,8 +53,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
         "frames_per_s": round(frames / elapsed, 1),
         "episodes": stats.episodes,
         "mean_episode_return_per_agent": round(stats.mean_return(), 4),
-        "groups": {g: {"agents": list(s.agents), "obs_shape": list(s.obs_shape), "action": str(s.action)}
-                   for g, s in env.groups.items()},
+        "groups": {
+            g: {"agents": list(s.agents), "obs_shape": list(s.obs_shape), "action": str(s.action)}
+            for g, s in env.groups.items()
+        },
     }
     print(json.dumps(result, indent=2))
 
@@ -81,8 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=int, default=200, help="steps per env copy")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", default="cpu")
-    demo.add_argument("kwargs", nargs="*", help="scenario kwargs as key=value (default n_agents=3 max_steps=100 "
-                                               "for vmas/navigation)")
+    demo.add_argument(
+        "kwargs", nargs="*", help="scenario kwargs as key=value (default n_agents=3 max_steps=100 for vmas/navigation)"
+    )
     demo.set_defaults(func=cmd_demo)
     listing = sub.add_parser("list", help="env families, env names and user scenarios")
     listing.set_defaults(func=cmd_list)

@@ -12,6 +12,7 @@ Inputs and outputs carry the agent dimension second to last: ``[..., n_agents, f
 from __future__ import annotations
 
 import copy
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -23,18 +24,25 @@ from marlkit.errors import MarlkitError, suggest
 from marlkit.keys import ACTION, OBS, STATE
 from marlkit.specs import Discrete, GroupSpec
 
-ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "elu": nn.ELU, "silu": nn.SiLU,
-                                           "gelu": nn.GELU, "leaky_relu": nn.LeakyReLU}
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "elu": nn.ELU,
+    "silu": nn.SiLU,
+    "gelu": nn.GELU,
+    "leaky_relu": nn.LeakyReLU,
+}
 
 
 def mlp(in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> nn.Sequential:
     """A plain MLP; the last layer has no activation."""
     if activation not in ACTIVATIONS:
-        raise MarlkitError(f"unknown activation '{activation}'.{suggest(activation, ACTIVATIONS)} "
-                           f"Valid: {', '.join(ACTIVATIONS)}")
+        raise MarlkitError(
+            f"unknown activation '{activation}'.{suggest(activation, ACTIVATIONS)} Valid: {', '.join(ACTIVATIONS)}"
+        )
     layers: list[nn.Module] = []
     sizes = [in_dim, *hidden]
-    for a, b in zip(sizes[:-1], sizes[1:], strict=True):
+    for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
     layers.append(nn.Linear(sizes[-1], out_dim))
     return nn.Sequential(*layers)
@@ -76,8 +84,9 @@ class GroupModule(nn.Module):
         out = vmap(self._call, in_dims=(0, 0, 0))(self.stacked(), self._stacked_buffers(), agents_first)
         return out.movedim(0, -2)
 
-    def forward_agent(self, x: torch.Tensor, agent: int,
-                      params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward_agent(
+        self, x: torch.Tensor, agent: int, params: Mapping[str, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Agent ``agent``'s network alone on inputs ``[..., features]``; ``params`` (e.g. a view
         from :meth:`agent_params`, or candidate values) replace its parameters for this call."""
         if params is None:
@@ -86,8 +95,9 @@ class GroupModule(nn.Module):
             return functional_call(self.net, dict(params), (x,))
         return self._call(params, self._agent_buffers(agent), x)
 
-    def _call(self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor],
-              x: torch.Tensor) -> torch.Tensor:
+    def _call(
+        self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor], x: torch.Tensor
+    ) -> torch.Tensor:
         return functional_call(self._template[0], ({**params, **buffers},), (x,))
 
     # ---------------------------------------------------------- parameters
@@ -134,7 +144,7 @@ class GroupModule(nn.Module):
         offset = 0
         for p in self.stacked().values():
             size = p[0].numel()
-            p.copy_(flat[:, offset:offset + size].reshape(p.shape))
+            p.copy_(flat[:, offset : offset + size].reshape(p.shape))
             offset += size
 
 
@@ -157,8 +167,9 @@ def joint_actions(td: TensorDictBase, groups: Mapping[str, GroupSpec]) -> torch.
     return torch.cat(parts, dim=-1)
 
 
-def central_input(td: TensorDictBase, groups: Mapping[str, GroupSpec], source: str = "state",
-                  with_actions: bool = False) -> torch.Tensor:
+def central_input(
+    td: TensorDictBase, groups: Mapping[str, GroupSpec], source: str = "state", with_actions: bool = False
+) -> torch.Tensor:
     """Input of a centralized critic: the global state or all observations, optionally with all actions."""
     if source == "state":
         base = td[STATE]
@@ -169,10 +180,12 @@ def central_input(td: TensorDictBase, groups: Mapping[str, GroupSpec], source: s
     return torch.cat([base, joint_actions(td, groups)], dim=-1) if with_actions else base
 
 
-def central_input_dim(groups: Mapping[str, GroupSpec], state_dim: int, source: str = "state",
-                      with_actions: bool = False) -> int:
+def central_input_dim(
+    groups: Mapping[str, GroupSpec], state_dim: int, source: str = "state", with_actions: bool = False
+) -> int:
     base = state_dim if source == "state" else sum(s.n_agents * s.obs_dim for s in groups.values())
     if with_actions:
-        base += sum(s.n_agents * (s.action.n if isinstance(s.action, Discrete) else s.action.dim)
-                    for s in groups.values())
+        base += sum(
+            s.n_agents * (s.action.n if isinstance(s.action, Discrete) else s.action.dim) for s in groups.values()
+        )
     return base

@@ -78,7 +78,9 @@ class EpisodeTracker:
         stats = EpisodeStats(
             episodes=count,
             mean_length=float(self.length_sum) / denom if count else nan,
-            agent_returns={g: (s / denom if count else torch.full_like(s, nan)).cpu() for g, s in self.finished.items()},
+            agent_returns={
+                g: (s / denom if count else torch.full_like(s, nan)).cpu() for g, s in self.finished.items()
+            },
         )
         self._reset_sums()
         return stats

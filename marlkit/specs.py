@@ -87,9 +87,7 @@ class GroupSpec:
         shape = (*batch, self.n_agents)
         if isinstance(self.action, Discrete):
             weights = (
-                action_mask.float()
-                if action_mask is not None
-                else torch.ones(*shape, self.action.n, device=device)
+                action_mask.float() if action_mask is not None else torch.ones(*shape, self.action.n, device=device)
             )
             flat = torch.multinomial(weights.reshape(-1, self.action.n), 1, generator=generator)
             return flat.reshape(shape)
@@ -134,13 +132,16 @@ def action_space_from_gym(group: str, members: Sequence[str], act_spaces: Sequen
     first = act_spaces[0]
     if any(type(s) is not type(first) or s != first for s in act_spaces[1:]):
         per_agent = dict(zip(members, act_spaces, strict=True))
-        raise MarlkitError(f"agents of group '{group}' have different action spaces {per_agent}; "
-                           "split them with group_map={...}")
+        raise MarlkitError(
+            f"agents of group '{group}' have different action spaces {per_agent}; split them with group_map={{...}}"
+        )
     kind = type(first).__name__
     if kind == "Box":
         low, high = first.low, first.high  # type: ignore[attr-defined]
         return Box(tuple(float(x) for x in low.reshape(-1)), tuple(float(x) for x in high.reshape(-1)))
     if kind == "Discrete" and int(getattr(first, "start", 0)) == 0:
         return Discrete(int(first.n))  # type: ignore[attr-defined]
-    raise MarlkitError(f"group '{group}' has unsupported action space {first}; marlkit supports Box and "
-                       "Discrete (start=0) actions (for VMAS pass multidiscrete_actions=False)")
+    raise MarlkitError(
+        f"group '{group}' has unsupported action space {first}; marlkit supports Box and "
+        "Discrete (start=0) actions (for VMAS pass multidiscrete_actions=False)"
+    )

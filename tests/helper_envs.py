@@ -45,8 +45,7 @@ class MaskedEnv(ParallelEnv):
         self.agents: list[str] = []
 
     def observation_space(self, agent):
-        return spaces.Dict({"observation": spaces.Box(0, 10, (1,), np.float32),
-                            "action_mask": spaces.MultiBinary(3)})
+        return spaces.Dict({"observation": spaces.Box(0, 10, (1,), np.float32), "action_mask": spaces.MultiBinary(3)})
 
     def action_space(self, agent):
         return spaces.Discrete(3)
@@ -66,8 +65,13 @@ class MaskedEnv(ParallelEnv):
         self.t += 1
         trunc = self.t >= 5
         obs = self._obs()
-        out = (obs, legal, {a: False for a in self.agents}, {a: trunc for a in self.agents},
-               {a: {} for a in self.agents})
+        out = (
+            obs,
+            legal,
+            {a: False for a in self.agents},
+            {a: trunc for a in self.agents},
+            {a: {} for a in self.agents},
+        )
         if trunc:
             self.agents = []
         return out

@@ -108,8 +108,9 @@ def test_same_seed_same_rollout(name, kwargs, limit_key):
 
 
 def test_vmas_partial_reset_keeps_other_copies():
-    env = make_env("envs/rendezvous", num_envs=4, seed=0, n_agents=2, max_steps=50, terminate_on_arrival=True,
-                   goal_radius=5.0)  # every copy "arrives" at once: terminated, not truncated
+    env = make_env(
+        "envs/rendezvous", num_envs=4, seed=0, n_agents=2, max_steps=50, terminate_on_arrival=True, goal_radius=5.0
+    )  # every copy "arrives" at once: terminated, not truncated
     td = env.step(env.rand_action(env.reset()))
     assert bool(td[DONE].all())
     assert bool(td["agent"][TERMINATED].all()) and not bool(td["agent"][TRUNCATED].any())

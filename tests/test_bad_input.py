@@ -11,14 +11,17 @@ from marlkit.cli import main
 from marlkit.keys import ACTION
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("vmas/navigaton", "Did you mean 'navigation'"),
-    ("vmass/navigation", "Families: vmas/<name>"),
-    ("mpe/simple_sprad_v3", "simple_spread_v3"),
-    ("gym/Pendulum-v0", "Pendulum-v1"),
-    ("envs/rendevous", "rendezvous"),
-    ("nonexistent_module_xyz:Thing", "cannot import module"),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("vmas/navigaton", "Did you mean 'navigation'"),
+        ("vmass/navigation", "Families: vmas/<name>"),
+        ("mpe/simple_sprad_v3", "simple_spread_v3"),
+        ("gym/Pendulum-v0", "Pendulum-v1"),
+        ("envs/rendevous", "rendezvous"),
+        ("nonexistent_module_xyz:Thing", "cannot import module"),
+    ],
+)
 def test_unknown_env_names(name, expected):
     with pytest.raises(MarlkitError) as err:
         make_env(name)
@@ -26,13 +29,16 @@ def test_unknown_env_names(name, expected):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize(("name", "kwargs"), [
-    ("vmas/navigation", {"n_agentz": 3}),
-    ("mpe/simple_spread_v3", {"n_agentz": 3}),
-    ("gym/Pendulum-v1", {"n_agentz": 3}),
-    ("envs/rendezvous", {"n_agentz": 3}),
-    ("envs/scout_carrier", {"n_agentz": 3}),
-])
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("vmas/navigation", {"n_agentz": 3}),
+        ("mpe/simple_spread_v3", {"n_agentz": 3}),
+        ("gym/Pendulum-v1", {"n_agentz": 3}),
+        ("envs/rendezvous", {"n_agentz": 3}),
+        ("envs/scout_carrier", {"n_agentz": 3}),
+    ],
+)
 def test_unknown_env_kwarg_is_named(name, kwargs):
     with pytest.raises(MarlkitError, match="n_agentz"):
         make_env(name, num_envs=2, **kwargs)
@@ -47,7 +53,7 @@ def test_wrong_action_shape_and_dtype_name_group_and_shape(name):
     with pytest.raises(MarlkitError, match=r"group 'agent'.*expected a float tensor of shape \(2, \d, \d\)"):
         env.step(td)
     td["agent"][ACTION] = good.long()
-    with pytest.raises(MarlkitError, match="group 'agent'.*dtype torch.int64"):
+    with pytest.raises(MarlkitError, match=r"group 'agent'.*dtype torch\.int64"):
         env.step(td)
 
 
@@ -78,8 +84,12 @@ def test_heterogeneous_observation_sizes_in_one_group():
 
 def test_mixed_action_kinds_in_one_group_fail_clearly():
     with pytest.raises(MarlkitError, match="different action spaces"):
-        make_env("envs/scout_carrier", num_envs=2, group_map={"all": ["scout_0", "carrier_0", "carrier_1"]},
-                 pad_observations=True)
+        make_env(
+            "envs/scout_carrier",
+            num_envs=2,
+            group_map={"all": ["scout_0", "carrier_0", "carrier_1"]},
+            pad_observations=True,
+        )
 
 
 def test_bad_group_map_lists_missing_agents():

@@ -33,8 +33,9 @@ FAMILIES = ("vmas", "mpe", "mamujoco", "gym", "envs")
 ADAPTER_OPTIONS = ("group_map", "pad_observations")
 
 
-def make_env(name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0,
-             **env_kwargs: Any) -> MultiAgentEnv:
+def make_env(
+    name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0, **env_kwargs: Any
+) -> MultiAgentEnv:
     """Create ``num_envs`` copies of scenario ``name`` behind the marlkit env contract."""
     if num_envs < 1:
         raise MarlkitError(f"num_envs must be >= 1, got {num_envs}")
@@ -96,19 +97,22 @@ def _check_kwargs(label: str, kwargs: dict[str, Any], fn: Callable) -> None:
         return
     unknown = [k for k in kwargs if k not in params]
     if unknown:
-        raise MarlkitError(f"unknown env kwargs for '{label}': {unknown}.{suggest(unknown[0], params)} "
-                           f"Valid: {list(params)}")
+        raise MarlkitError(
+            f"unknown env kwargs for '{label}': {unknown}.{suggest(unknown[0], params)} Valid: {list(params)}"
+        )
 
 
-def _pettingzoo(name: str, factory: Callable[[], Any], num_envs: int, device: torch.device, seed: int,
-                options: dict[str, Any]) -> MultiAgentEnv:
+def _pettingzoo(
+    name: str, factory: Callable[[], Any], num_envs: int, device: torch.device, seed: int, options: dict[str, Any]
+) -> MultiAgentEnv:
     from marlkit.adapters.pettingzoo import PettingZooEnv
 
     return PettingZooEnv(factory, num_envs, device, seed, name=name, **options)
 
 
-def _from_object(name: str, obj: Any, num_envs: int, device: torch.device, seed: int,
-                 kwargs: dict[str, Any]) -> MultiAgentEnv:
+def _from_object(
+    name: str, obj: Any, num_envs: int, device: torch.device, seed: int, kwargs: dict[str, Any]
+) -> MultiAgentEnv:
     """A VMAS scenario class, or a factory of PettingZoo envs."""
     from vmas.simulator.scenario import BaseScenario
 
@@ -163,8 +167,10 @@ def user_scenarios() -> dict[str, Path]:
 def _user_scenario(task: str) -> Any:
     scenarios = user_scenarios()
     if task not in scenarios:
-        raise MarlkitError(f"unknown user scenario 'envs/{task}'.{suggest(task, scenarios)} Found: "
-                           f"{', '.join(sorted(scenarios)) or 'none'} in {[str(d) for d in scenario_dirs()]}")
+        raise MarlkitError(
+            f"unknown user scenario 'envs/{task}'.{suggest(task, scenarios)} Found: "
+            f"{', '.join(sorted(scenarios)) or 'none'} in {[str(d) for d in scenario_dirs()]}"
+        )
     module = _load_file(scenarios[task])
     for attr in SCENARIO_ATTRS:
         if hasattr(module, attr):
@@ -191,13 +197,26 @@ def mpe_env_names() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(mpe2.__path__) if m.name.endswith(("_v1", "_v3", "_v4")))
 
 
-MAMUJOCO_EXAMPLES = ("HalfCheetah-2x3", "HalfCheetah-6x1", "Walker2d-2x3", "Hopper-3x1", "Ant-2x4", "Ant-4x2",
-                     "Humanoid-9|8", "Swimmer-2x1", "Reacher-2x1")
+MAMUJOCO_EXAMPLES = (
+    "HalfCheetah-2x3",
+    "HalfCheetah-6x1",
+    "Walker2d-2x3",
+    "Hopper-3x1",
+    "Ant-2x4",
+    "Ant-4x2",
+    "Humanoid-9|8",
+    "Swimmer-2x1",
+    "Reacher-2x1",
+)
 
 
 def known_env_names() -> list[str]:
     from marlkit.adapters.vmas import vmas_scenario_names
 
-    return ([f"vmas/{s}" for s in vmas_scenario_names()] + [f"mpe/{s}" for s in mpe_env_names()]
-            + [f"mamujoco/{s}" for s in MAMUJOCO_EXAMPLES] + [f"envs/{s}" for s in user_scenarios()]
-            + ["gym/Pendulum-v1", "gym/CartPole-v1", "gym/HalfCheetah-v5"])
+    return (
+        [f"vmas/{s}" for s in vmas_scenario_names()]
+        + [f"mpe/{s}" for s in mpe_env_names()]
+        + [f"mamujoco/{s}" for s in MAMUJOCO_EXAMPLES]
+        + [f"envs/{s}" for s in user_scenarios()]
+        + ["gym/Pendulum-v1", "gym/CartPole-v1", "gym/HalfCheetah-v5"]
+    )

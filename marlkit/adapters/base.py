@@ -150,7 +150,8 @@ class MultiAgentEnv(abc.ABC):
         if tuple(action.shape) != expected or not ok_dtype:
             raise MarlkitError(
                 f"action for group '{spec.name}' has shape {tuple(action.shape)} and dtype {action.dtype}; "
-                f"expected {kind} of shape {expected} = [num_envs, n_agents{', action_dim' if spec.action_shape else ''}]"
+                f"expected {kind} of shape {expected} = "
+                f"[num_envs, n_agents{', action_dim' if spec.action_shape else ''}]"
             )
         if action.device != self.device:
             raise MarlkitError(
@@ -166,8 +167,11 @@ class MultiAgentEnv(abc.ABC):
         """Raise on NaN/inf in observations, rewards or state, naming the env and the key."""
         if not self.check_finite:
             return
-        keys = [key for key in td.keys(include_nested=True, leaves_only=True)
-                if isinstance(key, tuple) and key[-1] in (OBS, REWARD) or key == STATE]
+        keys = [
+            key
+            for key in td.keys(include_nested=True, leaves_only=True)
+            if (isinstance(key, tuple) and key[-1] in (OBS, REWARD)) or key == STATE
+        ]
         tensors = [td.get(key) for key in keys]
         flags = torch.stack([torch.isfinite(t).all() for t in tensors])
         if not bool(flags.all()):

@@ -75,8 +75,9 @@ class PettingZooEnv(MultiAgentEnv):
                 buf["mask"][g] = np.ones((n, s.n_agents, s.action.n), bool)
         return buf
 
-    def _write_obs(self, buf: dict[str, Any], i: int, env: ParallelEnv, obs: Mapping[str, Any],
-                   present: Sequence[str]) -> None:
+    def _write_obs(
+        self, buf: dict[str, Any], i: int, env: ParallelEnv, obs: Mapping[str, Any], present: Sequence[str]
+    ) -> None:
         for a in present:
             g, j = self._slot[a]
             value = obs[a]
@@ -95,8 +96,12 @@ class PettingZooEnv(MultiAgentEnv):
         def t(x: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(x).to(self.device)
 
-        return ({g: t(x) for g, x in buf["obs"].items()}, {g: t(x) for g, x in buf["alive"].items()},
-                t(buf["state"]), {g: t(x) for g, x in buf["mask"].items()})
+        return (
+            {g: t(x) for g, x in buf["obs"].items()},
+            {g: t(x) for g, x in buf["alive"].items()},
+            t(buf["state"]),
+            {g: t(x) for g, x in buf["mask"].items()},
+        )
 
     # ---------------------------------------------------------------- hooks
     def _reset(self, seed: int | None) -> TensorDict:
@@ -137,9 +142,16 @@ class PettingZooEnv(MultiAgentEnv):
             return {g: torch.from_numpy(x).to(self.device) for g, x in d.items()}
 
         return self._pack(
-            obs_t, alive_t, state_t, mask_t,
-            reward=t(reward), terminated=t(terminated), truncated=t(truncated),
-            next_obs=next_obs, next_state=next_state, done=torch.from_numpy(done).to(self.device),
+            obs_t,
+            alive_t,
+            state_t,
+            mask_t,
+            reward=t(reward),
+            terminated=t(terminated),
+            truncated=t(truncated),
+            next_obs=next_obs,
+            next_state=next_state,
+            done=torch.from_numpy(done).to(self.device),
         )
 
     def _np_action(self, agent: str, np_actions: Mapping[str, np.ndarray], i: int) -> Any:
@@ -162,7 +174,9 @@ def _as_parallel(env: Any, name: str, pad: bool) -> ParallelEnv:
 
         env = aec_to_parallel(env)
     if not isinstance(env, ParallelEnv):
-        raise MarlkitError(f"env '{name}' factory returned {type(env).__name__}; expected a PettingZoo ParallelEnv or AECEnv")
+        raise MarlkitError(
+            f"env '{name}' factory returned {type(env).__name__}; expected a PettingZoo ParallelEnv or AECEnv"
+        )
     if pad:
         import supersuit
 
@@ -186,8 +200,10 @@ def _group_spec(group: str, members: Sequence[str], env: ParallelEnv, padded: bo
     shapes = {a: tuple(int(d) for d in sp.shape) for a, sp in flat_spaces.items()}
     if len(set(shapes.values())) > 1:
         hint = "" if padded else " or pass pad_observations=True to zero-pad them (SuperSuit)"
-        raise MarlkitError(f"agents of group '{group}' have different observation shapes {shapes}; "
-                           f"split them with group_map={{...}}{hint}")
+        raise MarlkitError(
+            f"agents of group '{group}' have different observation shapes {shapes}; "
+            f"split them with group_map={{...}}{hint}"
+        )
     action = action_space_from_gym(group, members, [env.action_space(a) for a in members])
     return GroupSpec(group, tuple(members), shapes[members[0]], action, has_mask)
 

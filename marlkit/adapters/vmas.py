@@ -85,8 +85,9 @@ class VmasEnv(MultiAgentEnv):
             specs[g] = GroupSpec(g, tuple(members), shapes[members[0]], action_space_from_gym(g, members, act_spaces))
         state_dim = sum(spec.n_agents * spec.obs_dim for spec in specs.values())
         super().__init__(label, num_envs, torch.device(device), specs, state_dim, "observations", seed)
-        self._alive = {g: torch.ones(num_envs, s.n_agents, dtype=torch.bool, device=self.device)
-                       for g, s in specs.items()}
+        self._alive = {
+            g: torch.ones(num_envs, s.n_agents, dtype=torch.bool, device=self.device) for g, s in specs.items()
+        }
         self._first_reset = True
 
     # VMAS returns per-agent tensors; groups stack them along a new agent dimension.
@@ -123,9 +124,9 @@ class VmasEnv(MultiAgentEnv):
                 for index in done.nonzero().flatten().tolist():
                     self._env.reset_at(index, return_observations=False)
             after_obs = self._group_obs(
-                self._env.get_from_scenario(
-                    get_observations=True, get_rewards=False, get_infos=False, get_dones=False
-                )[0]
+                self._env.get_from_scenario(get_observations=True, get_rewards=False, get_infos=False, get_dones=False)[
+                    0
+                ]
             )
         reward, terminated, truncated = {}, {}, {}
         for g, m in self._members.items():
@@ -133,9 +134,15 @@ class VmasEnv(MultiAgentEnv):
             terminated[g] = term.unsqueeze(1).expand(-1, len(m))
             truncated[g] = trunc.unsqueeze(1).expand(-1, len(m))
         return self._pack(
-            after_obs, self._alive, stack_state(after_obs) if after_obs is not next_obs else next_state,
-            reward=reward, terminated=terminated, truncated=truncated,
-            next_obs=next_obs, next_state=next_state, done=done,
+            after_obs,
+            self._alive,
+            stack_state(after_obs) if after_obs is not next_obs else next_state,
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            next_obs=next_obs,
+            next_state=next_state,
+            done=done,
         )
 
     def render(self, env_index: int = 0) -> object:
