@@ -87,14 +87,22 @@ class EpisodeTracker:
 
 
 class RolloutCollector:
-    """Steps ``env`` with ``policy`` and returns ``[num_envs, steps]`` batches; episodes continue across calls."""
+    """Steps ``env`` with ``policy`` and returns ``[num_envs, steps]`` batches; episodes continue across calls.
 
-    def __init__(self, env: MultiAgentEnv, policy: Policy, steps: int) -> None:
+    With ``reuse_buffer=True`` (the default) every call writes into the same preallocated batch,
+    which the next call overwrites: on-policy learners consume a batch before collecting again, and
+    allocating a fresh batch each time cost up to ~20% of VMAS collection at 4096 envs
+    (docs/benchmarks.md). Pass ``reuse_buffer=False``, or ``.clone()`` the batch, to keep it.
+    """
+
+    def __init__(self, env: MultiAgentEnv, policy: Policy, steps: int, reuse_buffer: bool = True) -> None:
         self.env = env
         self.policy = policy
         self.steps = steps
+        self.reuse_buffer = reuse_buffer
         self.tracker = EpisodeTracker(env)
         self._td: TensorDictBase | None = None
+        self._buffer: TensorDictBase | None = None
 
     def reset(self, seed: int | None = None) -> None:
         self._td = self.env.reset(seed)
@@ -114,7 +122,19 @@ class RolloutCollector:
             self.tracker.update(out)
             td = out
         self._td = td
-        return torch.stack(records, dim=1), self.tracker.pop()  # type: ignore[return-value]
+        if self._buffer is not None and _same_layout(self._buffer, records[0]):
+            batch = torch.stack(records, dim=1, out=self._buffer)  # type: ignore[call-overload]
+        else:
+            batch = torch.stack(records, dim=1)  # type: ignore[assignment]
+            self._buffer = batch if self.reuse_buffer else None
+        return batch, self.tracker.pop()  # type: ignore[return-value]
+
+
+def _same_layout(buffer: TensorDictBase, record: TensorDictBase) -> bool:
+    keys = set(record.keys(include_nested=True, leaves_only=True))
+    return keys == set(buffer.keys(include_nested=True, leaves_only=True)) and all(
+        buffer.get(k).dtype == record.get(k).dtype and buffer.get(k).shape[2:] == record.get(k).shape[1:] for k in keys
+    )
 
 
 def transition(td: TensorDictBase, out: TensorDictBase, groups: dict) -> TensorDict:

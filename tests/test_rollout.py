@@ -89,3 +89,17 @@ def test_console_script_is_installed():
     assert exe is not None
     result = subprocess.run([exe, "list"], capture_output=True, text=True, timeout=120, check=True)
     assert "envs/rendezvous" in result.stdout and "vmas:" in result.stdout
+
+
+def test_reused_buffer_is_overwritten_and_opt_out_keeps_batches():
+    env = make_env("vmas/navigation", num_envs=4, seed=0, n_agents=2, max_steps=50)
+    reused = RolloutCollector(env, env.rand_action, 5)
+    first, _ = reused.collect()
+    kept = first.clone()
+    second, _ = reused.collect()
+    assert second is first and not torch.equal(kept["agent", OBS], second["agent", OBS])
+    fresh = make_env("vmas/navigation", num_envs=4, seed=0, n_agents=2, max_steps=50)
+    separate = RolloutCollector(fresh, fresh.rand_action, 5, reuse_buffer=False)
+    a, _ = separate.collect()
+    b, _ = separate.collect()
+    assert a is not b and (a == kept).all() and (b == second).all()

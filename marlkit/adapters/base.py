@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Literal
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import NestedKey, TensorDict, TensorDictBase
 
 from marlkit.errors import MarlkitError
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
@@ -110,8 +110,14 @@ class MultiAgentEnv(abc.ABC):
         next_state: torch.Tensor | None = None,
         done: torch.Tensor | None = None,
     ) -> TensorDict:
-        """Assemble the standard layout. Step-only entries are given together or not at all."""
+        """Assemble the standard layout. Step-only entries are given together or not at all.
+
+        Built with ``TensorDict._new_unsafe``: every tensor here is made by the adapter on
+        ``self.device`` with the right batch shape, and the checked constructor costs a measurable
+        share of a VMAS step (docs/benchmarks.md).
+        """
         n = self.num_envs
+        new = TensorDict._new_unsafe
         root: dict[str, object] = {STATE: state}
         nxt: dict[str, object] = {}
         for g, spec in self.groups.items():
@@ -123,14 +129,14 @@ class MultiAgentEnv(abc.ABC):
                 entries[REWARD] = reward[g]
                 entries[TERMINATED] = terminated[g]
                 entries[TRUNCATED] = truncated[g]
-                nxt[g] = TensorDict({OBS: next_obs[g]}, batch_size=[n, spec.n_agents])
-            root[g] = TensorDict(entries, batch_size=[n, spec.n_agents])
+                nxt[g] = new({OBS: next_obs[g]}, batch_size=torch.Size([n, spec.n_agents]), device=self.device)
+            root[g] = new(entries, batch_size=torch.Size([n, spec.n_agents]), device=self.device)
         if reward is not None:
             assert next_state is not None and done is not None
             nxt[STATE] = next_state
-            root[NEXT] = TensorDict(nxt, batch_size=[n])
+            root[NEXT] = new(nxt, batch_size=torch.Size([n]), device=self.device)
             root[DONE] = done
-        return TensorDict(root, batch_size=[n], device=self.device)
+        return new(root, batch_size=torch.Size([n]), device=self.device)
 
     def _checked_action(self, spec: GroupSpec, td: TensorDictBase) -> torch.Tensor:
         try:
@@ -167,15 +173,14 @@ class MultiAgentEnv(abc.ABC):
         """Raise on NaN/inf in observations, rewards or state, naming the env and the key."""
         if not self.check_finite:
             return
-        keys = [
-            key
-            for key in td.keys(include_nested=True, leaves_only=True)
-            if (isinstance(key, tuple) and key[-1] in (OBS, REWARD)) or key == STATE
-        ]
-        tensors = [td.get(key) for key in keys]
-        flags = torch.stack([torch.isfinite(t).all() for t in tensors])
+        keys: list[NestedKey] = [STATE]
+        for g in self.groups:
+            keys += [(g, OBS), (g, REWARD), (NEXT, g, OBS)]
+        present = [(k, t) for k in keys if (t := td.get(k, None)) is not None]
+        # One host sync for all tensors, not one per tensor.
+        flags = torch.stack([torch.isfinite(t).all() for _, t in present])
         if not bool(flags.all()):
-            bad = keys[int((~flags).nonzero()[0])]
+            bad = present[int((~flags).nonzero()[0])][0]
             raise FloatingPointError(f"env '{self.name}' produced NaN or inf in {bad!r}")
 
 

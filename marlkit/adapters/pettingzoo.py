@@ -87,10 +87,24 @@ class PettingZooEnv(MultiAgentEnv):
                 value = value["observation"]
             buf["obs"][g][i, j] = value
             buf["alive"][g][i, j] = True
+        self._write_state(buf, i, env)
+
+    def _write_state(self, buf: dict[str, Any], i: int, env: ParallelEnv) -> None:
         if self.state_source == "env":
             buf["state"][i] = np.asarray(env.state(), np.float32).reshape(-1)
         else:
             buf["state"][i] = np.concatenate([buf["obs"][g][i].reshape(-1) for g in self.groups])
+
+    def _clear_row(self, buf: dict[str, Any], i: int, agent: str | None = None) -> None:
+        """Forget copy ``i``'s observations (of one agent, or of all when ``agent`` is None)."""
+        for g in self.groups:
+            if agent is not None and self._slot[agent][0] != g:
+                continue
+            index = (i, self._slot[agent][1]) if agent is not None else i
+            buf["obs"][g][index] = 0
+            buf["alive"][g][index] = False
+            if g in buf["mask"]:
+                buf["mask"][g][index] = True
 
     def _to_td_parts(self, buf: dict[str, Any]) -> tuple[dict, dict, torch.Tensor, dict]:
         def t(x: np.ndarray) -> torch.Tensor:
@@ -116,15 +130,16 @@ class PettingZooEnv(MultiAgentEnv):
     def _step(self, actions: dict[str, torch.Tensor]) -> TensorDict:
         np_actions = {g: a.cpu().numpy() for g, a in actions.items()}
         n = self.num_envs
-        nxt, after = self._zeros(), self._zeros()
         reward = {g: np.zeros((n, s.n_agents), np.float32) for g, s in self.groups.items()}
         terminated = {g: np.ones((n, s.n_agents), bool) for g, s in self.groups.items()}
         truncated = {g: np.zeros((n, s.n_agents), bool) for g, s in self.groups.items()}
         done = np.zeros(n, bool)
+        nxt = self._zeros()
+        resets: list[tuple[int, Mapping[str, Any]]] = []
+        left: list[tuple[int, str]] = []
         for i, env in enumerate(self._copies):
             acting = list(env.agents)
-            joint = {a: self._np_action(a, np_actions, i) for a in acting}
-            obs, rew, term, trunc, _ = env.step(joint)
+            obs, rew, term, trunc, _ = env.step({a: self._np_action(a, np_actions, i) for a in acting})
             for a in acting:
                 g, j = self._slot[a]
                 reward[g][i, j] = rew.get(a, 0.0)
@@ -133,8 +148,19 @@ class PettingZooEnv(MultiAgentEnv):
             self._write_obs(nxt, i, env, obs, [a for a in acting if a in obs])
             if not env.agents or all(term.get(a, False) or trunc.get(a, False) for a in acting):
                 done[i] = True
-                obs, _ = env.reset()
-            self._write_obs(after, i, env, obs, list(env.agents))
+                resets.append((i, env.reset()[0]))
+            else:
+                left += [(i, a) for a in acting if a not in env.agents]
+        # The observation to act on next equals the one reached, except for copies that reset and
+        # agents that left: patch those rows only (this halves the state() calls per step).
+        after = {k: ({g: x.copy() for g, x in v.items()} if isinstance(v, dict) else v.copy()) for k, v in nxt.items()}
+        for i, a in left:
+            self._clear_row(after, i, a)
+        for i in {i for i, _ in left}:
+            self._write_state(after, i, self._copies[i])
+        for i, obs in resets:
+            self._clear_row(after, i)
+            self._write_obs(after, i, self._copies[i], obs, list(self._copies[i].agents))
         next_obs, _, next_state, _ = self._to_td_parts(nxt)
         obs_t, alive_t, state_t, mask_t = self._to_td_parts(after)
 

@@ -1,0 +1,43 @@
+"""Write a benchmark's results into docs/benchmarks.md, between markers named after the benchmark."""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+from datetime import date
+from pathlib import Path
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+
+
+def machine() -> str:
+    import os
+
+    import torch
+
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+
+
+def write_section(name: str, title: str, body: str, results: object) -> None:
+    """Replace (or append) the section ``name`` with ``body`` plus the command line and raw JSON."""
+    command = "python " + " ".join(sys.argv)
+    section = (
+        f"<!-- BEGIN {name} -->\n## {title}\n\n"
+        f"Command: `{command}` ({date.today().isoformat()}, {machine()})\n\n{body.strip()}\n\n"
+        f"<details><summary>raw JSON</summary>\n\n```json\n{json.dumps(results, indent=1)}\n```\n</details>\n"
+        f"<!-- END {name} -->"
+    )
+    text = (
+        DOC.read_text()
+        if DOC.exists()
+        else "# Benchmarks\n\nEvery number here was written by the command shown with it.\n"
+    )
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    if begin in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(text)
