@@ -75,13 +75,17 @@ class GroupModule(nn.Module):
         self._template = [copy.deepcopy(nets[0]).to("meta")]
 
     # ------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """All agents at once on ``[..., n_agents, features]``. ``params``, shaped like :meth:`stacked`
+        (e.g. from :meth:`unflatten`), replace the module's parameters for this call."""
         if x.shape[-2] != self.n_agents:
             raise MarlkitError(f"group input has {x.shape[-2]} agents in dim -2, expected {self.n_agents}")
         if self.share_params:
-            return self.net(x)
-        agents_first = x.movedim(-2, 0)
-        out = vmap(self._call, in_dims=(0, 0, 0))(self.stacked(), self._stacked_buffers(), agents_first)
+            if params is None:
+                return self.net(x)
+            return functional_call(self.net, {n: p[0] for n, p in params.items()}, (x,))
+        params = self.stacked() if params is None else params
+        out = vmap(self._call)(params, self._stacked_buffers(), x.movedim(-2, 0))
         return out.movedim(0, -2)
 
     def forward_agent(
@@ -93,7 +97,11 @@ class GroupModule(nn.Module):
             params = self.agent_params(agent)
         if self.share_params:
             return functional_call(self.net, dict(params), (x,))
-        return self._call(params, self._agent_buffers(agent), x)
+        # The same vmapped call as `forward`, over a stack of one: with a single agent, per-agent
+        # (sequential) and group (simultaneous) updates then compute bit-identical numbers.
+        one = {n: p.unsqueeze(0) for n, p in params.items()}
+        buffers = {n: b[agent : agent + 1] for n, b in self._stacked_buffers().items()}
+        return vmap(self._call)(one, buffers, x.unsqueeze(0))[0]
 
     def _call(
         self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor], x: torch.Tensor
@@ -137,6 +145,15 @@ class GroupModule(nn.Module):
     def flat_params(self) -> torch.Tensor:
         """All parameters as ``[param_dim, n_params]`` (a copy)."""
         return torch.cat([p.detach().reshape(self.param_dim, -1) for p in self.stacked().values()], dim=1)
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split ``[K, n_params]`` into tensors shaped ``[K, *param_shape]`` (differentiably)."""
+        out, offset = {}, 0
+        for name, p in self.stacked().items():
+            size = p[0].numel()
+            out[name] = flat[:, offset : offset + size].reshape(flat.shape[0], *p.shape[1:])
+            offset += size
+        return out
 
     @torch.no_grad()
     def set_flat_params(self, flat: torch.Tensor) -> None:
