@@ -156,12 +156,14 @@ class GroupModule(nn.Module):
         return out
 
     @torch.no_grad()
-    def set_flat_params(self, flat: torch.Tensor) -> None:
-        """Inverse of :meth:`flat_params`: copies ``flat`` into the parameters in place."""
+    def set_flat_params(self, flat: torch.Tensor, agent: int | None = None) -> None:
+        """Inverse of :meth:`flat_params`, in place. With ``agent``, ``flat`` is ``[1, n_params]`` and
+        only that agent's slice is written."""
+        rows = slice(None) if agent is None else slice(agent, agent + 1)
         offset = 0
         for p in self.stacked().values():
             size = p[0].numel()
-            p.copy_(flat[:, offset : offset + size].reshape(p.shape))
+            p[rows].copy_(flat[:, offset : offset + size].reshape(p[rows].shape))
             offset += size
 
 

@@ -21,7 +21,8 @@ def machine() -> str:
 
 def write_section(name: str, title: str, body: str, results: object) -> None:
     """Replace (or append) the section ``name`` with ``body`` plus the command line and raw JSON."""
-    command = "python " + " ".join(sys.argv)
+    script = Path(sys.argv[0]).resolve().relative_to(DOC.parents[1])
+    command = " ".join(["python", str(script), *sys.argv[1:]])
     section = (
         f"<!-- BEGIN {name} -->\n## {title}\n\n"
         f"Command: `{command}` ({date.today().isoformat()}, {machine()})\n\n{body.strip()}\n\n"

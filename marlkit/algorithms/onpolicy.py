@@ -1,0 +1,402 @@
+"""The on-policy family on one updater: ITRPO, MATRPO, HATRPO (trust region) and IPPO, MAPPO, HAPPO (clip).
+
+Two switches pick the variant, plus the step rule:
+
+* ``critic``: ``local`` V(o_i) or ``central`` V(s) (per agent head over the global state);
+* ``schedule``: ``simultaneous`` (every agent steps on the plain advantage, all agents of a group in one
+  batched solve) or ``sequential`` (HATRPO/HAPPO: a fresh random permutation of all agents each
+  iteration; agent i_m maximises mean[r_{i_m} * M * A] where M is the product of new/old ratios of the
+  agents already updated, recomputed on the full batch after each agent's step);
+* ``step_rule``: ``trust_region`` (marlkit.trust_region) or ``clip`` (PPO's clipped objective).
+
+With one agent the three trust-region variants run the same computations and give identical
+parameters when the critic inputs coincide (tests/test_onpolicy.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+
+from marlkit.config import option, require
+from marlkit.groups import GroupModule, mlp
+from marlkit.keys import ACTION, ACTION_MASK, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.normalizers import RunningNorm
+from marlkit.policies import GroupPolicy
+from marlkit.returns import gae
+from marlkit.specs import GroupSpec
+from marlkit.trust_region import StepResult, TrustRegionConfig, trust_region_step
+
+
+@dataclass(frozen=True)
+class OnPolicyConfig:
+    critic: Literal["local", "central"] = option("local", "local V(o_i) or centralized V(s) critic")
+    schedule: Literal["simultaneous", "sequential"] = option(
+        "simultaneous", "agents step together, or in a random order"
+    )
+    step_rule: Literal["trust_region", "clip"] = option("trust_region", "TRPO step or PPO clipped objective")
+    share_actor: bool = option(False, "one policy network per group instead of one per agent")
+    share_critic: bool = option(True, "one critic network per group instead of one per agent")
+    allow_shared_sequential: bool = option(False, "opt in to a sequential schedule with shared actors (inexact M)")
+    rollout_steps: int = option(100, "steps per env copy collected per iteration")
+    gamma: float = option(0.99, "discount factor")
+    gae_lambda: float = option(0.95, "GAE lambda")
+    adv_norm: Literal["global", "agent", "none"] = option("global", "advantage normalization scope")
+    factor_clip: float = option(0.0, "sequential schedule: clip M to [1/c, c] when c > 1 (0 = never)")
+    max_kl: float = option(0.01, "trust region: KL radius delta")
+    cg_iters: int = option(10, "trust region: conjugate-gradient iterations")
+    cg_damping: float = option(0.1, "trust region: Fisher damping")
+    backtrack_coef: float = option(0.8, "trust region: line-search shrink factor")
+    backtrack_iters: int = option(10, "trust region: line-search steps")
+    accept_ratio: float = option(0.5, "trust region: minimum actual/expected improvement")
+    clip_eps: float = option(0.2, "clip: ratio clipping epsilon")
+    actor_lr: float = option(3e-4, "clip: actor Adam learning rate")
+    actor_epochs: int = option(5, "clip: epochs over the batch")
+    actor_minibatches: int = option(1, "clip: minibatches per epoch")
+    entropy_coef: float = option(0.0, "clip: entropy bonus coefficient")
+    max_grad_norm: float = option(0.5, "clip: actor gradient-norm clip")
+    critic_lr: float = option(1e-3, "critic Adam learning rate")
+    critic_epochs: int = option(5, "critic epochs over the batch")
+    critic_minibatches: int = option(1, "critic minibatches per epoch")
+    critic_max_grad_norm: float = option(10.0, "critic gradient-norm clip")
+    value_norm: bool = option(False, "normalize critic targets with running statistics")
+    obs_norm: bool = option(False, "normalize observations (and state) with running statistics")
+    hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of actors and critics")
+    activation: str = option("tanh", "activation of actors and critics")
+    init_log_std: float = option(0.0, "initial log standard deviation of Gaussian policies")
+
+    def trust_region(self) -> TrustRegionConfig:
+        return TrustRegionConfig(
+            max_kl=self.max_kl,
+            cg_iters=self.cg_iters,
+            cg_damping=self.cg_damping,
+            backtrack_coef=self.backtrack_coef,
+            backtrack_iters=self.backtrack_iters,
+            accept_ratio=self.accept_ratio,
+        )
+
+    def validate(self) -> None:
+        require(self.max_kl > 0, f"algo.max_kl must be > 0, got {self.max_kl}")
+        require(0 < self.backtrack_coef < 1, f"algo.backtrack_coef must be in (0, 1), got {self.backtrack_coef}")
+        for name in (
+            "rollout_steps",
+            "cg_iters",
+            "backtrack_iters",
+            "actor_epochs",
+            "actor_minibatches",
+            "critic_epochs",
+            "critic_minibatches",
+        ):
+            require(getattr(self, name) >= 1, f"algo.{name} must be >= 1, got {getattr(self, name)}")
+        require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "algo.gamma must be in (0, 1], gae_lambda in [0, 1]")
+        require(
+            self.schedule == "simultaneous" or not self.share_actor or self.allow_shared_sequential,
+            "a sequential schedule (HATRPO/HAPPO) needs separate actor parameters: set algo.share_actor=false, "
+            "or algo.allow_shared_sequential=true for the inexact shared variant",
+        )
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | tuple[int, ...] | None = None) -> torch.Tensor:
+    m = mask.to(x.dtype)
+    if dim is None:
+        return (x * m).sum() / m.sum().clamp_min(1)
+    return (x * m).sum(dim) / m.sum(dim).clamp_min(1)
+
+
+@dataclass
+class GroupBatch:
+    """One group's flattened update data: leading dim B = num_envs * T, then the agent dim."""
+
+    obs: torch.Tensor
+    action: torch.Tensor
+    mask: torch.Tensor | None
+    alive: torch.Tensor
+    critic_in: torch.Tensor
+    advantage: torch.Tensor
+    target: torch.Tensor
+    old_dist: torch.Tensor
+    old_log_prob: torch.Tensor
+
+
+class OnPolicy(nn.Module):
+    def __init__(self, cfg: OnPolicyConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg = cfg
+        self.groups = dict(groups)
+        self.policies = nn.ModuleDict(
+            {
+                g: GroupPolicy(s, cfg.hidden, cfg.activation, cfg.share_actor, cfg.init_log_std)
+                for g, s in groups.items()
+            }
+        )
+        self.critics = nn.ModuleDict({g: self._make_critic(s, state_dim) for g, s in groups.items()})
+        self.obs_norms = nn.ModuleDict({g: RunningNorm(s.obs_shape) for g, s in groups.items()} if cfg.obs_norm else {})
+        self.state_norm = RunningNorm((state_dim,)) if cfg.obs_norm and cfg.critic == "central" else None
+        self.value_norms = nn.ModuleDict({g: RunningNorm(()) for g in groups} if cfg.value_norm else {})
+        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, eps=1e-5)
+        self.actor_opt = torch.optim.Adam(self.policies.parameters(), lr=cfg.actor_lr, eps=1e-5)
+        # Sequential clip updates keep one persistent Adam per agent on a copy of its parameter row:
+        # a shared Adam over stacked parameters would move the other agents through its momentum.
+        self.agent_rows = nn.ParameterDict()
+        self.agent_opts: dict[str, torch.optim.Adam] = {}
+        self.order_rng = torch.Generator().manual_seed(seed)
+        self.shuffle_rng = torch.Generator().manual_seed(seed + 1)
+        self.agent_ids = [(g, i) for g, s in groups.items() for i in range(s.n_agents)]
+        self.last_order: list[str] = []
+
+    def _make_critic(self, spec: GroupSpec, state_dim: int) -> GroupModule:
+        in_dim = spec.obs_dim if self.cfg.critic == "local" else state_dim
+        return GroupModule(
+            lambda: mlp(in_dim, 1, self.cfg.hidden, self.cfg.activation), spec.n_agents, self.cfg.share_critic
+        )
+
+    # ----------------------------------------------------------------- inputs
+    def actor_input(self, g: str, obs: torch.Tensor) -> torch.Tensor:
+        return self.obs_norms[g](obs) if g in self.obs_norms else obs
+
+    def critic_input(self, td: TensorDictBase, g: str) -> torch.Tensor:
+        if self.cfg.critic == "local":
+            return self.actor_input(g, td[g][OBS]).flatten(start_dim=td[g].batch_dims)
+        state = td[STATE] if self.state_norm is None else self.state_norm(td[STATE])
+        return state.unsqueeze(-2).expand(*state.shape[:-1], self.groups[g].n_agents, state.shape[-1])
+
+    def value(self, g: str, critic_in: torch.Tensor) -> torch.Tensor:
+        return self.critics[g](critic_in).squeeze(-1)
+
+    @torch.no_grad()
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        for g, policy in self.policies.items():
+            group = td[g]
+            mask = group.get(ACTION_MASK, None) if self.groups[g].has_action_mask else None
+            dist = policy.dist(self.actor_input(g, group[OBS]), mask)
+            group[ACTION] = policy.mode(dist) if deterministic else policy.sample(dist)
+        return td
+
+    # ----------------------------------------------------------------- update
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        data = self._prepare(batch)
+        metrics = (
+            self._update_actors_sequential(data)
+            if self.cfg.schedule == "sequential"
+            else self._update_actors_simultaneous(data)
+        )
+        metrics.update(self._update_critics(data))
+        for g in self.obs_norms:
+            self.obs_norms[g].update(batch[g][OBS], batch[g][ALIVE])
+        if self.state_norm is not None:
+            self.state_norm.update(batch[STATE])
+        return metrics
+
+    @torch.no_grad()
+    def _prepare(self, batch: TensorDictBase) -> dict[str, GroupBatch]:
+        cfg = self.cfg
+        data: dict[str, GroupBatch] = {}
+        for g, policy in self.policies.items():
+            group = batch[g]
+            critic_in, next_in = self.critic_input(batch, g), self.critic_input(batch[NEXT], g)
+            value, next_value = self.value(g, critic_in), self.value(g, next_in)
+            if g in self.value_norms:
+                value, next_value = self.value_norms[g].denormalize(value), self.value_norms[g].denormalize(next_value)
+            advantage, returns = gae(
+                group[REWARD], value, next_value, group[TERMINATED], group[TRUNCATED], cfg.gamma, cfg.gae_lambda
+            )
+            if g in self.value_norms:
+                self.value_norms[g].update(returns, group[ALIVE])
+                returns = (returns - self.value_norms[g].mean.float()) / torch.sqrt(
+                    self.value_norms[g].var + 1e-8
+                ).float()
+            obs = self.actor_input(g, group[OBS]).flatten(0, 1)
+            mask = group[ACTION_MASK].flatten(0, 1) if self.groups[g].has_action_mask else None
+            action = group[ACTION].flatten(0, 1)
+            old_dist = policy.dist(obs, mask)
+            data[g] = GroupBatch(
+                obs,
+                action,
+                mask,
+                group[ALIVE].flatten(0, 1),
+                critic_in.flatten(0, 1),
+                advantage.flatten(0, 1),
+                returns.flatten(0, 1),
+                old_dist,
+                policy.log_prob(old_dist, action),
+            )
+        self._normalize_advantages(data)
+        return data
+
+    def _normalize_advantages(self, data: dict[str, GroupBatch]) -> None:
+        if self.cfg.adv_norm == "none":
+            return
+        if self.cfg.adv_norm == "agent":
+            for d in data.values():
+                mean = masked_mean(d.advantage, d.alive, 0)
+                std = masked_mean((d.advantage - mean).pow(2), d.alive, 0).sqrt()
+                d.advantage = (d.advantage - mean) / (std + 1e-8)
+            return
+        adv = torch.cat([d.advantage[d.alive] for d in data.values()])
+        mean, std = adv.mean(), adv.std(unbiased=False)
+        for d in data.values():
+            d.advantage = (d.advantage - mean) / (std + 1e-8)
+
+    # ------------------------------------------------------ trust-region steps
+    def _solve(self, g: str, d: GroupBatch, weight: torch.Tensor | None, agent: int | None) -> StepResult:
+        """A trust-region step for group ``g`` (all agents batched) or for one ``agent`` of it."""
+        policy = self.policies[g]
+        net = policy.net
+        if agent is None:
+            obs, mask, action, alive, adv, old_dist, old_lp = (
+                d.obs,
+                d.mask,
+                d.action,
+                d.alive,
+                d.advantage,
+                d.old_dist,
+                d.old_log_prob,
+            )
+            # Separate parameters: one problem per agent (reduce over samples); shared: one problem.
+            dims: tuple[int, ...] = (0,) if not policy.net.share_params else (0, 1)
+            theta0 = net.flat_params()
+        else:
+            obs, action, alive = d.obs[:, agent], d.action[:, agent], d.alive[:, agent]
+            mask = None if d.mask is None else d.mask[:, agent]
+            adv, old_dist, old_lp = d.advantage[:, agent], d.old_dist[:, agent], d.old_log_prob[:, agent]
+            dims = (0,)
+            theta0 = net.flat_params() if net.share_params else net.flat_params()[agent : agent + 1]
+        if weight is not None:
+            adv = adv * weight
+
+        def per_problem(x: torch.Tensor) -> torch.Tensor:
+            return masked_mean(x, alive, dims).reshape(-1)
+
+        def dist_at(theta: torch.Tensor) -> torch.Tensor:
+            return policy.dist(obs, mask, net.unflatten(theta), agent)
+
+        def surrogate(theta: torch.Tensor) -> torch.Tensor:
+            ratio = torch.exp(policy.log_prob(dist_at(theta), action) - old_lp)
+            return per_problem(ratio * adv)
+
+        def kl(theta: torch.Tensor) -> torch.Tensor:
+            return per_problem(policy.kl(old_dist, dist_at(theta)))
+
+        result = trust_region_step(theta0, surrogate, kl, self.cfg.trust_region())
+        net.set_flat_params(result.theta, agent=None if net.share_params else agent)
+        return result
+
+    def _update_actors_simultaneous(self, data: dict[str, GroupBatch]) -> dict[str, float]:
+        if self.cfg.step_rule == "clip":
+            return self._clip_epochs(
+                list(self.policies.parameters()),
+                self.actor_opt,
+                lambda idx: sum(self._clip_loss(g, d, idx) for g, d in data.items()),
+                data,
+            )
+        metrics: dict[str, float] = {}
+        for g, d in data.items():
+            metrics.update(self._solve(g, d, None, None).metrics(f"{g}/"))
+        return metrics
+
+    def _update_actors_sequential(self, data: dict[str, GroupBatch]) -> dict[str, float]:
+        order = torch.randperm(len(self.agent_ids), generator=self.order_rng).tolist()
+        self.last_order = [f"{self.agent_ids[k][0]}_{self.agent_ids[k][1]}" for k in order]
+        any_d = next(iter(data.values()))
+        factor = torch.ones(any_d.alive.shape[0], device=any_d.alive.device)
+        results: dict[str, list[dict[str, float]]] = {}
+        for k in order:
+            g, i = self.agent_ids[k]
+            d = data[g]
+            if self.cfg.step_rule == "trust_region":
+                results.setdefault(g, []).append(self._solve(g, d, factor, i).metrics(f"{g}/"))
+            else:
+                results.setdefault(g, []).append(self._clip_agent(g, i, d, factor))
+            with torch.no_grad():
+                policy = self.policies[g]
+                mask = None if d.mask is None else d.mask[:, i]
+                new_lp = policy.log_prob(policy.dist(d.obs[:, i], mask, agent=i), d.action[:, i])
+                ratio = torch.where(d.alive[:, i], torch.exp(new_lp - d.old_log_prob[:, i]), 1.0)
+                factor = factor * ratio
+                if self.cfg.factor_clip > 1:
+                    factor = factor.clamp(1 / self.cfg.factor_clip, self.cfg.factor_clip)
+        metrics = {key: sum(r[key] for r in rs) / len(rs) for rs in results.values() for key in rs[0]}
+        metrics["factor_mean"] = float(factor.mean())
+        metrics["factor_max"] = float(factor.max())
+        return metrics
+
+    # ----------------------------------------------------------- clip steps
+    def _clip_loss(
+        self,
+        g: str,
+        d: GroupBatch,
+        idx: torch.Tensor,
+        agent: int | None = None,
+        weight: torch.Tensor | None = None,
+        params: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        policy = self.policies[g]
+        sel = (lambda x: x[idx]) if agent is None else (lambda x: x[idx, agent])
+        mask = None if d.mask is None else sel(d.mask)
+        dist = policy.dist(sel(d.obs), mask, params, agent)
+        ratio = torch.exp(policy.log_prob(dist, sel(d.action)) - sel(d.old_log_prob))
+        adv = sel(d.advantage) * (1.0 if weight is None else weight[idx])
+        clipped = torch.min(ratio * adv, ratio.clamp(1 - self.cfg.clip_eps, 1 + self.cfg.clip_eps) * adv)
+        alive = sel(d.alive)
+        return -masked_mean(clipped, alive) - self.cfg.entropy_coef * masked_mean(policy.entropy(dist), alive)
+
+    def _clip_epochs(
+        self,
+        params: list[torch.Tensor],
+        opt: torch.optim.Optimizer,
+        loss_fn: Callable[[torch.Tensor], torch.Tensor],
+        data: Mapping[str, GroupBatch],
+    ) -> dict[str, float]:
+        n = next(iter(data.values())).alive.shape[0]
+        losses = []
+        for _ in range(self.cfg.actor_epochs):
+            perm = torch.randperm(n, generator=self.shuffle_rng)
+            for idx in perm.chunk(self.cfg.actor_minibatches):
+                loss = loss_fn(idx.to(next(iter(data.values())).alive.device))
+                opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
+                opt.step()
+                losses.append(float(loss))
+        return {"actor_loss": sum(losses) / len(losses)}
+
+    def _clip_agent(self, g: str, i: int, d: GroupBatch, weight: torch.Tensor) -> dict[str, float]:
+        net = self.policies[g].net
+        key = f"{g}__{i}" if not net.share_params else f"{g}__shared"
+        current = net.flat_params() if net.share_params else net.flat_params()[i : i + 1]
+        if key not in self.agent_rows:
+            self.agent_rows[key] = nn.Parameter(current.clone())
+            self.agent_opts[key] = torch.optim.Adam([self.agent_rows[key]], lr=self.cfg.actor_lr, eps=1e-5)
+        row = self.agent_rows[key]
+        with torch.no_grad():
+            row.copy_(current)
+        metrics = self._clip_epochs(
+            [row], self.agent_opts[key], lambda idx: self._clip_loss(g, d, idx, i, weight, net.unflatten(row)), {g: d}
+        )
+        net.set_flat_params(row.detach(), agent=None if net.share_params else i)
+        return {f"{g}/{k}": v for k, v in metrics.items()}
+
+    # ---------------------------------------------------------------- critic
+    def _update_critics(self, data: dict[str, GroupBatch]) -> dict[str, float]:
+        n = next(iter(data.values())).alive.shape[0]
+        losses = []
+        for _ in range(self.cfg.critic_epochs):
+            perm = torch.randperm(n, generator=self.shuffle_rng)
+            for idx in perm.chunk(self.cfg.critic_minibatches):
+                idx = idx.to(next(iter(data.values())).alive.device)
+                loss = sum(
+                    masked_mean((self.value(g, d.critic_in[idx]) - d.target[idx]).pow(2), d.alive[idx])
+                    for g, d in data.items()
+                )
+                self.critic_opt.zero_grad()
+                loss.backward()  # type: ignore[union-attr]
+                nn.utils.clip_grad_norm_(self.critics.parameters(), self.cfg.critic_max_grad_norm)
+                self.critic_opt.step()
+                losses.append(float(loss))
+        return {"critic_loss": sum(losses) / len(losses)}

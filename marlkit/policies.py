@@ -1,0 +1,133 @@
+"""Group policies: a diagonal Gaussian (state-independent log-std) or a masked Categorical.
+
+A policy maps observations to *distribution parameters* (``dist``: ``[loc, log_std]`` or logits) and
+the functions here work on those tensors, so a learner can keep ``dist_old`` fixed and evaluate
+``log_prob``, the exact ``kl(dist_old, dist_new)`` and ``entropy`` under candidate parameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import torch
+from torch import nn
+
+from marlkit.groups import GroupModule, mlp
+from marlkit.specs import Box, GroupSpec
+
+# Finite, so that masked actions have probability exactly 0 and 0 * log p stays 0 (no NaN).
+MASKED_LOGIT = -1e9
+_LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class GaussianNet(nn.Module):
+    """Mean MLP plus a state-independent log-std; outputs ``[loc, log_std]`` along the last dim."""
+
+    def __init__(self, in_dim: int, act_dim: int, hidden: Sequence[int], activation: str, init_log_std: float):
+        super().__init__()
+        self.mean = mlp(in_dim, act_dim, hidden, activation)
+        _shrink_last_layer(self.mean)
+        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        loc = self.mean(x)
+        return torch.cat([loc, self.log_std.expand_as(loc)], dim=-1)
+
+
+def _shrink_last_layer(net: nn.Sequential, gain: float = 0.01) -> None:
+    # Near-uniform initial policies explore evenly and start with small KL steps.
+    last = net[-1]
+    assert isinstance(last, nn.Linear)
+    with torch.no_grad():
+        last.weight.mul_(gain)
+        last.bias.zero_()
+
+
+class GroupPolicy(nn.Module):
+    """The policy of one agent group; parameters shared or stacked per agent (see GroupModule)."""
+
+    def __init__(
+        self,
+        spec: GroupSpec,
+        hidden: Sequence[int] = (64, 64),
+        activation: str = "tanh",
+        share_params: bool = False,
+        init_log_std: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.spec = spec
+        self.continuous = isinstance(spec.action, Box)
+        if isinstance(spec.action, Box):
+            act_dim = spec.action.dim
+
+            def make() -> nn.Module:
+                return GaussianNet(spec.obs_dim, act_dim, hidden, activation, init_log_std)
+        else:
+            n = spec.action.n
+
+            def make() -> nn.Module:
+                net = mlp(spec.obs_dim, n, hidden, activation)
+                _shrink_last_layer(net)
+                return net
+
+        self.net = GroupModule(make, spec.n_agents, share_params)
+
+    # ---------------------------------------------------------------- forward
+    def dist(
+        self,
+        obs: torch.Tensor,
+        action_mask: torch.Tensor | None = None,
+        params: Mapping[str, torch.Tensor] | None = None,
+        agent: int | None = None,
+    ) -> torch.Tensor:
+        """Distribution parameters for ``obs [..., n_agents, *obs_shape]`` (or one agent's
+        ``[..., *obs_shape]`` when ``agent`` is given). ``params`` are stacked-shaped ``[K, ...]``."""
+        x = obs.flatten(start_dim=obs.dim() - len(self.spec.obs_shape))
+        if agent is None:
+            out = self.net(x, params)
+        else:
+            out = self.net.forward_agent(x, agent, None if params is None else {k: v[0] for k, v in params.items()})
+        if action_mask is not None and not self.continuous:
+            out = out.masked_fill(~action_mask, MASKED_LOGIT)
+        return out
+
+    # --------------------------------------------------- distribution maths
+    def split(self, dist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        loc, log_std = dist.chunk(2, dim=-1)
+        return loc, log_std
+
+    def sample(self, dist: torch.Tensor) -> torch.Tensor:
+        if self.continuous:
+            loc, log_std = self.split(dist)
+            return loc + log_std.exp() * torch.randn_like(loc)
+        return torch.distributions.Categorical(logits=dist).sample()
+
+    def mode(self, dist: torch.Tensor) -> torch.Tensor:
+        return self.split(dist)[0] if self.continuous else dist.argmax(-1)
+
+    def log_prob(self, dist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Log-density of the (unclipped) action, summed over action dimensions: ``[...]``."""
+        if self.continuous:
+            loc, log_std = self.split(dist)
+            z = (action - loc) * torch.exp(-log_std)
+            return (-0.5 * z.pow(2) - log_std - _LOG_SQRT_2PI).sum(-1)
+        return torch.log_softmax(dist, -1).gather(-1, action.long().unsqueeze(-1)).squeeze(-1)
+
+    def kl(self, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+        """Exact KL(old || new) per sample: Gaussian in closed form, categorical as a sum over actions."""
+        if self.continuous:
+            loc0, log_std0 = self.split(old)
+            loc1, log_std1 = self.split(new)
+            var_ratio = torch.exp(2 * (log_std0 - log_std1))
+            mean_term = (loc0 - loc1).pow(2) * torch.exp(-2 * log_std1)
+            return (log_std1 - log_std0 + 0.5 * (var_ratio + mean_term) - 0.5).sum(-1)
+        logp0, logp1 = torch.log_softmax(old, -1), torch.log_softmax(new, -1)
+        return (logp0.exp() * (logp0 - logp1)).sum(-1)
+
+    def entropy(self, dist: torch.Tensor) -> torch.Tensor:
+        if self.continuous:
+            _, log_std = self.split(dist)
+            return (log_std + 0.5 + _LOG_SQRT_2PI).sum(-1)
+        logp = torch.log_softmax(dist, -1)
+        return -(logp.exp() * logp).sum(-1)
