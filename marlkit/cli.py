@@ -61,6 +61,33 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from marlkit.experiment import Experiment, build_config
+
+    overrides = parse_overrides(args.overrides)
+    for flag, key in (("frames", "experiment.frames"), ("seed", "experiment.seed"), ("device", "experiment.device")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    config = build_config(args.algo, args.env, overrides)
+    out = args.out or f"runs/{args.algo}-{args.env.replace('/', '_').replace(':', '_')}-s{config.experiment.seed}"
+    summary = Experiment(config, out).run()
+    print(json.dumps({**summary, "run_dir": out}, indent=2))
+
+
+def print_config_help() -> None:
+    from marlkit.algorithms import ALGORITHMS
+    from marlkit.algorithms.onpolicy import OnPolicyConfig
+    from marlkit.config import describe
+    from marlkit.experiment import ExperimentConfig
+
+    print("algorithms: " + ", ".join(f"{k} ({v.summary})" for k, v in ALGORITHMS.items()))
+    for section, cls in (("algo", OnPolicyConfig), ("experiment", ExperimentConfig)):
+        print(f"\n{section}.* options (override as {section}.KEY=VALUE):")
+        for name, tp, default, doc in describe(cls):
+            print(f"  {section}.{name:<24} {tp:<28} default {default!r:<14} {doc}")
+    print("\nenv.* options are passed to the scenario (e.g. env.n_agents=4, env.max_steps=100).")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from marlkit.adapters import FAMILIES, MAMUJOCO_EXAMPLES, mpe_env_names, user_scenarios
     from marlkit.adapters.vmas import vmas_scenario_names
@@ -87,6 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
         "kwargs", nargs="*", help="scenario kwargs as key=value (default n_agents=3 max_steps=100 for vmas/navigation)"
     )
     demo.set_defaults(func=cmd_demo)
+    train = sub.add_parser("train", help="train ALGO on ENV", add_help=False)
+    train.add_argument("algo", nargs="?")
+    train.add_argument("env", nargs="?")
+    train.add_argument("--frames", type=int)
+    train.add_argument("--seed", type=int)
+    train.add_argument("--out")
+    train.add_argument("--device")
+    train.add_argument("-h", "--help", action="store_true")
+    train.set_defaults(func=cmd_train)
     listing = sub.add_parser("list", help="env families, env names and user scenarios")
     listing.set_defaults(func=cmd_list)
     return parser
@@ -94,7 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    # key=value overrides may come before or after the --flags, so they are collected from the leftovers.
+    args, extra = parser.parse_known_args(argv)
+    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
+    unknown = [a for a in extra if a not in overrides]
+    if unknown or (overrides and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
+    args.overrides = overrides
+    if args.command == "train" and (args.help or not args.algo or not args.env):
+        print("usage: marlkit train ALGO ENV [--frames N] [--seed S] [--out DIR] [--device D] [key=value ...]")
+        print_config_help()
+        return 0 if args.help else 2
     if args.command == "demo" and args.env == "vmas/navigation" and not args.kwargs:
         args.kwargs = ["n_agents=3", "max_steps=100"]
     try:

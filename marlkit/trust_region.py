@@ -92,6 +92,22 @@ def conjugate_gradient(
     return x, rr.sqrt()
 
 
+def make_fvp(
+    kl: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor, damping: float
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """``v -> F v + damping * v`` for every row, by double backprop through ``sum_k KL_k`` at ``theta``.
+
+    ``theta`` must require grad. At theta = theta_old the KL Hessian is the Fisher information matrix.
+    """
+    (grad_kl,) = torch.autograd.grad(kl(theta).sum(), theta, create_graph=True)
+
+    def fisher_vector_product(v: torch.Tensor) -> torch.Tensor:
+        (hv,) = torch.autograd.grad(batched_dot(grad_kl, v).sum(), theta, retain_graph=True)
+        return hv + damping * v
+
+    return fisher_vector_product
+
+
 def trust_region_step(
     theta_old: torch.Tensor,
     surrogate: Callable[[torch.Tensor], torch.Tensor],
@@ -103,12 +119,7 @@ def trust_region_step(
     theta = theta_old.clone().requires_grad_(True)
     base = surrogate(theta)
     (grad,) = torch.autograd.grad(base.sum(), theta)
-    (grad_kl,) = torch.autograd.grad(kl(theta).sum(), theta, create_graph=True)
-
-    def fisher_vector_product(v: torch.Tensor) -> torch.Tensor:
-        (hv,) = torch.autograd.grad(batched_dot(grad_kl, v).sum(), theta, retain_graph=True)
-        return hv + cfg.cg_damping * v
-
+    fisher_vector_product = make_fvp(kl, theta, cfg.cg_damping)
     direction, residual = conjugate_gradient(fisher_vector_product, grad, cfg.cg_iters, cfg.cg_residual_tol)
     curvature = batched_dot(direction, fisher_vector_product(direction)).detach()
     beta = torch.sqrt(2 * cfg.max_kl / curvature.clamp_min(EPS))

@@ -322,6 +322,7 @@ class OnPolicy(nn.Module):
                 if self.cfg.factor_clip > 1:
                     factor = factor.clamp(1 / self.cfg.factor_clip, self.cfg.factor_clip)
         metrics = {key: sum(r[key] for r in rs) / len(rs) for rs in results.values() for key in rs[0]}
+        self.last_factor = factor
         metrics["factor_mean"] = float(factor.mean())
         metrics["factor_max"] = float(factor.max())
         return metrics
@@ -363,7 +364,7 @@ class OnPolicy(nn.Module):
                 loss.backward()
                 nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
                 opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         return {"actor_loss": sum(losses) / len(losses)}
 
     def _clip_agent(self, g: str, i: int, d: GroupBatch, weight: torch.Tensor) -> dict[str, float]:
@@ -398,5 +399,5 @@ class OnPolicy(nn.Module):
                 loss.backward()  # type: ignore[union-attr]
                 nn.utils.clip_grad_norm_(self.critics.parameters(), self.cfg.critic_max_grad_norm)
                 self.critic_opt.step()
-                losses.append(float(loss))
+                losses.append(float(loss.detach()))
         return {"critic_loss": sum(losses) / len(losses)}
