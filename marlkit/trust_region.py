@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 
 EPS = 1e-8
+# Guards CG's divisions against 0/0 once a row has converged, without biasing the other rows.
+TINY = 1e-30
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,7 @@ class StepResult:
     expected_improve: torch.Tensor  # first-order prediction g . step, for the step taken (full step if rejected)
     actual_improve: torch.Tensor  # surrogate(new) - surrogate(old) (0 where rejected)
     cg_residual: torch.Tensor  # norm of the final CG residual
-    full_step_norm: torch.Tensor
+    full_step: torch.Tensor  # [K, P] the step at fraction 1
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
         return {
@@ -83,11 +85,11 @@ def conjugate_gradient(
         if bool((rr < residual_tol).all()):
             break
         ap = matvec(p)
-        alpha = rr / (batched_dot(p, ap) + EPS)
+        alpha = rr / batched_dot(p, ap).clamp_min(TINY)
         x = x + alpha.unsqueeze(-1) * p
         r = r - alpha.unsqueeze(-1) * ap
         rr_new = batched_dot(r, r)
-        p = r + (rr_new / (rr + EPS)).unsqueeze(-1) * p
+        p = r + (rr_new / rr.clamp_min(TINY)).unsqueeze(-1) * p
         rr = rr_new
     return x, rr.sqrt()
 
@@ -162,5 +164,5 @@ def trust_region_step(
         expected_improve=torch.where(accepted, frac * expected_full, expected_full).detach(),
         actual_improve=actual_taken,
         cg_residual=residual.detach(),
-        full_step_norm=full_step.norm(dim=-1),
+        full_step=full_step,
     )

@@ -1,0 +1,149 @@
+"""ITRPO / MATRPO / HATRPO and the PPO step rule: invariants of the updater."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from marlkit import MarlkitError, make_env
+from marlkit.algorithms import algorithm
+from marlkit.config import with_overrides
+from marlkit.experiment import seed_everything
+from marlkit.keys import ACTION, OBS
+from marlkit.rollout import RolloutCollector
+
+
+def setup(
+    algo: str,
+    env_name: str = "vmas/navigation",
+    seed: int = 0,
+    num_envs: int = 8,
+    steps: int = 16,
+    env_kwargs: dict | None = None,
+    **overrides,
+):
+    seed_everything(seed)
+    kwargs = env_kwargs if env_kwargs is not None else {"n_agents": 3, "max_steps": 20}
+    env = make_env(env_name, num_envs=num_envs, seed=seed, **kwargs)
+    spec = algorithm(algo)
+    cfg = with_overrides(spec.config(), {**spec.preset, "rollout_steps": steps, **overrides})
+    learner = spec.learner(cfg, env.groups, env.state_dim, seed=seed)
+    return env, learner, RolloutCollector(env, learner.act, steps, reuse_buffer=False)
+
+
+def test_hatrpo_factor_equals_the_product_of_ratios_computed_directly():
+    env, learner, collector = setup("hatrpo")
+    batch, _ = collector.collect()
+    before = copy.deepcopy(learner.policies)
+    learner.update(batch)
+    obs, action = batch["agent", OBS].flatten(0, 1), batch["agent", ACTION].flatten(0, 1)
+    old, new = before["agent"], learner.policies["agent"]
+    ratio = torch.exp(new.log_prob(new.dist(obs), action) - old.log_prob(old.dist(obs), action))
+    assert not torch.allclose(ratio, torch.ones_like(ratio)), "no agent moved: the test would prove nothing"
+    torch.testing.assert_close(learner.last_factor, ratio.prod(-1), rtol=1e-5, atol=1e-6)
+
+
+def test_hatrpo_order_spans_all_groups_differs_across_iterations_and_is_reproducible():
+    def orders(seed: int) -> list[list[str]]:
+        env, learner, collector = setup(
+            "hatrpo", "mpe/simple_adversary_v3", seed=seed, num_envs=2, steps=5, env_kwargs={"max_cycles": 10}
+        )
+        out = []
+        for _ in range(5):
+            batch, _ = collector.collect()
+            learner.update(batch)
+            out.append(list(learner.last_order))
+        return out
+
+    a, b, c = orders(0), orders(0), orders(1)
+    assert a == b
+    assert all(sorted(o) == ["adversary_0", "agent_0", "agent_1"] for o in a)
+    assert len({tuple(o) for o in a}) > 1
+    assert a != c
+
+
+def test_each_sequential_step_changes_only_that_agents_parameters():
+    env, learner, collector = setup("hatrpo")
+    batch, _ = collector.collect()
+    data = learner._prepare(batch)
+    before = learner.policies["agent"].net.flat_params()
+    result = learner._solve("agent", data["agent"], None, 1)
+    after = learner.policies["agent"].net.flat_params()
+    assert bool(result.accepted.all())
+    assert not torch.equal(before[1], after[1])
+    assert torch.equal(before[0], after[0]) and torch.equal(before[2], after[2])
+
+
+def test_batched_solve_treats_agents_as_independent_problems():
+    results = []
+    for perturb in (False, True):
+        env, learner, collector = setup("itrpo")
+        batch, _ = collector.collect()
+        data = learner._prepare(batch)
+        if perturb:
+            data["agent"].advantage[:, 2] = torch.randn_like(data["agent"].advantage[:, 2])
+        learner._solve("agent", data["agent"], None, None)
+        results.append(learner.policies["agent"].net.flat_params())
+    torch.testing.assert_close(results[0][:2], results[1][:2], rtol=0, atol=1e-7)
+    assert not torch.allclose(results[0][2], results[1][2])
+
+
+@pytest.mark.parametrize("step_rule", ["trust_region", "clip"])
+def test_with_one_agent_itrpo_matrpo_hatrpo_give_identical_parameters(step_rule):
+    names = {"trust_region": ("trpo", "matrpo", "hatrpo"), "clip": ("ppo", "mappo", "happo")}[step_rule]
+    states = []
+    for name in names:
+        env, learner, collector = setup(name, "gym/Pendulum-v1", num_envs=4, steps=32, env_kwargs={})
+        for _ in range(3):
+            batch, _ = collector.collect()
+            learner.update(batch)
+        # agent_rows are HAPPO's optimizer working copies, not part of the model.
+        states.append({k: v.clone() for k, v in learner.state_dict().items() if not k.startswith("agent_rows")})
+    for other in states[1:]:
+        assert states[0].keys() == other.keys()
+        for key in states[0]:
+            assert torch.equal(states[0][key], other[key]), key
+
+
+def test_sequential_schedule_refuses_shared_actors_unless_opted_in():
+    with pytest.raises(MarlkitError, match="separate actor parameters.*allow_shared_sequential"):
+        setup("hatrpo", share_actor=True)
+    env, learner, collector = setup("hatrpo", share_actor=True, allow_shared_sequential=True)
+    learner.update(collector.collect()[0])
+
+
+@pytest.mark.parametrize("algo", ["itrpo", "matrpo", "hatrpo", "ippo", "mappo", "happo"])
+def test_every_variant_updates_on_heterogeneous_groups(algo):
+    # Two groups with different observation sizes and action kinds, agents leaving mid-episode.
+    env, learner, collector = setup(
+        algo, "envs/scout_carrier", env_kwargs={"n_carriers": 2, "max_steps": 15}, obs_norm=True, value_norm=True
+    )
+    for _ in range(2):
+        metrics = learner.update(collector.collect()[0])
+    assert all(torch.isfinite(torch.tensor(v)) for v in metrics.values())
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_itrpo_and_matrpo_work_with_shared_or_separate_parameters(share):
+    for algo in ("itrpo", "matrpo"):
+        env, learner, collector = setup(algo, share_actor=share)
+        before = learner.policies["agent"].net.flat_params()
+        metrics = learner.update(collector.collect()[0])
+        assert learner.policies["agent"].net.param_dim == (1 if share else 3)
+        assert 0 < metrics["agent/kl"] <= 0.01
+        assert not torch.equal(before, learner.policies["agent"].net.flat_params())
+
+
+def test_observation_normalizer_is_saved_with_the_policy():
+    env, learner, collector = setup("matrpo", obs_norm=True)
+    learner.update(collector.collect()[0])
+    state = learner.state_dict()
+    assert float(state["obs_norms.agent.count"]) > 0 and "state_norm.mean" in state
+    env2, fresh, _ = setup("matrpo", obs_norm=True, seed=5)
+    fresh.load_state_dict(state)
+    td = env.reset()
+    a = learner.act(td.clone(), deterministic=True)["agent", ACTION]
+    b = fresh.act(td.clone(), deterministic=True)["agent", ACTION]
+    assert torch.equal(a, b)
