@@ -9,6 +9,10 @@ from torch import nn
 class RunningNorm(nn.Module):
     """Normalizes the trailing ``shape`` dims with running statistics (parallel Welford update)."""
 
+    mean: torch.Tensor
+    var: torch.Tensor
+    count: torch.Tensor
+
     def __init__(self, shape: tuple[int, ...], clip: float = 10.0, eps: float = 1e-8) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
@@ -20,7 +24,7 @@ class RunningNorm(nn.Module):
     @torch.no_grad()
     def update(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> None:
         """Fold a batch ``[..., *shape]`` into the statistics; ``mask [...]`` selects the valid rows."""
-        x = x.reshape(-1, *self.mean.shape).double()
+        x = x.reshape(-1, *tuple(self.mean.shape)).double()
         if mask is not None:
             x = x[mask.reshape(-1)]
         n = x.shape[0]

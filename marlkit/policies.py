@@ -47,6 +47,8 @@ def _shrink_last_layer(net: nn.Sequential, gain: float = 0.01) -> None:
 class GroupPolicy(nn.Module):
     """The policy of one agent group; parameters shared or stacked per agent (see GroupModule)."""
 
+    net: GroupModule
+
     def __init__(
         self,
         spec: GroupSpec,

@@ -34,7 +34,7 @@ def setup(
 
 
 def test_hatrpo_factor_equals_the_product_of_ratios_computed_directly():
-    env, learner, collector = setup("hatrpo")
+    _env, learner, collector = setup("hatrpo")
     batch, _ = collector.collect()
     before = copy.deepcopy(learner.policies)
     learner.update(batch)
@@ -47,7 +47,7 @@ def test_hatrpo_factor_equals_the_product_of_ratios_computed_directly():
 
 def test_hatrpo_order_spans_all_groups_differs_across_iterations_and_is_reproducible():
     def orders(seed: int) -> list[list[str]]:
-        env, learner, collector = setup(
+        _env, learner, collector = setup(
             "hatrpo", "mpe/simple_adversary_v3", seed=seed, num_envs=2, steps=5, env_kwargs={"max_cycles": 10}
         )
         out = []
@@ -65,7 +65,7 @@ def test_hatrpo_order_spans_all_groups_differs_across_iterations_and_is_reproduc
 
 
 def test_each_sequential_step_changes_only_that_agents_parameters():
-    env, learner, collector = setup("hatrpo")
+    _env, learner, collector = setup("hatrpo")
     batch, _ = collector.collect()
     data = learner._prepare(batch)
     before = learner.policies["agent"].net.flat_params()
@@ -79,7 +79,7 @@ def test_each_sequential_step_changes_only_that_agents_parameters():
 def test_batched_solve_treats_agents_as_independent_problems():
     results = []
     for perturb in (False, True):
-        env, learner, collector = setup("itrpo")
+        _env, learner, collector = setup("itrpo")
         batch, _ = collector.collect()
         data = learner._prepare(batch)
         if perturb:
@@ -95,7 +95,7 @@ def test_with_one_agent_itrpo_matrpo_hatrpo_give_identical_parameters(step_rule)
     names = {"trust_region": ("trpo", "matrpo", "hatrpo"), "clip": ("ppo", "mappo", "happo")}[step_rule]
     states = []
     for name in names:
-        env, learner, collector = setup(name, "gym/Pendulum-v1", num_envs=4, steps=32, env_kwargs={})
+        _env, learner, collector = setup(name, "gym/Pendulum-v1", num_envs=4, steps=32, env_kwargs={})
         for _ in range(3):
             batch, _ = collector.collect()
             learner.update(batch)
@@ -108,16 +108,16 @@ def test_with_one_agent_itrpo_matrpo_hatrpo_give_identical_parameters(step_rule)
 
 
 def test_sequential_schedule_refuses_shared_actors_unless_opted_in():
-    with pytest.raises(MarlkitError, match="separate actor parameters.*allow_shared_sequential"):
+    with pytest.raises(MarlkitError, match=r"separate actor parameters.*allow_shared_sequential"):
         setup("hatrpo", share_actor=True)
-    env, learner, collector = setup("hatrpo", share_actor=True, allow_shared_sequential=True)
+    _env, learner, collector = setup("hatrpo", share_actor=True, allow_shared_sequential=True)
     learner.update(collector.collect()[0])
 
 
 @pytest.mark.parametrize("algo", ["itrpo", "matrpo", "hatrpo", "ippo", "mappo", "happo"])
 def test_every_variant_updates_on_heterogeneous_groups(algo):
     # Two groups with different observation sizes and action kinds, agents leaving mid-episode.
-    env, learner, collector = setup(
+    _env, learner, collector = setup(
         algo, "envs/scout_carrier", env_kwargs={"n_carriers": 2, "max_steps": 15}, obs_norm=True, value_norm=True
     )
     for _ in range(2):
@@ -128,7 +128,7 @@ def test_every_variant_updates_on_heterogeneous_groups(algo):
 @pytest.mark.parametrize("share", [True, False])
 def test_itrpo_and_matrpo_work_with_shared_or_separate_parameters(share):
     for algo in ("itrpo", "matrpo"):
-        env, learner, collector = setup(algo, share_actor=share)
+        _env, learner, collector = setup(algo, share_actor=share)
         before = learner.policies["agent"].net.flat_params()
         metrics = learner.update(collector.collect()[0])
         assert learner.policies["agent"].net.param_dim == (1 if share else 3)
@@ -141,7 +141,7 @@ def test_observation_normalizer_is_saved_with_the_policy():
     learner.update(collector.collect()[0])
     state = learner.state_dict()
     assert float(state["obs_norms.agent.count"]) > 0 and "state_norm.mean" in state
-    env2, fresh, _ = setup("matrpo", obs_norm=True, seed=5)
+    _, fresh, _ = setup("matrpo", obs_norm=True, seed=5)
     fresh.load_state_dict(state)
     td = env.reset()
     a = learner.act(td.clone(), deterministic=True)["agent", ACTION]

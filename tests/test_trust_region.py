@@ -80,7 +80,7 @@ def _analytic_fisher(policy: GroupPolicy, obs: torch.Tensor, theta: torch.Tensor
     """E_s[J^T M J]: J the Jacobian of the distribution parameters, M the Fisher of the output family."""
     rows = []
     for s in range(obs.shape[0]):
-        out = lambda th, s=s: policy.dist(obs[s : s + 1], None, policy.net.unflatten(th.unsqueeze(0)))[0, 0]  # noqa: E731
+        out = lambda th, s=s: policy.dist(obs[s : s + 1], None, policy.net.unflatten(th.unsqueeze(0)))[0, 0]
         jac = torch.autograd.functional.jacobian(out, theta[0])  # [D, P]
         dist = out(theta[0]).detach()
         if policy.continuous:
@@ -100,7 +100,7 @@ def test_fisher_vector_products_equal_explicit_fisher_and_kl_hessian():
         theta0 = policy.net.flat_params()
         old = policy.dist(obs).detach()
 
-        def kl(th: torch.Tensor) -> torch.Tensor:
+        def kl(th: torch.Tensor, policy=policy, old=old, obs=obs) -> torch.Tensor:
             return policy.kl(old, policy.dist(obs, None, policy.net.unflatten(th))).mean(0)
 
         theta = theta0.clone().requires_grad_(True)
@@ -158,8 +158,8 @@ def test_rejected_step_restores_parameters_bit_identically():
     theta0 = torch.randn(3, 5)
     g = torch.randn(3, 5)
     # The linear model promises improvement, but the true surrogate falls off a cliff in every direction.
-    surrogate = lambda th: (th * g).sum(-1) - 1e6 * (th - theta0).pow(2).sum(-1)  # noqa: E731
-    kl = lambda th: 0.5 * (th - theta0).pow(2).sum(-1)  # noqa: E731
+    surrogate = lambda th: (th * g).sum(-1) - 1e6 * (th - theta0).pow(2).sum(-1)
+    kl = lambda th: 0.5 * (th - theta0).pow(2).sum(-1)
     result = trust_region_step(theta0, surrogate, kl, TrustRegionConfig())
     assert not bool(result.accepted.any())
     assert torch.equal(result.theta, theta0) and result.theta.data_ptr() != theta0.data_ptr()

@@ -15,6 +15,7 @@ parameters when the critic inputs coincide (tests/test_onpolicy.py).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -150,6 +151,16 @@ class OnPolicy(nn.Module):
         self.agent_ids = [(g, i) for g, s in groups.items() for i in range(s.n_agents)]
         self.last_order: list[str] = []
 
+    def _policy(self, g: str) -> GroupPolicy:
+        return typing.cast(GroupPolicy, self.policies[g])
+
+    def _critic(self, g: str) -> GroupModule:
+        return typing.cast(GroupModule, self.critics[g])
+
+    @staticmethod
+    def _norm(norms: nn.ModuleDict, g: str) -> RunningNorm:
+        return typing.cast(RunningNorm, norms[g])
+
     def _make_critic(self, spec: GroupSpec, state_dim: int) -> GroupModule:
         in_dim = spec.obs_dim if self.cfg.critic == "local" else state_dim
         return GroupModule(
@@ -158,7 +169,7 @@ class OnPolicy(nn.Module):
 
     # ----------------------------------------------------------------- inputs
     def actor_input(self, g: str, obs: torch.Tensor) -> torch.Tensor:
-        return self.obs_norms[g](obs) if g in self.obs_norms else obs
+        return self._norm(self.obs_norms, g)(obs) if g in self.obs_norms else obs
 
     def critic_input(self, td: TensorDictBase, g: str) -> torch.Tensor:
         if self.cfg.critic == "local":
@@ -167,11 +178,12 @@ class OnPolicy(nn.Module):
         return state.unsqueeze(-2).expand(*state.shape[:-1], self.groups[g].n_agents, state.shape[-1])
 
     def value(self, g: str, critic_in: torch.Tensor) -> torch.Tensor:
-        return self.critics[g](critic_in).squeeze(-1)
+        return self._critic(g)(critic_in).squeeze(-1)
 
     @torch.no_grad()
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
-        for g, policy in self.policies.items():
+        for g in self.groups:
+            policy = self._policy(g)
             group = td[g]
             mask = group.get(ACTION_MASK, None) if self.groups[g].has_action_mask else None
             dist = policy.dist(self.actor_input(g, group[OBS]), mask)
@@ -188,7 +200,7 @@ class OnPolicy(nn.Module):
         )
         metrics.update(self._update_critics(data))
         for g in self.obs_norms:
-            self.obs_norms[g].update(batch[g][OBS], batch[g][ALIVE])
+            self._norm(self.obs_norms, g).update(batch[g][OBS], batch[g][ALIVE])
         if self.state_norm is not None:
             self.state_norm.update(batch[STATE])
         return metrics
@@ -197,19 +209,23 @@ class OnPolicy(nn.Module):
     def _prepare(self, batch: TensorDictBase) -> dict[str, GroupBatch]:
         cfg = self.cfg
         data: dict[str, GroupBatch] = {}
-        for g, policy in self.policies.items():
+        for g in self.groups:
+            policy = self._policy(g)
             group = batch[g]
             critic_in, next_in = self.critic_input(batch, g), self.critic_input(batch[NEXT], g)
             value, next_value = self.value(g, critic_in), self.value(g, next_in)
             if g in self.value_norms:
-                value, next_value = self.value_norms[g].denormalize(value), self.value_norms[g].denormalize(next_value)
+                value, next_value = (
+                    self._norm(self.value_norms, g).denormalize(value),
+                    self._norm(self.value_norms, g).denormalize(next_value),
+                )
             advantage, returns = gae(
                 group[REWARD], value, next_value, group[TERMINATED], group[TRUNCATED], cfg.gamma, cfg.gae_lambda
             )
             if g in self.value_norms:
-                self.value_norms[g].update(returns, group[ALIVE])
-                returns = (returns - self.value_norms[g].mean.float()) / torch.sqrt(
-                    self.value_norms[g].var + 1e-8
+                self._norm(self.value_norms, g).update(returns, group[ALIVE])
+                returns = (returns - self._norm(self.value_norms, g).mean.float()) / torch.sqrt(
+                    self._norm(self.value_norms, g).var + 1e-8
                 ).float()
             obs = self.actor_input(g, group[OBS]).flatten(0, 1)
             mask = group[ACTION_MASK].flatten(0, 1) if self.groups[g].has_action_mask else None
@@ -246,7 +262,7 @@ class OnPolicy(nn.Module):
     # ------------------------------------------------------ trust-region steps
     def _solve(self, g: str, d: GroupBatch, weight: torch.Tensor | None, agent: int | None) -> StepResult:
         """A trust-region step for group ``g`` (all agents batched) or for one ``agent`` of it."""
-        policy = self.policies[g]
+        policy = self._policy(g)
         net = policy.net
         if agent is None:
             obs, mask, action, alive, adv, old_dist, old_lp = (
@@ -292,7 +308,7 @@ class OnPolicy(nn.Module):
             return self._clip_epochs(
                 list(self.policies.parameters()),
                 self.actor_opt,
-                lambda idx: sum(self._clip_loss(g, d, idx) for g, d in data.items()),
+                lambda idx: torch.stack([self._clip_loss(g, d, idx) for g, d in data.items()]).sum(),
                 data,
             )
         metrics: dict[str, float] = {}
@@ -314,7 +330,7 @@ class OnPolicy(nn.Module):
             else:
                 results.setdefault(g, []).append(self._clip_agent(g, i, d, factor))
             with torch.no_grad():
-                policy = self.policies[g]
+                policy = self._policy(g)
                 mask = None if d.mask is None else d.mask[:, i]
                 new_lp = policy.log_prob(policy.dist(d.obs[:, i], mask, agent=i), d.action[:, i])
                 ratio = torch.where(d.alive[:, i], torch.exp(new_lp - d.old_log_prob[:, i]), 1.0)
@@ -337,7 +353,7 @@ class OnPolicy(nn.Module):
         weight: torch.Tensor | None = None,
         params: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
-        policy = self.policies[g]
+        policy = self._policy(g)
         sel = (lambda x: x[idx]) if agent is None else (lambda x: x[idx, agent])
         mask = None if d.mask is None else sel(d.mask)
         dist = policy.dist(sel(d.obs), mask, params, agent)
@@ -368,7 +384,7 @@ class OnPolicy(nn.Module):
         return {"actor_loss": sum(losses) / len(losses)}
 
     def _clip_agent(self, g: str, i: int, d: GroupBatch, weight: torch.Tensor) -> dict[str, float]:
-        net = self.policies[g].net
+        net = self._policy(g).net
         key = f"{g}__{i}" if not net.share_params else f"{g}__shared"
         current = net.flat_params() if net.share_params else net.flat_params()[i : i + 1]
         if key not in self.agent_rows:
@@ -391,12 +407,14 @@ class OnPolicy(nn.Module):
             perm = torch.randperm(n, generator=self.shuffle_rng)
             for idx in perm.chunk(self.cfg.critic_minibatches):
                 idx = idx.to(next(iter(data.values())).alive.device)
-                loss = sum(
-                    masked_mean((self.value(g, d.critic_in[idx]) - d.target[idx]).pow(2), d.alive[idx])
-                    for g, d in data.items()
-                )
+                loss = torch.stack(
+                    [
+                        masked_mean((self.value(g, d.critic_in[idx]) - d.target[idx]).pow(2), d.alive[idx])
+                        for g, d in data.items()
+                    ]
+                ).sum()
                 self.critic_opt.zero_grad()
-                loss.backward()  # type: ignore[union-attr]
+                loss.backward()
                 nn.utils.clip_grad_norm_(self.critics.parameters(), self.cfg.critic_max_grad_norm)
                 self.critic_opt.step()
                 losses.append(float(loss.detach()))
