@@ -138,3 +138,21 @@ def test_action_mask_is_exposed_and_respected():
     chosen = torch.gather(mask, -1, batch["player"][ACTION].unsqueeze(-1))
     assert bool(chosen.all())
     assert bool((batch["player"][REWARD] == 1).all())
+
+
+def test_vmas_envs_do_not_share_a_random_stream():
+    # VMAS keeps one global random state; marlkit gives every env its own, so another env's resets
+    # (e.g. evaluation) cannot change a training env's episodes.
+    def first_states(disturb: bool) -> list[torch.Tensor]:
+        env = make_env("vmas/navigation", num_envs=2, seed=0, n_agents=2, max_steps=3)
+        other = make_env("vmas/navigation", num_envs=2, seed=5, n_agents=2, max_steps=3)
+        td, states = env.reset(), []
+        for _ in range(9):
+            if disturb:
+                other.reset(seed=7)
+            td = env.step(env.rand_action(td))
+            states.append(td[STATE])
+        return states
+
+    for a, b in zip(first_states(False), first_states(True), strict=True):
+        assert torch.equal(a, b)

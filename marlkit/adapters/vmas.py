@@ -7,8 +7,9 @@ wrongly stop bootstrapping at every time limit).
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -47,7 +48,8 @@ class VmasEnv(MultiAgentEnv):
                 f"unknown VMAS scenario '{scenario}'.{suggest(scenario, vmas_scenario_names())} "
                 f"Valid: {', '.join(vmas_scenario_names())}"
             )
-        with warnings.catch_warnings(record=True) as caught:
+        self._rng_state = _shared_rng_state()[:]
+        with self._own_rng(), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 env = vmas.make_env(
@@ -72,7 +74,8 @@ class VmasEnv(MultiAgentEnv):
         agent_names = [a.name for a in env.agents]
         groups = check_group_map(group_map, agent_names) if group_map else default_group_map(agent_names)
         self._members = groups
-        first_obs = env.reset()
+        with self._own_rng():
+            first_obs = env.reset()
         specs = {}
         for g, members in groups.items():
             shapes = {a: tuple(first_obs[a].shape[1:]) for a in members}
@@ -90,11 +93,31 @@ class VmasEnv(MultiAgentEnv):
         }
         self._first_reset = True
 
+    @contextlib.contextmanager
+    def _own_rng(self) -> Iterator[None]:
+        """Run VMAS on this env's own random stream.
+
+        VMAS keeps one random state for *all* its environments (a class attribute), so without this an
+        evaluation env's resets would shift the training env's random stream.
+        """
+        shared = _shared_rng_state()
+        saved = shared[:]
+        shared[:] = self._rng_state
+        try:
+            yield
+        finally:
+            self._rng_state = shared[:]
+            shared[:] = saved
+
     # VMAS returns per-agent tensors; groups stack them along a new agent dimension.
     def _group_obs(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {g: torch.stack([obs[a] for a in m], dim=1) for g, m in self._members.items()}
 
     def _reset(self, seed: int | None) -> TensorDict:
+        with self._own_rng():
+            return self._reset_unlocked(seed)
+
+    def _reset_unlocked(self, seed: int | None) -> TensorDict:
         if seed is not None:
             self._env.seed(seed)
         # The env was already reset at construction with the construction seed: reuse that reset
@@ -110,6 +133,10 @@ class VmasEnv(MultiAgentEnv):
         return self._pack(grouped, self._alive, stack_state(grouped))
 
     def _step(self, actions: dict[str, torch.Tensor]) -> TensorDict:
+        with self._own_rng():
+            return self._step_unlocked(actions)
+
+    def _step_unlocked(self, actions: dict[str, torch.Tensor]) -> TensorDict:
         self._first_reset = False
         per_agent = {a: actions[g][:, i] for g, m in self._members.items() for i, a in enumerate(m)}
         obs, rew, term, trunc, _ = self._env.step(per_agent)
@@ -146,4 +173,11 @@ class VmasEnv(MultiAgentEnv):
         )
 
     def render(self, env_index: int = 0) -> object:
-        return self._env.render(mode="rgb_array", env_index=env_index, visualize_when_rgb=False)
+        with self._own_rng():
+            return self._env.render(mode="rgb_array", env_index=env_index, visualize_when_rgb=False)
+
+
+def _shared_rng_state() -> list:
+    from vmas.simulator.environment.environment import Environment
+
+    return Environment.vmas_random_state
