@@ -79,10 +79,11 @@ PRESETS: dict[str, dict] = {
             "algo.critic_minibatches": 2,
             "algo.init_log_std": -0.5,
         },
-        "measure": "eval_return_team",
+        "measure": "eval_return_mean",
         "target": 1500.0,
-        "reference": "Target: HATRPO >= 1500 at 1M steps (HARL reports about 5400 at 10M). Return = team reward "
-        "(MaMuJoCo gives every agent the same reward; this is the episode return of the robot).",
+        "reference": "Target: HATRPO >= 1500 at 1M steps (HARL reports about 5400 at 10M). MaMuJoCo gives every "
+        "agent the robot's reward, so the per-agent mean is the robot's episode return (summing over agents would "
+        "double it). Deterministic evaluation, 5 episodes.",
     },
     "spread": {
         "title": "HATRPO / MATRPO / ITRPO on continuous mpe/simple_spread_v3 (N=3, 25-step episodes), 2M steps",
