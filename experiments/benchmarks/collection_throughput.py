@@ -39,6 +39,24 @@ def timed(fn: Callable[[], int]) -> float:
     return frames / (time.perf_counter() - start)
 
 
+def marlkit_collector(env, policy: GroupModule, steps: int) -> tuple[Callable, Callable[[], int]]:
+    """The policy as a marlkit actor on the env's single group, and a timed collection call."""
+    group = next(iter(env.groups))
+
+    def act(td: TensorDictBase) -> TensorDictBase:
+        td[group][ACTION] = torch.tanh(policy(td[group][OBS]))
+        return td
+
+    collector = RolloutCollector(env, act, steps)
+    collector.reset()
+
+    def run_collector() -> int:
+        collector.collect()
+        return steps * env.num_envs
+
+    return act, run_collector
+
+
 # ----------------------------------------------------------------------- VMAS
 def vmas_variants(num_envs: int, steps: int) -> dict[str, Callable[[], int]]:
     import vmas
@@ -65,18 +83,7 @@ def vmas_variants(num_envs: int, steps: int) -> dict[str, Callable[[], int]]:
         return steps * num_envs
 
     env = make_env("vmas/navigation", num_envs=num_envs, seed=0, **kwargs)
-
-    def act(td: TensorDictBase) -> TensorDictBase:
-        td["agent"][ACTION] = torch.tanh(policy(td["agent"][OBS]))
-        return td
-
-    collector = RolloutCollector(env, act, steps)
-    collector.reset()
-
-    def run_collector() -> int:
-        collector.collect()
-        return steps * num_envs
-
+    act, run_collector = marlkit_collector(env, policy, steps)
     state = {"td": env.reset()}
 
     @torch.no_grad()
@@ -138,19 +145,7 @@ def pettingzoo_variants(
         return steps * num_envs
 
     env = make_env(name, num_envs=num_envs, seed=0, **env_kwargs)
-    group = next(iter(env.groups))
-
-    def act(td: TensorDictBase) -> TensorDictBase:
-        td[group][ACTION] = torch.tanh(policy(td[group][OBS]))
-        return td
-
-    collector = RolloutCollector(env, act, steps)
-    collector.reset()
-
-    def run_collector() -> int:
-        collector.collect()
-        return steps * num_envs
-
+    _, run_collector = marlkit_collector(env, policy, steps)
     return {"raw_pettingzoo": run_raw, "marlkit_collector": run_collector}
 
 

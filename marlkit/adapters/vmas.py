@@ -109,6 +109,11 @@ class VmasEnv(MultiAgentEnv):
             self._rng_state = shared[:]
             shared[:] = saved
 
+    def _current_obs(self) -> dict[str, torch.Tensor]:
+        return self._env.get_from_scenario(get_observations=True, get_rewards=False, get_infos=False, get_dones=False)[
+            0
+        ]
+
     # VMAS returns per-agent tensors; groups stack them along a new agent dimension.
     def _group_obs(self, obs: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {g: torch.stack([obs[a] for a in m], dim=1) for g, m in self._members.items()}
@@ -122,12 +127,7 @@ class VmasEnv(MultiAgentEnv):
             self._env.seed(seed)
         # The env was already reset at construction with the construction seed: reuse that reset
         # once so that make_env(seed=s).reset() equals make_env(...).reset(seed=s).
-        if self._first_reset and seed is None:
-            obs = self._env.get_from_scenario(
-                get_observations=True, get_rewards=False, get_infos=False, get_dones=False
-            )[0]
-        else:
-            obs = self._env.reset()
+        obs = self._current_obs() if self._first_reset and seed is None else self._env.reset()
         self._first_reset = False
         grouped = self._group_obs(obs)
         return self._pack(grouped, self._alive, stack_state(grouped))
@@ -150,11 +150,7 @@ class VmasEnv(MultiAgentEnv):
             else:
                 for index in done.nonzero().flatten().tolist():
                     self._env.reset_at(index, return_observations=False)
-            after_obs = self._group_obs(
-                self._env.get_from_scenario(get_observations=True, get_rewards=False, get_infos=False, get_dones=False)[
-                    0
-                ]
-            )
+            after_obs = self._group_obs(self._current_obs())
         reward, terminated, truncated = {}, {}, {}
         for g, m in self._members.items():
             reward[g] = torch.stack([rew[a] for a in m], dim=1)
