@@ -22,6 +22,7 @@ ADAPTERS = [
     ("envs/scout_carrier", {"n_carriers": 2}, "max_steps"),
     ("vmas.scenarios.balance:Scenario", {"n_agents": 3}, "max_steps"),
     ("mpe2.simple_tag_v3:parallel_env", {}, "max_cycles"),
+    ("mpe2.simple_spread_v3:env", {}, "max_cycles"),  # an AEC env, converted to parallel
 ]
 IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(ADAPTERS)]
 NUM_ENVS = 3
@@ -156,3 +157,10 @@ def test_vmas_envs_do_not_share_a_random_stream():
 
     for a, b in zip(first_states(False), first_states(True), strict=True):
         assert torch.equal(a, b)
+
+
+def test_mamujoco_passes_agent_obsk_through():
+    near = make_env("mamujoco/HalfCheetah-2x3", num_envs=1, agent_obsk=0)
+    far = make_env("mamujoco/HalfCheetah-2x3", num_envs=1, agent_obsk=1)
+    assert near.groups["agent"].obs_dim < far.groups["agent"].obs_dim
+    assert near.state_source == "env" and near.state_dim == far.state_dim
