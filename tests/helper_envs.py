@@ -12,10 +12,11 @@ class NanRewardEnv(ParallelEnv):
 
     metadata = {"name": "nan_reward_v0"}
 
-    def __init__(self, nan_at: int = 2) -> None:
+    def __init__(self, nan_at: int = 2, nan_in: str = "reward") -> None:
         self.possible_agents = ["agent_0"]
         self.agents: list[str] = []
         self.nan_at = nan_at
+        self.nan_in = nan_in
 
     def observation_space(self, agent):
         return spaces.Box(-1, 1, (2,), np.float32)
@@ -30,8 +31,9 @@ class NanRewardEnv(ParallelEnv):
 
     def step(self, actions):
         self.t += 1
-        reward = float("nan") if self.t >= self.nan_at else 0.0
-        obs = {"agent_0": np.zeros(2, np.float32)}
+        bad = self.t >= self.nan_at
+        reward = float("nan") if bad and self.nan_in == "reward" else 0.0
+        obs = {"agent_0": np.full(2, np.nan if bad and self.nan_in == "obs" else 0.0, np.float32)}
         return obs, {"agent_0": reward}, {"agent_0": False}, {"agent_0": False}, {"agent_0": {}}
 
 

@@ -72,6 +72,12 @@ def test_nan_reward_names_env_and_key():
         env.step(env.rand_action(td))
 
 
+def test_nan_observation_names_env_and_key():
+    env = make_env("helper_envs:NanRewardEnv", num_envs=2, seed=0, nan_at=1, nan_in="obs")
+    with pytest.raises(FloatingPointError, match=r"env 'helper_envs:NanRewardEnv'.*'observation'"):
+        env.step(env.rand_action(env.reset()))
+
+
 def test_heterogeneous_observation_sizes_in_one_group():
     group_map = {"all": ["adversary_0", "agent_0", "agent_1"]}
     with pytest.raises(MarlkitError, match=r"group 'all'.*'adversary_0': \(8,\).*'agent_0': \(10,\).*pad_observations"):

@@ -173,10 +173,17 @@ class MultiAgentEnv(abc.ABC):
         """Raise on NaN/inf in observations, rewards or state, naming the env and the key."""
         if not self.check_finite:
             return
-        keys: list[NestedKey] = [STATE]
+        # A state built from the observations is checked through them. Where no copy was reset, the
+        # observation to act on *is* the observation reached (one tensor): each tensor is scanned once.
+        keys: list[NestedKey] = [STATE, (NEXT, STATE)] if self.state_source == "env" else []
         for g in self.groups:
             keys += [(g, OBS), (g, REWARD), (NEXT, g, OBS)]
-        present = [(k, t) for k in keys if (t := td.get(k, None)) is not None]
+        present, seen = [], set()
+        for k in keys:
+            t = td.get(k, None)
+            if t is not None and id(t) not in seen:
+                seen.add(id(t))
+                present.append((k, t))
         # One host sync for all tensors, not one per tensor.
         flags = torch.stack([torch.isfinite(t).all() for _, t in present])
         if not bool(flags.all()):
