@@ -99,8 +99,8 @@ def test_with_one_agent_itrpo_matrpo_hatrpo_give_identical_parameters(step_rule)
         for _ in range(3):
             batch, _ = collector.collect()
             learner.update(batch)
-        # agent_rows are HAPPO's optimizer working copies, not part of the model.
-        states.append({k: v.clone() for k, v in learner.state_dict().items() if not k.startswith("agent_rows")})
+        # actor_rows are the clip rule's optimizer copies (keyed per group or per agent), not the model.
+        states.append({k: v.clone() for k, v in learner.state_dict().items() if not k.startswith("actor_rows")})
     for other in states[1:]:
         assert states[0].keys() == other.keys()
         for key in states[0]:

@@ -141,11 +141,12 @@ class OnPolicy(nn.Module):
         self.state_norm = RunningNorm((state_dim,)) if cfg.obs_norm and cfg.critic == "central" else None
         self.value_norms = nn.ModuleDict({g: RunningNorm(()) for g in groups} if cfg.value_norm else {})
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, eps=1e-5)
-        self.actor_opt = torch.optim.Adam(self.policies.parameters(), lr=cfg.actor_lr, eps=1e-5)
-        # Sequential clip updates keep one persistent Adam per agent on a copy of its parameter row:
-        # a shared Adam over stacked parameters would move the other agents through its momentum.
-        self.agent_rows = nn.ParameterDict()
-        self.agent_opts: dict[str, torch.optim.Adam] = {}
+        # Clip updates optimize a copy of a group's parameter rows ([K, P], one per agent) with a persistent
+        # Adam per copy: per group when simultaneous, per agent when sequential (a shared Adam over stacked
+        # parameters would move the other agents through its momentum). One code path for both schedules,
+        # so with one agent PPO and HAPPO compute the same numbers.
+        self.actor_rows = nn.ParameterDict()
+        self.actor_opts: dict[str, torch.optim.Adam] = {}
         self.order_rng = torch.Generator().manual_seed(seed)
         self.shuffle_rng = torch.Generator().manual_seed(seed + 1)
         self.agent_ids = [(g, i) for g, s in groups.items() for i in range(s.n_agents)]
@@ -305,12 +306,17 @@ class OnPolicy(nn.Module):
 
     def _update_actors_simultaneous(self, data: dict[str, GroupBatch]) -> dict[str, float]:
         if self.cfg.step_rule == "clip":
-            return self._clip_epochs(
-                list(self.policies.parameters()),
-                self.actor_opt,
-                lambda idx: torch.stack([self._clip_loss(g, d, idx) for g, d in data.items()]).sum(),
+            rows = {g: self._actor_row(g, g, self._policy(g).net.flat_params()) for g in data}
+            clip_metrics = self._clip_epochs(
+                list(rows),
+                lambda idx: torch.stack(
+                    [self._clip_loss(g, d, idx, params=self._policy(g).net.unflatten(rows[g])) for g, d in data.items()]
+                ).sum(),
                 data,
             )
+            for g, row in rows.items():
+                self._policy(g).net.set_flat_params(row.detach())
+            return clip_metrics
         metrics: dict[str, float] = {}
         for g, d in data.items():
             metrics.update(self._solve(g, d, None, None).metrics(f"{g}/"))
@@ -363,38 +369,45 @@ class OnPolicy(nn.Module):
         alive = sel(d.alive)
         return -masked_mean(clipped, alive) - self.cfg.entropy_coef * masked_mean(policy.entropy(dist), alive)
 
+    def _actor_row(self, key: str, g: str, current: torch.Tensor) -> nn.Parameter:
+        """The optimizer's copy of some parameter rows of group ``g``, refreshed from ``current``."""
+        if key not in self.actor_rows:
+            self.actor_rows[key] = nn.Parameter(current.clone())
+            self.actor_opts[key] = torch.optim.Adam([self.actor_rows[key]], lr=self.cfg.actor_lr, eps=1e-5)
+        row = self.actor_rows[key]
+        with torch.no_grad():
+            row.copy_(current)
+        return typing.cast(nn.Parameter, row)
+
     def _clip_epochs(
-        self,
-        params: list[torch.Tensor],
-        opt: torch.optim.Optimizer,
-        loss_fn: Callable[[torch.Tensor], torch.Tensor],
-        data: Mapping[str, GroupBatch],
+        self, keys: list[str], loss_fn: Callable[[torch.Tensor], torch.Tensor], data: Mapping[str, GroupBatch]
     ) -> dict[str, float]:
         n = next(iter(data.values())).alive.shape[0]
+        device = next(iter(data.values())).alive.device
         losses = []
         for _ in range(self.cfg.actor_epochs):
             perm = torch.randperm(n, generator=self.shuffle_rng)
             for idx in perm.chunk(self.cfg.actor_minibatches):
-                loss = loss_fn(idx.to(next(iter(data.values())).alive.device))
-                opt.zero_grad()
+                loss = loss_fn(idx.to(device))
+                for key in keys:
+                    self.actor_opts[key].zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(params, self.cfg.max_grad_norm)
-                opt.step()
+                for key in keys:
+                    grad = self.actor_rows[key].grad
+                    assert grad is not None
+                    # Each agent's row is clipped to its own norm: agents do not share a clip factor.
+                    norms = grad.norm(dim=1, keepdim=True)
+                    grad.mul_((self.cfg.max_grad_norm / (norms + 1e-6)).clamp(max=1.0))
+                    self.actor_opts[key].step()
                 losses.append(float(loss.detach()))
         return {"actor_loss": sum(losses) / len(losses)}
 
     def _clip_agent(self, g: str, i: int, d: GroupBatch, weight: torch.Tensor) -> dict[str, float]:
         net = self._policy(g).net
         key = f"{g}__{i}" if not net.share_params else f"{g}__shared"
-        current = net.flat_params() if net.share_params else net.flat_params()[i : i + 1]
-        if key not in self.agent_rows:
-            self.agent_rows[key] = nn.Parameter(current.clone())
-            self.agent_opts[key] = torch.optim.Adam([self.agent_rows[key]], lr=self.cfg.actor_lr, eps=1e-5)
-        row = self.agent_rows[key]
-        with torch.no_grad():
-            row.copy_(current)
+        row = self._actor_row(key, g, net.flat_params() if net.share_params else net.flat_params()[i : i + 1])
         metrics = self._clip_epochs(
-            [row], self.agent_opts[key], lambda idx: self._clip_loss(g, d, idx, i, weight, net.unflatten(row)), {g: d}
+            [key], lambda idx: self._clip_loss(g, d, idx, i, weight, net.unflatten(row)), {g: d}
         )
         net.set_flat_params(row.detach(), agent=None if net.share_params else i)
         return {f"{g}/{k}": v for k, v in metrics.items()}
