@@ -26,16 +26,3 @@ TRUNCATED = "truncated"
 STATE = "state"
 DONE = "done"
 NEXT = "next"
-
-# Written by policies and read by on-policy learners.
-LOG_PROB = "log_prob"
-LOC = "loc"
-SCALE = "scale"
-LOGITS = "logits"
-VALUE = "value"
-ADVANTAGE = "advantage"
-RETURN = "return"
-
-# Written by the rollout collector.
-EPISODE_RETURN = "episode_return"
-EPISODE_LENGTH = "episode_length"

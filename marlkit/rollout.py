@@ -1,7 +1,7 @@
 """On-policy rollout collection: ``T`` steps of every env copy into one ``[num_envs, T]`` TensorDict.
 
 Each time step ``t`` of the batch holds what the policy saw and did (``td[g][OBS]``, ``ALIVE``,
-``ACTION_MASK``, ``STATE``, ``ACTION`` and whatever else the policy wrote, e.g. ``LOG_PROB``), the
+``ACTION_MASK``, ``STATE``, ``ACTION`` and whatever else the policy wrote), the
 outcome (``REWARD``, ``TERMINATED``, ``TRUNCATED``, ``DONE``) and the observation reached
 (``td[NEXT][g][OBS]``, ``td[NEXT][STATE]``: the final observation where an episode ended), which is
 everything GAE needs to bootstrap through truncation and not through termination.

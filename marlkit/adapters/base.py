@@ -196,9 +196,4 @@ def stack_state(obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return torch.cat([o.flatten(start_dim=1) for o in obs.values()], dim=-1)
 
 
-def done_flags(terminated: torch.Tensor, truncated: torch.Tensor) -> torch.Tensor:
-    """An env copy is done when every one of its agents terminated or was truncated."""
-    return (terminated | truncated).flatten(start_dim=1).all(dim=-1)
-
-
-__all__ = ["DONE", "MultiAgentEnv", "StateSource", "done_flags", "stack_state"]
+__all__ = ["MultiAgentEnv", "StateSource", "stack_state"]
