@@ -38,9 +38,12 @@ class RunningNorm(nn.Module):
         self.var = (self.var * self.count + batch_var * n + delta.pow(2) * self.count * n / total) / total
         self.count = total
 
+    def normalize(self, x: torch.Tensor, clip: bool = True) -> torch.Tensor:
+        y = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var + self.eps).to(x.dtype)
+        return y.clamp(-self.clip, self.clip) if clip else y
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        std = torch.sqrt(self.var + self.eps).to(x.dtype)
-        return ((x - self.mean.to(x.dtype)) / std).clamp(-self.clip, self.clip)
+        return self.normalize(x)
 
     def denormalize(self, y: torch.Tensor) -> torch.Tensor:
         return y * torch.sqrt(self.var + self.eps).to(y.dtype) + self.mean.to(y.dtype)

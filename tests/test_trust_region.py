@@ -204,3 +204,16 @@ def test_categorical_kl_is_exact_and_respects_masks():
     assert torch.isfinite(policy.kl(dist, dist)).all() and float(policy.kl(dist, dist).abs().max()) < 1e-6
     samples = torch.stack([policy.sample(dist) for _ in range(50)])
     assert not bool((samples == 1).any())
+
+
+def test_running_norm_matches_batch_statistics_and_round_trips():
+    from marlkit.normalizers import RunningNorm
+
+    torch.manual_seed(0)
+    data = torch.randn(300, 4) * torch.tensor([1.0, 2.0, 5.0, 0.1]) + torch.tensor([0.0, 3.0, -2.0, 7.0])
+    norm = RunningNorm((4,))
+    for chunk in data.split(37):
+        norm.update(chunk)
+    torch.testing.assert_close(norm.mean.float(), data.mean(0), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(norm.var.float(), data.var(0, unbiased=False), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(norm.denormalize(norm.normalize(data, clip=False)), data, rtol=1e-5, atol=1e-4)

@@ -215,19 +215,15 @@ class OnPolicy(nn.Module):
             group = batch[g]
             critic_in, next_in = self.critic_input(batch, g), self.critic_input(batch[NEXT], g)
             value, next_value = self.value(g, critic_in), self.value(g, next_in)
-            if g in self.value_norms:
-                value, next_value = (
-                    self._norm(self.value_norms, g).denormalize(value),
-                    self._norm(self.value_norms, g).denormalize(next_value),
-                )
+            value_norm = self._norm(self.value_norms, g) if g in self.value_norms else None
+            if value_norm is not None:  # the critic predicts normalized values
+                value, next_value = value_norm.denormalize(value), value_norm.denormalize(next_value)
             advantage, returns = gae(
                 group[REWARD], value, next_value, group[TERMINATED], group[TRUNCATED], cfg.gamma, cfg.gae_lambda
             )
-            if g in self.value_norms:
-                self._norm(self.value_norms, g).update(returns, group[ALIVE])
-                returns = (returns - self._norm(self.value_norms, g).mean.float()) / torch.sqrt(
-                    self._norm(self.value_norms, g).var + 1e-8
-                ).float()
+            if value_norm is not None:
+                value_norm.update(returns, group[ALIVE])
+                returns = value_norm.normalize(returns, clip=False)
             obs = self.actor_input(g, group[OBS]).flatten(0, 1)
             mask = group[ACTION_MASK].flatten(0, 1) if self.groups[g].has_action_mask else None
             action = group[ACTION].flatten(0, 1)
