@@ -83,7 +83,8 @@ PRESETS: dict[str, dict] = {
         "target": 1500.0,
         "reference": "Target: HATRPO >= 1500 at 1M steps (HARL reports about 5400 at 10M). MaMuJoCo gives every "
         "agent the robot's reward, so the per-agent mean is the robot's episode return (summing over agents would "
-        "double it). Deterministic evaluation, 5 episodes.",
+        "double it). Deterministic evaluation, 5 episodes. These runs shared the 2 cores with the spread benchmark "
+        "(one torch thread each): wall-clock is indicative only.",
     },
     "spread": {
         "title": "HATRPO / MATRPO / ITRPO on continuous mpe/simple_spread_v3 (N=3, 25-step episodes), 2M steps",
@@ -105,7 +106,9 @@ PRESETS: dict[str, dict] = {
         "measure": "eval_return_team",
         "target": None,
         "reference": "Team return summed over the 3 agents and over the 25-step episode, the measure HARL uses "
-        "(HATRPO about -71 at 10M steps).",
+        "(HATRPO about -71 at 10M steps). mpe2's simple_spread_v3 defaults (local_ratio 0.5, dynamic_rescaling) "
+        "may differ from the MPE version HARL used, so the comparison is approximate. These runs shared the 2 "
+        "cores with the HalfCheetah benchmark: wall-clock is indicative only.",
     },
 }
 
@@ -192,7 +195,7 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict) -> None:
         "|---|---|---|---|---|",
     ]
     for algo, r in results.items():
-        per_seed = ", ".join(f"{x['final']:.3g}" for x in r["runs"])
+        per_seed = ", ".join(f"{x['final']:.4g}" for x in r["runs"])
         hits = (
             ", ".join(
                 f"{x['frames_to_target']} / {x['wall_s_to_target']:.0f}" if x["frames_to_target"] else "not reached"
@@ -202,7 +205,7 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict) -> None:
             else "n/a"
         )
         rows.append(
-            f"| {algo} | {r['median']:.3g} [{r['min']:.3g}, {r['max']:.3g}] | {per_seed} | "
+            f"| {algo} | {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] | {per_seed} | "
             f"{r['median_wall_s']:.0f} | {hits} |"
         )
     overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in preset["overrides"].items())
