@@ -142,9 +142,16 @@ class GroupModule(nn.Module):
         tensors = {**self.agent_params(agent), **self._agent_buffers(agent)}
         return {k: v.detach().clone() for k, v in tensors.items()}
 
-    def flat_params(self) -> torch.Tensor:
-        """All parameters as ``[param_dim, n_params]`` (a copy)."""
-        return torch.cat([p.detach().reshape(self.param_dim, -1) for p in self.stacked().values()], dim=1)
+    def _rows(self, agent: int | None) -> slice:
+        # An agent's rows are its own slice, or the one shared row: with shared parameters every
+        # agent's view is the shared set (as in :meth:`agent_params`).
+        return slice(None) if agent is None or self.share_params else slice(agent, agent + 1)
+
+    def flat_params(self, agent: int | None = None) -> torch.Tensor:
+        """All parameters as ``[param_dim, n_params]`` (a copy); with ``agent``, that agent's rows:
+        ``[1, n_params]``."""
+        rows = self._rows(agent)
+        return torch.cat([p.detach()[rows].reshape(p[rows].shape[0], -1) for p in self.stacked().values()], dim=1)
 
     def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split ``[K, n_params]`` into tensors shaped ``[K, *param_shape]`` (differentiably)."""
@@ -158,8 +165,8 @@ class GroupModule(nn.Module):
     @torch.no_grad()
     def set_flat_params(self, flat: torch.Tensor, agent: int | None = None) -> None:
         """Inverse of :meth:`flat_params`, in place. With ``agent``, ``flat`` is ``[1, n_params]`` and
-        only that agent's slice is written."""
-        rows = slice(None) if agent is None else slice(agent, agent + 1)
+        only that agent's rows are written (the shared row when parameters are shared)."""
+        rows = self._rows(agent)
         offset = 0
         for p in self.stacked().values():
             size = p[0].numel()

@@ -123,6 +123,20 @@ class GroupBatch:
     old_dist: torch.Tensor
     old_log_prob: torch.Tensor
 
+    def agent(self, i: int) -> GroupBatch:
+        """Agent ``i``'s slice of every tensor (the agent dim removed)."""
+        return GroupBatch(
+            self.obs[:, i],
+            self.action[:, i],
+            None if self.mask is None else self.mask[:, i],
+            self.alive[:, i],
+            self.critic_in[:, i],
+            self.advantage[:, i],
+            self.target[:, i],
+            self.old_dist[:, i],
+            self.old_log_prob[:, i],
+        )
+
 
 class OnPolicy(nn.Module):
     def __init__(self, cfg: OnPolicyConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
@@ -261,25 +275,12 @@ class OnPolicy(nn.Module):
         """A trust-region step for group ``g`` (all agents batched) or for one ``agent`` of it."""
         policy = self._policy(g)
         net = policy.net
-        if agent is None:
-            obs, mask, action, alive, adv, old_dist, old_lp = (
-                d.obs,
-                d.mask,
-                d.action,
-                d.alive,
-                d.advantage,
-                d.old_dist,
-                d.old_log_prob,
-            )
-            # Separate parameters: one problem per agent (reduce over samples); shared: one problem.
-            dims: tuple[int, ...] = (0,) if not policy.net.share_params else (0, 1)
-            theta0 = net.flat_params()
-        else:
-            obs, action, alive = d.obs[:, agent], d.action[:, agent], d.alive[:, agent]
-            mask = None if d.mask is None else d.mask[:, agent]
-            adv, old_dist, old_lp = d.advantage[:, agent], d.old_dist[:, agent], d.old_log_prob[:, agent]
-            dims = (0,)
-            theta0 = net.flat_params() if net.share_params else net.flat_params()[agent : agent + 1]
+        # Separate parameters solve one problem per agent (reduce over samples); shared, one problem.
+        b = d if agent is None else d.agent(agent)
+        dims: tuple[int, ...] = (0, 1) if agent is None and net.share_params else (0,)
+        obs, mask, action, alive, adv = b.obs, b.mask, b.action, b.alive, b.advantage
+        old_dist, old_lp = b.old_dist, b.old_log_prob
+        theta0 = net.flat_params(agent)
         if weight is not None:
             adv = adv * weight
 
@@ -297,7 +298,7 @@ class OnPolicy(nn.Module):
             return per_problem(policy.kl(old_dist, dist_at(theta)))
 
         result = trust_region_step(theta0, surrogate, kl, self.cfg.trust_region())
-        net.set_flat_params(result.theta, agent=None if net.share_params else agent)
+        net.set_flat_params(result.theta, agent)
         return result
 
     def _update_actors_simultaneous(self, data: dict[str, GroupBatch]) -> dict[str, float]:
@@ -332,10 +333,9 @@ class OnPolicy(nn.Module):
             else:
                 results.setdefault(g, []).append(self._clip_agent(g, i, d, factor))
             with torch.no_grad():
-                policy = self._policy(g)
-                mask = None if d.mask is None else d.mask[:, i]
-                new_lp = policy.log_prob(policy.dist(d.obs[:, i], mask, agent=i), d.action[:, i])
-                ratio = torch.where(d.alive[:, i], torch.exp(new_lp - d.old_log_prob[:, i]), 1.0)
+                policy, a = self._policy(g), d.agent(i)
+                new_lp = policy.log_prob(policy.dist(a.obs, a.mask, agent=i), a.action)
+                ratio = torch.where(a.alive, torch.exp(new_lp - a.old_log_prob), 1.0)
                 factor = factor * ratio
                 if self.cfg.factor_clip > 1:
                     factor = factor.clamp(1 / self.cfg.factor_clip, self.cfg.factor_clip)
@@ -356,13 +356,13 @@ class OnPolicy(nn.Module):
         params: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         policy = self._policy(g)
-        sel = (lambda x: x[idx]) if agent is None else (lambda x: x[idx, agent])
-        mask = None if d.mask is None else sel(d.mask)
-        dist = policy.dist(sel(d.obs), mask, params, agent)
-        ratio = torch.exp(policy.log_prob(dist, sel(d.action)) - sel(d.old_log_prob))
-        adv = sel(d.advantage) * (1.0 if weight is None else weight[idx])
+        b = d if agent is None else d.agent(agent)
+        mask = None if b.mask is None else b.mask[idx]
+        dist = policy.dist(b.obs[idx], mask, params, agent)
+        ratio = torch.exp(policy.log_prob(dist, b.action[idx]) - b.old_log_prob[idx])
+        adv = b.advantage[idx] * (1.0 if weight is None else weight[idx])
         clipped = torch.min(ratio * adv, ratio.clamp(1 - self.cfg.clip_eps, 1 + self.cfg.clip_eps) * adv)
-        alive = sel(d.alive)
+        alive = b.alive[idx]
         return -masked_mean(clipped, alive) - self.cfg.entropy_coef * masked_mean(policy.entropy(dist), alive)
 
     def _actor_row(self, key: str, g: str, current: torch.Tensor) -> nn.Parameter:
@@ -401,11 +401,11 @@ class OnPolicy(nn.Module):
     def _clip_agent(self, g: str, i: int, d: GroupBatch, weight: torch.Tensor) -> dict[str, float]:
         net = self._policy(g).net
         key = f"{g}__{i}" if not net.share_params else f"{g}__shared"
-        row = self._actor_row(key, g, net.flat_params() if net.share_params else net.flat_params()[i : i + 1])
+        row = self._actor_row(key, g, net.flat_params(i))
         metrics = self._clip_epochs(
             [key], lambda idx: self._clip_loss(g, d, idx, i, weight, net.unflatten(row)), {g: d}
         )
-        net.set_flat_params(row.detach(), agent=None if net.share_params else i)
+        net.set_flat_params(row.detach(), i)
         return {f"{g}/{k}": v for k, v in metrics.items()}
 
     # ---------------------------------------------------------------- critic
