@@ -106,16 +106,12 @@ class PettingZooEnv(MultiAgentEnv):
             if g in buf["mask"]:
                 buf["mask"][g][index] = True
 
-    def _to_td_parts(self, buf: dict[str, Any]) -> tuple[dict, dict, torch.Tensor, dict]:
-        def t(x: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(x).to(self.device)
+    def _tensors(self, arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        return {g: torch.from_numpy(x).to(self.device) for g, x in arrays.items()}
 
-        return (
-            {g: t(x) for g, x in buf["obs"].items()},
-            {g: t(x) for g, x in buf["alive"].items()},
-            t(buf["state"]),
-            {g: t(x) for g, x in buf["mask"].items()},
-        )
+    def _to_td_parts(self, buf: dict[str, Any]) -> tuple[dict, dict, torch.Tensor, dict]:
+        state = torch.from_numpy(buf["state"]).to(self.device)
+        return self._tensors(buf["obs"]), self._tensors(buf["alive"]), state, self._tensors(buf["mask"])
 
     # ---------------------------------------------------------------- hooks
     def _reset(self, seed: int | None) -> TensorDict:
@@ -164,17 +160,14 @@ class PettingZooEnv(MultiAgentEnv):
         next_obs, _, next_state, _ = self._to_td_parts(nxt)
         obs_t, alive_t, state_t, mask_t = self._to_td_parts(after)
 
-        def t(d: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-            return {g: torch.from_numpy(x).to(self.device) for g, x in d.items()}
-
         return self._pack(
             obs_t,
             alive_t,
             state_t,
             mask_t,
-            reward=t(reward),
-            terminated=t(terminated),
-            truncated=t(truncated),
+            reward=self._tensors(reward),
+            terminated=self._tensors(terminated),
+            truncated=self._tensors(truncated),
             next_obs=next_obs,
             next_state=next_state,
             done=torch.from_numpy(done).to(self.device),
