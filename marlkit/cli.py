@@ -74,24 +74,37 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps({**summary, "run_dir": out}, indent=2))
 
 
-def print_config_help() -> None:
-    from marlkit.algorithms import ALGORITHMS
-    from marlkit.algorithms.onpolicy import OnPolicyConfig
+def print_config_help(algo: str | None = None) -> None:
+    """Every option with its type, default and doc; with ``algo``, that algorithm's preset defaults."""
+    from marlkit.algorithms import ALGORITHMS, algorithm
     from marlkit.config import describe
     from marlkit.experiment import ExperimentConfig
 
     print("algorithms: " + ", ".join(f"{k} ({v.summary})" for k, v in ALGORITHMS.items()))
-    for section, cls in (("algo", OnPolicyConfig), ("experiment", ExperimentConfig)):
-        print(f"\n{section}.* options (override as {section}.KEY=VALUE):")
+    if algo is not None:
+        spec = algorithm(algo)
+        configs = [(f"algo.* of {algo}", spec.config, spec.preset)]
+    else:
+        families: dict[type, str] = {}
+        for name, spec in ALGORITHMS.items():
+            families.setdefault(spec.config, name)
+        configs = [(f"algo.* of {name} and its family", cls, ALGORITHMS[name].preset) for cls, name in families.items()]
+    for title, cls, preset in [*configs, ("experiment.*", ExperimentConfig, {})]:
+        print(f"\n{title} options (override as KEY=VALUE, e.g. {title.split('*')[0]}KEY=VALUE):")
         for name, tp, default, doc in describe(cls):
-            print(f"  {section}.{name:<24} {tp:<28} default {default!r:<14} {doc}")
+            section = title.split(".")[0]
+            print(f"  {section}.{name:<24} {tp:<28} default {preset.get(name, default)!r:<14} {doc}")
     print("\nenv.* options are passed to the scenario (e.g. env.n_agents=4, env.max_steps=100).")
 
 
 def cmd_list(args: argparse.Namespace) -> None:
     from marlkit.adapters import FAMILIES, MAMUJOCO_EXAMPLES, mpe_env_names, user_scenarios
     from marlkit.adapters.vmas import vmas_scenario_names
+    from marlkit.algorithms import ALGORITHMS
 
+    print("algorithms:")
+    for name, spec in ALGORITHMS.items():
+        print(f"  {name:<8} {spec.summary}")
     print("env families:", ", ".join(f"{f}/<name>" for f in FAMILIES), "or module.path:Attr")
     print("vmas:", ", ".join(vmas_scenario_names()))
     print("mpe:", ", ".join(mpe_env_names()))
@@ -139,7 +152,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.overrides = overrides
     if args.command == "train" and (args.help or not args.algo or not args.env):
         print("usage: marlkit train ALGO ENV [--frames N] [--seed S] [--out DIR] [--device D] [key=value ...]")
-        print_config_help()
+        try:
+            print_config_help(args.algo)
+        except MarlkitError as err:
+            print(f"marlkit: error: {err}", file=sys.stderr)
+            return 2
         return 0 if args.help else 2
     if args.command == "demo" and args.env == "vmas/navigation" and not args.kwargs:
         args.kwargs = ["n_agents=3", "max_steps=100"]

@@ -7,6 +7,7 @@ A run directory holds ``config.json`` (the full resolved config: the run can be 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import random
@@ -167,6 +168,8 @@ class Experiment:
         self.collector = RolloutCollector(self.env, self.learner.act, config.algo.rollout_steps)
         self.frames = 0
         self.rows: list[dict[str, Any]] = []
+        self._columns: list[str] = []
+        self._rows_written = 0
 
     def run(self) -> dict[str, Any]:
         exp = self.config.experiment
@@ -221,24 +224,32 @@ class Experiment:
         return summary
 
     def _write_metrics(self) -> None:
-        columns: list[str] = []
-        for row in self.rows:
+        """Append the newest row; rewrite the file (atomically) only when a new column appears.
+        Rewriting every iteration is quadratic in the run length (off-policy runs log thousands of rows)."""
+        columns = list(self._columns)
+        for row in self.rows[self._rows_written :]:
             columns += [k for k in row if k not in columns]
-
-        def write(f: Any) -> None:
-            import io
-
-            text = io.StringIO()
-            writer = csv.DictWriter(text, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(self.rows)
-            f.write(text.getvalue().encode())
-
-        atomic_write_bytes(self.out / "metrics.csv", write)
+        path = self.out / "metrics.csv"
+        if columns != self._columns or not path.exists():
+            self._columns = columns
+            atomic_write_text(path, _csv_text(columns, self.rows, header=True))
+        else:
+            with path.open("a") as f:
+                f.write(_csv_text(columns, self.rows[self._rows_written :], header=False))
+        self._rows_written = len(self.rows)
 
     def save_checkpoint(self, path: Path) -> None:
         state = {"learner": self.learner.state_dict(), "frames": self.frames, "config": self.config.to_json()}
         atomic_write_bytes(path, lambda f: torch.save(state, f))
+
+
+def _csv_text(columns: list[str], rows: list[dict[str, Any]], header: bool) -> str:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

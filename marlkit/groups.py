@@ -85,6 +85,8 @@ class GroupModule(nn.Module):
                 return self.net(x)
             return functional_call(self.net, {n: p[0] for n, p in params.items()}, (x,))
         params = self.stacked() if params is None else params
+        if self.n_agents == 1 and next(iter(params.values())).shape[0] == 1:
+            return self.forward_agent(x.squeeze(-2), 0, {n: p[0] for n, p in params.items()}).unsqueeze(-2)
         out = vmap(self._call)(params, self._stacked_buffers(), x.movedim(-2, 0))
         return out.movedim(0, -2)
 
@@ -97,6 +99,9 @@ class GroupModule(nn.Module):
             params = self.agent_params(agent)
         if self.share_params:
             return functional_call(self.net, dict(params), (x,))
+        if self.n_agents == 1:
+            # vmap costs ~3x a plain call on small networks; a group of one needs no batching.
+            return self._call(params, self._agent_buffers(0), x)
         # The same vmapped call as `forward`, over a stack of one: with a single agent, per-agent
         # (sequential) and group (simultaneous) updates then compute bit-identical numbers.
         one = {n: p.unsqueeze(0) for n, p in params.items()}

@@ -76,7 +76,7 @@ class GroupSpec:
     def random_action(
         self,
         batch: Sequence[int],
-        generator: torch.Generator,
+        generator: torch.Generator | None,
         device: torch.device,
         action_mask: torch.Tensor | None = None,
     ) -> torch.Tensor:

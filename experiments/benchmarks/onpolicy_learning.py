@@ -12,17 +12,12 @@ interrupted benchmark continues where it stopped.
 
 from __future__ import annotations
 
-import argparse
-import csv
-import json
-import statistics
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).parent))
 
-from marlkit.experiment import Experiment, build_config  # noqa: E402
+from _learning import main
 
 PRESETS: dict[str, dict] = {
     "pendulum": {
@@ -113,108 +108,5 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> dict:
-    out = out_root / name / f"{algo}-s{seed}"
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
-    if out.exists():  # an interrupted run: start it again from scratch
-        import shutil
-
-        shutil.rmtree(out)
-    overrides = {
-        **preset["overrides"],
-        "experiment.frames": preset["frames"],
-        "experiment.seed": seed,
-        "experiment.progress": False,
-    }
-    return Experiment(build_config(algo, preset["env"], overrides), out).run()
-
-
-def frames_to_target(run_dir: Path, measure: str, target: float | None) -> tuple[int | None, float | None]:
-    if target is None:
-        return None, None
-    with open(run_dir / "metrics.csv") as f:
-        for row in csv.DictReader(f):
-            if row.get(measure) and float(row[measure]) >= target:
-                return int(row["frames"]), float(row["wall_s"])
-    return None, None
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("preset", choices=sorted(PRESETS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--algos", nargs="+")
-    parser.add_argument("--out", default=str(ROOT / "runs" / "bench"))
-    args = parser.parse_args()
-    preset = PRESETS[args.preset]
-    measure = preset["measure"]
-    results: dict[str, dict] = {}
-    for algo in args.algos or preset["algos"]:
-        runs = []
-        for seed in args.seeds:
-            summary = run_one(preset, args.preset, algo, seed, Path(args.out))
-            run_dir = Path(args.out) / args.preset / f"{algo}-s{seed}"
-            final = {
-                "eval_return_mean": summary["final_eval_return_mean"],
-                "eval_return_team": summary["final_eval_return_team"],
-            }[measure]
-            frames_hit, wall_hit = frames_to_target(run_dir, measure, preset["target"])
-            runs.append(
-                {
-                    "seed": seed,
-                    "final": final,
-                    "wall_s": summary["wall_s"],
-                    "frames_to_target": frames_hit,
-                    "wall_s_to_target": wall_hit,
-                }
-            )
-            print(json.dumps({"algo": algo, **runs[-1]}), flush=True)
-        finals = [r["final"] for r in runs]
-        walls = [r["wall_s"] for r in runs]
-        results[algo] = {
-            "runs": runs,
-            "median": statistics.median(finals),
-            "min": min(finals),
-            "max": max(finals),
-            "median_wall_s": statistics.median(walls),
-        }
-    print(json.dumps(results, indent=1))
-    write_docs(args, preset, results)
-
-
-def write_docs(args: argparse.Namespace, preset: dict, results: dict) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _report import write_section
-
-    target = preset["target"]
-    rows = [
-        f"| algo | {preset['measure']} median [min, max] over seeds {args.seeds} | per seed | "
-        "training wall-clock median (s) | frames / wall-clock (s) to reach target, per seed |",
-        "|---|---|---|---|---|",
-    ]
-    for algo, r in results.items():
-        per_seed = ", ".join(f"{x['final']:.4g}" for x in r["runs"])
-        hits = (
-            ", ".join(
-                f"{x['frames_to_target']} / {x['wall_s_to_target']:.0f}" if x["frames_to_target"] else "not reached"
-                for x in r["runs"]
-            )
-            if target is not None
-            else "n/a"
-        )
-        rows.append(
-            f"| {algo} | {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] | {per_seed} | "
-            f"{r['median_wall_s']:.0f} | {hits} |"
-        )
-    overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in preset["overrides"].items())
-    body = (
-        f"{preset['reference']}\n\nConfig on top of each algorithm's defaults: `{overrides}`, "
-        f"`experiment.frames={preset['frames']}`. Wall-clock includes evaluations.\n\n" + "\n".join(rows)
-    )
-    write_section(f"onpolicy_{args.preset}", preset["title"], body, results)
-
-
 if __name__ == "__main__":
-    main()
+    main(PRESETS, "onpolicy")

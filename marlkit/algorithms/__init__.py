@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
 from marlkit.algorithms.onpolicy import OnPolicy, OnPolicyConfig
 from marlkit.errors import MarlkitError, suggest
 
@@ -21,6 +22,16 @@ def _onpolicy(critic: str, schedule: str, rule: str, summary: str) -> AlgorithmS
     return AlgorithmSpec(OnPolicy, OnPolicyConfig, {"critic": critic, "schedule": schedule, "step_rule": rule}, summary)
 
 
+# MADDPG-style defaults (HARL): small networks, big batches, slower actor than critic.
+_DETERMINISTIC = {"actor": "deterministic", "hidden": (64, 64), "batch_size": 1024, "actor_lr": 5e-4, "critic_lr": 1e-3}
+_TD3 = {"n_critics": 2, "target_noise": 0.2, "policy_delay": 2}
+_SAC = {"actor": "squashed_gaussian", "n_critics": 2}
+
+
+def _offpolicy(summary: str, **preset: Any) -> AlgorithmSpec:
+    return AlgorithmSpec(OffPolicy, OffPolicyConfig, preset, summary)
+
+
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     "trpo": _onpolicy("local", "simultaneous", "trust_region", "TRPO; on a multi-agent env it is ITRPO"),
     "itrpo": _onpolicy("local", "simultaneous", "trust_region", "independent TRPO, local critics V(o_i)"),
@@ -30,6 +41,21 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     "ippo": _onpolicy("local", "simultaneous", "clip", "independent PPO-clip, local critics"),
     "mappo": _onpolicy("central", "simultaneous", "clip", "PPO-clip with a centralized critic"),
     "happo": _onpolicy("central", "sequential", "clip", "heterogeneous-agent PPO, random sequential order"),
+    "maddpg": _offpolicy(
+        "MADDPG: deterministic actors, centralized critics Q_i(s, a_1..a_N)", critic="central", **_DETERMINISTIC
+    ),
+    "matd3": _offpolicy(
+        "MATD3: MADDPG with twin critics, target smoothing, delayed actors", critic="central", **_DETERMINISTIC, **_TD3
+    ),
+    "ddpg": _offpolicy(
+        "DDPG; on a multi-agent env, independent DDPG with local critics", critic="local", **_DETERMINISTIC
+    ),
+    "td3": _offpolicy(
+        "TD3; on a multi-agent env, independent TD3 with local critics", critic="local", **_DETERMINISTIC, **_TD3
+    ),
+    "sac": _offpolicy("SAC; on a multi-agent env it is ISAC", critic="local", **_SAC),
+    "isac": _offpolicy("independent SAC, local twin critics Q_i(o_i, a_i)", critic="local", **_SAC),
+    "masac": _offpolicy("multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", **_SAC),
 }
 
 
@@ -39,4 +65,4 @@ def algorithm(name: str) -> AlgorithmSpec:
     return ALGORITHMS[name]
 
 
-__all__ = ["ALGORITHMS", "AlgorithmSpec", "OnPolicy", "OnPolicyConfig", "algorithm"]
+__all__ = ["ALGORITHMS", "AlgorithmSpec", "OffPolicy", "OffPolicyConfig", "OnPolicy", "OnPolicyConfig", "algorithm"]

@@ -1,0 +1,485 @@
+"""The off-policy CTDE family on one updater: MADDPG / MATD3 / DDPG / TD3 and SAC / ISAC / MASAC.
+
+Switches pick the variant:
+
+* ``actor``: ``deterministic`` (DDPG-style tanh actor; discrete groups use Gumbel-softmax with
+  straight-through and a logits-squared regularizer) or ``squashed_gaussian`` (SAC's tanh-Gaussian
+  with a learned or fixed temperature);
+* ``critic``: ``local`` Q_i(o_i, a_i) or ``central`` Q_i(global input, all agents' actions), the global
+  input being the state or all observations (``central_input``);
+* ``n_critics`` 2 with a min (twin), ``target_noise`` (target policy smoothing) and ``policy_delay``:
+  all three on is TD3 / MATD3;
+* ``others_actions``: in an agent's actor loss, the other agents' actions come from the ``buffer``
+  (MADDPG) or from their ``current`` policies.
+
+Actors see their agent's own observation only. Critics of a group are one batched ensemble
+(members = critics x agents, or critics x 1 with shared parameters plus a one-hot agent id).
+Actions inside the learner are normalized to [-1, 1]; the env gets them rescaled to its bounds.
+Targets bootstrap through truncation and never through termination:
+``y_i = r_i + gamma (1 - terminated_i) (min_j Q'_ij(s', a') - alpha_i log pi_i(a'_i | o'_i))``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from tensordict import TensorDictBase
+from torch import nn
+
+from marlkit.config import option, require
+from marlkit.errors import MarlkitError
+from marlkit.groups import GroupModule, joint_observations, mlp
+from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.nets import EnsembleMLP, clip_grad_norm_per_member_
+from marlkit.policies import MASKED_LOGIT
+from marlkit.replay import ReplayBuffer
+from marlkit.specs import Box, Discrete, GroupSpec
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+@dataclass(frozen=True)
+class OffPolicyConfig:
+    actor: Literal["deterministic", "squashed_gaussian"] = option("deterministic", "DDPG-style or SAC actor")
+    critic: Literal["local", "central"] = option("central", "Q_i(o_i, a_i) or Q_i(global input, all actions)")
+    central_input: Literal["state", "observations"] = option("state", "global input of central critics")
+    others_actions: Literal["buffer", "current"] = option("buffer", "other agents' actions in an actor loss")
+    share_actor: bool = option(False, "one actor network per group instead of one per agent")
+    share_critic: bool = option(True, "one critic network per group (with agent id) instead of one per agent")
+    n_critics: int = option(1, "Q networks per agent; 2 takes the min (twin critics)")
+    target_noise: float = option(0.0, "target policy smoothing noise std (normalized actions; TD3: 0.2)")
+    target_noise_clip: float = option(0.5, "clip of the target smoothing noise")
+    policy_delay: int = option(1, "critic steps per actor and target step (TD3: 2)")
+    rollout_steps: int = option(10, "steps per env copy collected between update phases")
+    buffer_size: int = option(1_000_000, "replay capacity in transitions (env copies x steps)")
+    batch_size: int = option(256, "transitions per gradient step")
+    warmup_frames: int = option(1_000, "uniformly random frames before learning starts")
+    updates_per_frame: float = option(1.0, "update-to-data ratio: gradient steps per collected frame")
+    prioritized: bool = option(False, "prioritized replay (|TD error| priorities)")
+    priority_alpha: float = option(0.6, "prioritized replay exponent alpha")
+    priority_beta: float = option(0.4, "prioritized replay importance-weight exponent beta")
+    gamma: float = option(0.99, "discount factor")
+    tau: float = option(0.005, "Polyak factor: target <- tau * online + (1 - tau) * target")
+    actor_lr: float = option(3e-4, "actor Adam learning rate")
+    critic_lr: float = option(3e-4, "critic Adam learning rate")
+    max_grad_norm: float = option(0.0, "per-agent gradient-norm clip of actors and critics (0 = off)")
+    alpha: float = option(0.2, "SAC: initial (or fixed) temperature")
+    auto_alpha: bool = option(True, "SAC: learn the temperature towards entropy -|A| per agent")
+    alpha_lr: float = option(3e-4, "SAC: temperature Adam learning rate")
+    exploration: Literal["gaussian", "ou"] = option("gaussian", "deterministic actors: exploration noise")
+    noise_std: float = option(0.1, "deterministic actors: initial noise std (normalized actions)")
+    noise_std_final: float = option(0.1, "deterministic actors: noise std after noise_decay_frames")
+    noise_decay_frames: int = option(0, "frames of linear noise decay (0: constant)")
+    ou_theta: float = option(0.15, "Ornstein-Uhlenbeck mean reversion")
+    logits_reg: float = option(1e-3, "discrete deterministic actors: weight of mean(logits^2)")
+    hidden: tuple[int, ...] = option((256, 256), "hidden layer sizes of actors and critics")
+    activation: str = option("relu", "activation of actors and critics")
+
+    def validate(self) -> None:
+        for name in ("n_critics", "policy_delay", "rollout_steps", "buffer_size", "batch_size"):
+            require(getattr(self, name) >= 1, f"algo.{name} must be >= 1, got {getattr(self, name)}")
+        require(self.warmup_frames >= 0, f"algo.warmup_frames must be >= 0, got {self.warmup_frames}")
+        require(self.updates_per_frame > 0, f"algo.updates_per_frame must be > 0, got {self.updates_per_frame}")
+        require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
+        require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
+        require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
+        for name in ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"):
+            require(getattr(self, name) >= 0, f"algo.{name} must be >= 0, got {getattr(self, name)}")
+
+
+def polyak_(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
+    """``target <- tau * online + (1 - tau) * target``, in place, for all tensors in one fused call."""
+    torch._foreach_lerp_(target, online, tau)
+
+
+def td_target(
+    reward: torch.Tensor,
+    terminated: torch.Tensor,
+    q_next: torch.Tensor,
+    gamma: float,
+    alpha: torch.Tensor | None = None,
+    next_logp: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``r + gamma (1 - terminated) V(s')`` with the soft value ``V = Q - alpha log pi`` when ``alpha`` is
+    given. Truncation does not appear: a time limit still bootstraps from the reached state."""
+    if alpha is None:
+        value = q_next
+    else:
+        assert next_logp is not None, "a soft target needs log pi(a'|s')"
+        value = q_next - alpha * next_logp
+    return reward + gamma * (1 - terminated.float()) * value
+
+
+@dataclass
+class ReplayBatch:
+    """A sampled batch, unpacked per group (actions normalized / one-hot), with the critics' global inputs."""
+
+    data: dict[str, dict[str, torch.Tensor]]
+    base: torch.Tensor
+    next_base: torch.Tensor
+    joint: torch.Tensor
+    index: torch.Tensor
+    weights: torch.Tensor | None
+
+
+def squashed_log_prob(u: torch.Tensor, loc: torch.Tensor, log_std: torch.Tensor, log_scale: torch.Tensor):
+    """log pi(a) of ``a = low + (tanh(u) + 1) * scale`` with ``u ~ N(loc, std)``, summed over dims.
+
+    The tanh Jacobian uses ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, evaluated at the
+    pre-squash ``u`` (stable for large |u|; no atanh of stored actions)."""
+    z = (u - loc) * torch.exp(-log_std)
+    gauss = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2 * (math.log(2) - u - F.softplus(-2 * u))
+    return (gauss - log_det - log_scale).sum(-1)
+
+
+class OffPolicy(nn.Module):
+    def __init__(self, cfg: OffPolicyConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg, self.groups, self.state_dim = cfg, dict(groups), state_dim
+        self.sac = cfg.actor == "squashed_gaussian"
+        for g, s in groups.items():
+            if isinstance(s.action, Discrete) and self.sac:
+                raise MarlkitError(
+                    f"SAC-family algorithms need continuous actions, but group '{g}' has {s.action.n} discrete "
+                    "actions; use maddpg/matd3 (Gumbel-softmax) or an on-policy algorithm"
+                )
+            if isinstance(s.action, Box) and not all(map(math.isfinite, (*s.action.low, *s.action.high))):
+                raise MarlkitError(f"group '{g}' has unbounded actions; off-policy actors need finite action bounds")
+        self.act_dims = {g: s.action.n if isinstance(s.action, Discrete) else s.action.dim for g, s in groups.items()}
+        self.joint_act_dim = sum(s.n_agents * self.act_dims[g] for g, s in groups.items())
+        out_mult = 2 if self.sac else 1
+
+        def actor_net(spec: GroupSpec) -> Callable[[], nn.Module]:
+            return lambda: mlp(spec.obs_dim, out_mult * self.act_dims[spec.name], cfg.hidden, cfg.activation)
+
+        self.actors = nn.ModuleDict(
+            {g: GroupModule(actor_net(s), s.n_agents, cfg.share_actor) for g, s in groups.items()}
+        )
+        self.critics = nn.ModuleDict({g: self._make_critic(g, s) for g, s in groups.items()})
+        self.target_critics = copy.deepcopy(self.critics).requires_grad_(False)
+        self.target_actors = None if self.sac else copy.deepcopy(self.actors).requires_grad_(False)
+        self.log_alpha = nn.ParameterDict(
+            {g: nn.Parameter(torch.full((s.n_agents,), math.log(cfg.alpha))) for g, s in groups.items()}
+        )
+        self.actor_opt = torch.optim.Adam(self.actors.parameters(), lr=cfg.actor_lr, fused=True)
+        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, fused=True)
+        self.alpha_opt = torch.optim.Adam(self.log_alpha.parameters(), lr=cfg.alpha_lr)
+        self.replay = ReplayBuffer(cfg.buffer_size, "cpu", seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
+        self.frames = 0
+        self.grad_steps = 0
+        self._update_credit = 0.0
+        self._ou: dict[str, torch.Tensor] = {}
+        # Agent i's slots in the joint action vector, per group: [n_agents, joint_act_dim] 0/1.
+        slots, offset = {}, 0
+        for g, s in groups.items():
+            width = self.act_dims[g]
+            m = torch.zeros(s.n_agents, self.joint_act_dim)
+            for i in range(s.n_agents):
+                m[i, offset + i * width : offset + (i + 1) * width] = 1
+            slots[g], offset = m, offset + s.n_agents * width
+        for g, m in slots.items():
+            self.register_buffer(f"slots_{g}", m, persistent=False)
+            space = groups[g].action
+            if isinstance(space, Box):
+                low, high = space.bounds("cpu")
+                self.register_buffer(f"low_{g}", low, persistent=False)
+                self.register_buffer(f"high_{g}", high, persistent=False)
+
+    # ------------------------------------------------------------ networks
+    def _make_critic(self, g: str, s: GroupSpec) -> EnsembleMLP:
+        cfg = self.cfg
+        if cfg.critic == "local":
+            in_dim = s.obs_dim + self.act_dims[g]
+        else:
+            base = (
+                self.state_dim
+                if cfg.central_input == "state"
+                else sum(x.n_agents * x.obs_dim for x in self.groups.values())
+            )
+            in_dim = base + self.joint_act_dim + (s.n_agents if self._agent_id(g) else 0)
+        members = cfg.n_critics * (1 if cfg.share_critic else s.n_agents)
+        return EnsembleMLP(members, in_dim, 1, cfg.hidden, cfg.activation)
+
+    def _agent_id(self, g: str) -> bool:
+        # A shared central critic sees the same input for every agent: a one-hot id tells them apart.
+        return self.cfg.critic == "central" and self.cfg.share_critic and self.groups[g].n_agents > 1
+
+    def q_values(self, critics: nn.ModuleDict, g: str, x: torch.Tensor) -> torch.Tensor:
+        """Critic inputs ``[B, n_agents, D]`` -> Q values ``[n_critics, B, n_agents]`` in one batched call."""
+        b, n, d = x.shape
+        nq = self.cfg.n_critics
+        net = critics[g]
+        if self.cfg.share_critic:
+            return net(x.reshape(1, b * n, d).expand(nq, b * n, d)).view(nq, b, n)
+        per_agent = x.transpose(0, 1).unsqueeze(0).expand(nq, n, b, d).reshape(nq * n, b, d)
+        return net(per_agent).view(nq, n, b).transpose(1, 2)
+
+    def critic_input(self, g: str, obs: torch.Tensor, base: torch.Tensor | None, actions: torch.Tensor) -> torch.Tensor:
+        """``actions``: the group's own ``[B, n, a]`` (local critic) or joint ``[B, n, joint_act_dim]``
+        (central critic, one row per agent so that each agent may see a different joint action)."""
+        if self.cfg.critic == "local":
+            return torch.cat([obs.flatten(2), actions], dim=-1)
+        assert base is not None
+        b, n = actions.shape[:2]
+        parts = [base.unsqueeze(1).expand(b, n, base.shape[-1]), actions]
+        if self._agent_id(g):
+            parts.append(torch.eye(n, device=base.device).expand(b, n, n))
+        return torch.cat(parts, dim=-1)
+
+    def _slots(self, g: str) -> torch.Tensor:
+        return typing.cast(torch.Tensor, getattr(self, f"slots_{g}"))
+
+    # -------------------------------------------------------------- policies
+    def policy(self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None, mode: str):
+        """Normalized actions ``[..., n, a]`` (one-hot for discrete) and log pi ``[..., n]`` (SAC, else None).
+
+        ``mode``: ``sample`` (differentiable: reparameterized / straight-through), ``mean`` (deterministic),
+        ``explore`` (behaviour: SAC sample, Gumbel sample, or deterministic plus noise added by ``act``)."""
+        out = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
+        if isinstance(self.groups[g].action, Discrete):
+            logits = out if mask is None else out.masked_fill(~mask, MASKED_LOGIT)
+            if mode == "mean":
+                return F.one_hot(logits.argmax(-1), logits.shape[-1]).float(), None
+            return F.gumbel_softmax(logits, tau=1.0, hard=True), logits
+        if not self.sac:
+            return torch.tanh(out), None
+        loc, log_std = out.chunk(2, dim=-1)
+        if mode == "mean":
+            return torch.tanh(loc), None
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+        u = loc + log_std.exp() * torch.randn_like(loc)
+        return torch.tanh(u), squashed_log_prob(u, loc, log_std, self._log_scale(g))
+
+    def _bounds(self, g: str) -> tuple[torch.Tensor, torch.Tensor]:
+        return getattr(self, f"low_{g}"), getattr(self, f"high_{g}")
+
+    def _log_scale(self, g: str) -> torch.Tensor:
+        low, high = self._bounds(g)
+        return torch.log((high - low) / 2)
+
+    def to_env(self, g: str, action: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.groups[g].action, Discrete):
+            return action.argmax(-1)
+        low, high = self._bounds(g)
+        return low + (action + 1) * (high - low) / 2
+
+    def from_env(self, g: str, action: torch.Tensor) -> torch.Tensor:
+        spec = self.groups[g].action
+        if isinstance(spec, Discrete):
+            return F.one_hot(action.long(), spec.n).float()
+        low, high = self._bounds(g)
+        return (2 * (action - low) / (high - low) - 1).clamp(-1, 1)
+
+    def noise_std(self) -> float:
+        cfg = self.cfg
+        if cfg.noise_decay_frames <= 0:
+            return cfg.noise_std
+        frac = min(self.frames / cfg.noise_decay_frames, 1.0)
+        return cfg.noise_std + frac * (cfg.noise_std_final - cfg.noise_std)
+
+    @torch.no_grad()
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        for g, spec in self.groups.items():
+            group = td[g]
+            mask = group.get(ACTION_MASK, None) if spec.has_action_mask else None
+            if not deterministic and self.frames < self.cfg.warmup_frames:
+                group[ACTION] = spec.random_action(group.batch_size[:-1], None, group.device, mask)
+                continue
+            action, _ = self.policy(self.actors, g, group[OBS], mask, "mean" if deterministic else "explore")
+            if not deterministic and isinstance(spec.action, Box) and not self.sac:
+                action = (action + self._exploration_noise(g, td, action)).clamp(-1, 1)
+            group[ACTION] = self.to_env(g, action)
+        return td
+
+    def _exploration_noise(self, g: str, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
+        white = torch.randn_like(action) * self.noise_std()
+        if self.cfg.exploration == "gaussian":
+            return white
+        state = self._ou.get(g)
+        if state is None or state.shape != action.shape:
+            state = torch.zeros_like(action)
+        if DONE in td.keys():  # a new episode starts where the previous step ended one
+            state = state * (~td[DONE]).view(-1, *([1] * (action.dim() - 1)))
+        self._ou[g] = state = state - self.cfg.ou_theta * state + white
+        return state
+
+    # ----------------------------------------------------------------- update
+    REPLAY_GROUP_KEYS = (OBS, ACTION, ACTION_MASK, ALIVE, REWARD, TERMINATED, TRUNCATED)
+
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        keys: list = [STATE, (NEXT, STATE)]
+        for g in self.groups:
+            keys += [(g, k) for k in self.REPLAY_GROUP_KEYS if (g, k) in batch.keys(include_nested=True)]
+            keys.append((NEXT, g, OBS))
+        self.replay.extend(batch.select(*keys))
+        self.frames += batch.numel()
+        if self.frames < self.cfg.warmup_frames or len(self.replay) == 0:
+            return {"replay_size": float(len(self.replay))}
+        self._update_credit += batch.numel() * self.cfg.updates_per_frame
+        steps = int(self._update_credit)
+        self._update_credit -= steps
+        metrics: dict[str, torch.Tensor] = {}
+        for _ in range(steps):
+            metrics.update(self.gradient_step())
+        out = {k: float(v) for k, v in metrics.items()}
+        out.update(replay_size=float(len(self.replay)), grad_steps=float(self.grad_steps))
+        if self.sac:
+            out.update({f"alpha_{g}": float(a.detach().exp().mean()) for g, a in self.log_alpha.items()})
+        if not self.sac and any(isinstance(s.action, Box) for s in self.groups.values()):
+            out["noise_std"] = self.noise_std()
+        return out
+
+    def _unpack(self, rows: TensorDictBase):
+        """Per-group tensors of a sampled batch; actions normalized (continuous) or one-hot (discrete)."""
+        data = {}
+        for g in self.groups:
+            group = rows[g]
+            data[g] = {
+                "obs": group[OBS],
+                "action": self.from_env(g, group[ACTION]),
+                "mask": group.get(ACTION_MASK, None),
+                "alive": group[ALIVE].float(),
+                "reward": group[REWARD],
+                "terminated": group[TERMINATED].float(),
+                "next_obs": rows[NEXT, g, OBS],
+            }
+        if self.cfg.central_input == "state":
+            base, next_base = rows[STATE], rows[NEXT, STATE]
+        else:
+            base, next_base = joint_observations(rows, self.groups), joint_observations(rows[NEXT], self.groups)
+        return data, base, next_base
+
+    def _joint(self, actions: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([actions[g].flatten(1) for g in self.groups], dim=-1)
+
+    def _per_agent_joint(self, g: str, behaviour: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+        """``[B, n, joint]``: row i is the behaviour joint action with agent i's slot from ``fresh``."""
+        slots = self._slots(g)
+        return behaviour.unsqueeze(1) * (1 - slots) + fresh.unsqueeze(1) * slots
+
+    def _critic_in(self, g: str, obs: torch.Tensor, base: torch.Tensor, own: torch.Tensor, joint: torch.Tensor):
+        if self.cfg.critic == "local":
+            return self.critic_input(g, obs, None, own)
+        n = self.groups[g].n_agents
+        return self.critic_input(g, obs, base, joint.unsqueeze(1).expand(-1, n, -1) if joint.dim() == 2 else joint)
+
+    def sample(self) -> ReplayBatch:
+        rows, index, weights = self.replay.sample(self.cfg.batch_size)
+        data, base, next_base = self._unpack(rows)
+        joint = self._joint({g: d["action"] for g, d in data.items()})
+        return ReplayBatch(data, base, next_base, joint, index, weights)
+
+    @torch.no_grad()
+    def targets(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
+        """Per group ``[B, n_agents]``: r + gamma (1 - terminated) (min_j Q'_j(s', a') [- alpha log pi])."""
+        cfg = self.cfg
+        next_actions, next_logp = {}, {}
+        for g, d in batch.data.items():
+            source = self.actors if self.sac else self.target_actors
+            a, logp = self.policy(source, g, d["next_obs"], None, "sample")  # type: ignore[arg-type]
+            if cfg.target_noise > 0 and isinstance(self.groups[g].action, Box):
+                noise = torch.randn_like(a) * cfg.target_noise
+                a = (a + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)).clamp(-1, 1)
+            next_actions[g], next_logp[g] = a, logp
+        next_joint = self._joint(next_actions)
+        out = {}
+        for g, d in batch.data.items():
+            x = self._critic_in(g, d["next_obs"], batch.next_base, next_actions[g], next_joint)
+            q_next = self.q_values(self.target_critics, g, x).min(0).values
+            alpha = self.log_alpha[g].exp() if self.sac else None
+            out[g] = td_target(d["reward"], d["terminated"], q_next, cfg.gamma, alpha, next_logp[g])
+        return out
+
+    def actor_objectives(
+        self, batch: ReplayBatch
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
+        """Per group ``[B, n_agents]`` objectives to maximize (Q_i, minus alpha_i log pi_i for SAC), the
+        fresh log-probs (SAC) and the logits regularizer (discrete deterministic actors)."""
+        cfg = self.cfg
+        fresh, logps, reg = {}, {}, torch.zeros((), device=batch.base.device)
+        for g, d in batch.data.items():
+            fresh[g], extra = self.policy(self.actors, g, d["obs"], d["mask"], "sample")
+            if self.sac:
+                logps[g] = extra
+            elif extra is not None:
+                reg = reg + cfg.logits_reg * extra.pow(2).mean()
+        fresh_joint = self._joint(fresh)
+        objectives = {}
+        for g, d in batch.data.items():
+            # Agent i's Q sees its own fresh action; the others' come from the buffer (MADDPG) or
+            # their current policies. Either way the gradient reaches agent i's actor through a_i.
+            if cfg.critic == "central" and cfg.others_actions == "buffer":
+                joint = self._per_agent_joint(g, batch.joint, fresh_joint)
+            else:
+                joint = fresh_joint
+            q = self.q_values(self.critics, g, self._critic_in(g, d["obs"], batch.base, fresh[g], joint))
+            q = q.min(0).values if self.sac else q[0]
+            objectives[g] = q - self.log_alpha[g].exp().detach() * logps[g] if self.sac else q
+        return objectives, logps, reg
+
+    def gradient_step(self) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        batch = self.sample()
+        self.grad_steps += 1
+        targets = self.targets(batch)
+        critic_loss = torch.zeros((), device=batch.base.device)
+        td_error = torch.zeros(cfg.batch_size, device=batch.base.device)
+        for g, d in batch.data.items():
+            q = self.q_values(self.critics, g, self._critic_in(g, d["obs"], batch.base, d["action"], batch.joint))
+            err = (q - targets[g]) * d["alive"]
+            squared = err.pow(2).sum((0, 2))
+            if batch.weights is not None:
+                squared = squared * batch.weights
+            critic_loss = critic_loss + squared.sum() / (cfg.n_critics * d["alive"].sum().clamp_min(1))
+            td_error = td_error + err.detach().abs().mean((0, 2))
+        self.critic_opt.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self._clip(self.critics.parameters(), per_member=True)
+        self.critic_opt.step()
+        if batch.weights is not None:
+            self.replay.update_priorities(batch.index, td_error)
+        metrics = {"critic_loss": critic_loss.detach(), "q_mean": q.detach().mean()}
+        if self.grad_steps % cfg.policy_delay:
+            return metrics
+
+        objectives, logps, actor_loss = self.actor_objectives(batch)
+        for g, d in batch.data.items():
+            actor_loss = actor_loss - (objectives[g] * d["alive"]).sum() / d["alive"].sum().clamp_min(1)
+        self.actor_opt.zero_grad(set_to_none=True)
+        # Only the actors' gradients: the critics' weight gradients are never computed here.
+        actor_loss.backward(inputs=list(self.actors.parameters()))
+        self._clip(self.actors.parameters(), per_member=not cfg.share_actor)
+        self.actor_opt.step()
+        metrics["actor_loss"] = actor_loss.detach()
+
+        if self.sac and cfg.auto_alpha:
+            alpha_loss = torch.zeros((), device=batch.base.device)
+            for g, d in batch.data.items():
+                gap = (logps[g].detach() - float(self.act_dims[g])) * d["alive"]
+                alpha_loss = alpha_loss - (self.log_alpha[g] * gap).mean()
+            self.alpha_opt.zero_grad(set_to_none=True)
+            alpha_loss.backward()
+            self.alpha_opt.step()
+            metrics["entropy"] = -torch.cat([lp.detach().flatten() for lp in logps.values()]).mean()
+
+        polyak_(list(self.target_critics.parameters()), list(self.critics.parameters()), cfg.tau)
+        if self.target_actors is not None:
+            polyak_(list(self.target_actors.parameters()), list(self.actors.parameters()), cfg.tau)
+        return metrics
+
+    def _clip(self, params, per_member: bool) -> None:
+        if self.cfg.max_grad_norm <= 0:
+            return
+        if per_member:
+            clip_grad_norm_per_member_(params, self.cfg.max_grad_norm)
+        else:
+            nn.utils.clip_grad_norm_(list(params), self.cfg.max_grad_norm)

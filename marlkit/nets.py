@@ -1,0 +1,65 @@
+"""Ensembles of MLPs run as one batched computation (``torch.baddbmm``), never a loop over members.
+
+Used for twin Q critics (members = critics x agents) and for world-model ensembles. Member ``e``
+of an :class:`EnsembleMLP` sees input row ``x[e]``: ``[E, B, in] -> [E, B, out]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+
+import torch
+from torch import nn
+
+from marlkit.errors import MarlkitError, suggest
+from marlkit.groups import ACTIVATIONS
+
+
+class EnsembleLinear(nn.Module):
+    """``E`` independent affine maps; initialised like ``nn.Linear`` member by member."""
+
+    def __init__(self, members: int, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_dim)
+        self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias, x, self.weight)
+
+
+class EnsembleMLP(nn.Module):
+    """``members`` MLPs with the same shape; the last layer has no activation."""
+
+    def __init__(
+        self, members: int, in_dim: int, out_dim: int, hidden: Sequence[int] = (256, 256), activation: str = "relu"
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise MarlkitError(
+                f"unknown activation '{activation}'.{suggest(activation, ACTIVATIONS)} Valid: {', '.join(ACTIVATIONS)}"
+            )
+        self.members = members
+        sizes = [in_dim, *hidden, out_dim]
+        self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in itertools.pairwise(sizes))
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers[:-1]:
+            x = self.act(layer(x))
+        return self.layers[-1](x)
+
+
+def clip_grad_norm_per_member_(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:
+    """Clip gradients to ``max_norm`` member by member (dim 0 indexes members), so that one agent's or
+    one critic's large gradient never shrinks another's step. Returns the per-member norms."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return torch.zeros(0)
+    norms = torch.stack([g.flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    scale = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(scale.view(-1, *([1] * (g.dim() - 1))))
+    return norms

@@ -1,0 +1,107 @@
+"""A replay buffer of joint transitions, kept on the env's device.
+
+One row is one time step of one env copy with *every* group's data (observations, actions, rewards,
+terminated/truncated flags, alive masks, next observations) and the global state, so a sampled row
+is always a consistent joint transition: agents are never mixed across time steps or env copies.
+
+The storage is a preallocated TensorDict ring (allocated on the first ``extend`` from that batch's
+layout) indexed with one gather per leaf. TorchRL's ``LazyTensorStorage`` + ``RandomSampler`` does
+the same job with more Python around each call; ``experiments/benchmarks/replay_sampling.py``
+measures both and docs/benchmarks.md has the numbers that decided it.
+
+Prioritized sampling (Schaul et al. 2016) draws ``P(i) ~ p_i^alpha`` with ``torch.multinomial`` over
+the filled rows (O(size) per draw, fine up to ~1e6 rows) and returns importance weights
+``(size * P(i))^-beta`` normalized by their maximum.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+
+
+class ReplayBuffer:
+    def __init__(
+        self,
+        capacity: int,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        prioritized: bool = False,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        eps: float = 1e-6,
+    ) -> None:
+        self.capacity = capacity
+        self.device = torch.device(device)
+        self.prioritized = prioritized
+        self.alpha, self.beta, self.eps = alpha, beta, eps
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.storage: TensorDictBase | None = None
+        self.cursor = 0
+        self.size = 0
+        self.priorities = torch.zeros(capacity if prioritized else 0, device=self.device)
+        self.max_priority = 1.0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def extend(self, batch: TensorDictBase) -> None:
+        """Append every row of ``batch`` (any batch shape; flattened). The oldest rows are overwritten."""
+        rows = batch.reshape(-1)
+        n = rows.shape[0]
+        if self.storage is None:
+            self.storage = rows[0].expand(self.capacity).clone()
+        if n > self.capacity:
+            rows, n = rows[-self.capacity :], self.capacity
+        index = (self.cursor + torch.arange(n, device=self.device)) % self.capacity
+        self.storage[index] = rows
+        if self.prioritized:
+            self.priorities[index] = self.max_priority
+        self.cursor = (self.cursor + n) % self.capacity
+        self.size = min(self.size + n, self.capacity)
+
+    def sample(self, batch_size: int) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
+        """``(rows [batch_size], their indices, importance weights or None)``, uniform with replacement."""
+        assert self.storage is not None and self.size > 0, "sample() before any extend()"
+        if not self.prioritized:
+            index = torch.randint(self.size, (batch_size,), generator=self.generator, device=self.device)
+            return self.storage[index], index, None
+        probs = self.priorities[: self.size].pow(self.alpha)
+        probs = probs / probs.sum()
+        index = torch.multinomial(probs, batch_size, replacement=True, generator=self.generator)
+        weights = (self.size * probs[index]).pow(-self.beta)
+        return self.storage[index], index, weights / weights.max()
+
+    @torch.no_grad()
+    def update_priorities(self, index: torch.Tensor, td_error: torch.Tensor) -> None:
+        priority = td_error.abs() + self.eps
+        self.priorities[index] = priority
+        self.max_priority = max(self.max_priority, float(priority.max()))
+
+    # ------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """The filled rows only (as a plain nested dict of tensors) plus cursor and RNG state."""
+        state: dict[str, Any] = {
+            "cursor": self.cursor,
+            "size": self.size,
+            "generator": self.generator.get_state(),
+            "max_priority": self.max_priority,
+            "priorities": self.priorities[: self.size].clone(),
+        }
+        if self.storage is not None:
+            state["rows"] = self.storage[: self.size].to_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.cursor, self.size = int(state["cursor"]), int(state["size"])
+        self.generator.set_state(state["generator"])
+        self.max_priority = float(state["max_priority"])
+        if self.prioritized:
+            self.priorities.zero_()
+            self.priorities[: self.size] = state["priorities"].to(self.device)
+        if "rows" in state:
+            rows = TensorDict.from_dict(state["rows"], batch_size=[self.size], device=self.device)
+            self.storage = rows[0].expand(self.capacity).clone()
+            self.storage[: self.size] = rows

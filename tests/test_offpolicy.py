@@ -1,0 +1,272 @@
+"""Off-policy maths and invariants: soft targets, the tanh-Gaussian density, termination vs truncation,
+MADDPG's decentralized actors / centralized critics, Polyak averaging and joint replay rows."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tensordict import TensorDict
+
+from marlkit.adapters import make_env
+from marlkit.algorithms import algorithm
+from marlkit.algorithms.offpolicy import OffPolicy, polyak_, squashed_log_prob, td_target
+from marlkit.config import with_overrides
+from marlkit.errors import MarlkitError
+from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.replay import ReplayBuffer
+from marlkit.rollout import RolloutCollector
+from marlkit.specs import Box, Discrete, GroupSpec
+
+
+def make_learner(name: str, groups, state_dim: int, **overrides) -> OffPolicy:
+    spec = algorithm(name)
+    cfg = with_overrides(spec.config(), {**spec.preset, "hidden": (32, 32), "batch_size": 64, **overrides})
+    return OffPolicy(cfg, groups, state_dim, seed=0)
+
+
+def filled(name: str, env_name: str = "vmas/navigation", frames: int = 400, **overrides) -> OffPolicy:
+    env = make_env(env_name, 4, "cpu", 0, **({"n_agents": 3, "max_steps": 50} if env_name == "vmas/navigation" else {}))
+    learner = make_learner(name, env.groups, env.state_dim, warmup_frames=10**9, **overrides)
+    collector = RolloutCollector(env, learner.act, frames // 4)
+    batch, _ = collector.collect()
+    learner.update(batch)
+    return learner
+
+
+# ------------------------------------------------------------------- targets
+def test_soft_target_matches_seed_example():
+    # Q = 10, log pi = -0.5, alpha = 0.2: soft value 10 - 0.2 * (-0.5) = 10.1.
+    y = td_target(
+        torch.tensor(0.0), torch.tensor(False), torch.tensor(10.0), 1.0, torch.tensor(0.2), torch.tensor(-0.5)
+    )
+    assert y.item() == pytest.approx(10.1)
+    y = td_target(
+        torch.tensor(1.0), torch.tensor(False), torch.tensor(10.0), 0.9, torch.tensor(0.2), torch.tensor(-0.5)
+    )
+    assert y.item() == pytest.approx(1.0 + 0.9 * 10.1)
+    y = td_target(torch.tensor(1.0), torch.tensor(True), torch.tensor(10.0), 0.9, torch.tensor(0.2), torch.tensor(-0.5))
+    assert y.item() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name", ["masac", "maddpg", "sac"])
+def test_targets_use_terminated_never_truncated(name):
+    learner = filled(name)
+    torch.manual_seed(1)
+    batch = learner.sample()
+    g = next(iter(learner.groups))
+    d = batch.data[g]
+    d["terminated"] = torch.zeros_like(d["terminated"])
+
+    def targets() -> torch.Tensor:
+        torch.manual_seed(2)  # the same fresh next actions each time
+        return learner.targets(batch)[g]
+
+    base = targets()
+    # Flags on the stored rows: truncation is not even read; flipping it in the raw rows changes nothing.
+    assert "truncated" not in d
+    d["terminated"][:, 0] = 1.0
+    ended = targets()
+    assert torch.equal(ended[:, 0], d["reward"][:, 0])
+    assert torch.equal(ended[:, 1:], base[:, 1:])
+    assert not torch.equal(base[:, 0], d["reward"][:, 0])
+
+
+def test_truncated_rows_bootstrap_in_a_real_run():
+    # vmas/navigation only truncates (max_steps): every target must include the bootstrap term.
+    learner = filled("masac", frames=800)
+    learner_env_rows = learner.replay.storage[: len(learner.replay)]
+    g = next(iter(learner.groups))
+    assert bool(learner_env_rows[g][TRUNCATED].any()) and not bool(learner_env_rows[g][TERMINATED].any())
+    batch = learner.sample()
+    y = learner.targets(batch)[g]
+    assert not torch.allclose(y, batch.data[g]["reward"])
+
+
+# ------------------------------------------------------- tanh-Gaussian density
+@settings(max_examples=15, deadline=None)
+@given(
+    loc=st.floats(-2, 2),
+    log_std=st.floats(-1.5, 0.7),
+    low=st.floats(-3, 0),
+    width=st.floats(0.5, 4),
+)
+def test_tanh_gaussian_log_prob_matches_integrated_density(loc, log_std, low, width):
+    high = low + width
+    scale = width / 2
+    # Density of a = low + (tanh(u) + 1) * scale on a fine grid, through squashed_log_prob at u = atanh(.)
+    a = torch.linspace(low, high, 200_001, dtype=torch.float64)[1:-1]
+    u = torch.atanh((a - low) / scale - 1)
+    t = lambda v: torch.tensor([v], dtype=torch.float64)
+    density = squashed_log_prob(u.unsqueeze(-1), t(loc), t(log_std), t(math.log(scale))).exp()
+    normal = torch.distributions.Normal(torch.tensor(loc, dtype=torch.float64), math.exp(log_std))
+    # The mass of any interval of actions equals the Gaussian mass of its pre-image under the squashing,
+    # for the whole grid (all but the extreme tails) and for a sub-interval.
+    for lo, hi in ((0, len(a) - 1), (len(a) // 3, 2 * len(a) // 3)):
+        mass = torch.trapezoid(density[lo : hi + 1], a[lo : hi + 1]).item()
+        expected = (normal.cdf(u[hi]) - normal.cdf(u[lo])).item()
+        assert mass == pytest.approx(expected, abs=1e-3)
+    assert torch.trapezoid(density, a).item() > 0.95
+
+
+def test_squashed_log_prob_is_finite_for_saturated_samples():
+    u = torch.tensor([[30.0], [-30.0]])
+    logp = squashed_log_prob(u, torch.zeros(1), torch.zeros(1), torch.zeros(1))
+    assert torch.isfinite(logp).all()
+
+
+# --------------------------------------------------------------------- MADDPG
+def maddpg_groups():
+    spec = GroupSpec("agent", ("agent_0", "agent_1", "agent_2"), (4,), Box((-1.0,) * 2, (1.0,) * 2))
+    return {"agent": spec}
+
+
+def test_maddpg_actor_sees_only_its_own_observation():
+    learner = make_learner("maddpg", maddpg_groups(), state_dim=12, warmup_frames=0)
+    obs = torch.randn(5, 3, 4)
+    td = TensorDict({"agent": TensorDict({OBS: obs.clone()}, [5, 3])}, [5])
+    a = learner.act(td, deterministic=True)["agent"][ACTION].clone()
+    obs2 = obs.clone()
+    obs2[:, 1:] += torch.randn(5, 2, 4)
+    td2 = TensorDict({"agent": TensorDict({OBS: obs2}, [5, 3])}, [5])
+    a2 = learner.act(td2, deterministic=True)["agent"][ACTION]
+    assert torch.equal(a[:, 0], a2[:, 0])
+    assert not torch.allclose(a[:, 1:], a2[:, 1:])
+
+
+@pytest.mark.parametrize("share_critic", [True, False])
+def test_maddpg_critic_depends_on_other_agents_actions(share_critic):
+    learner = make_learner("maddpg", maddpg_groups(), state_dim=12, share_critic=share_critic)
+    obs, state = torch.randn(8, 3, 4), torch.randn(8, 12)
+    joint = torch.rand(8, 6) * 2 - 1
+    x = learner._critic_in("agent", obs, state, joint.view(8, 3, 2), joint)
+    q = learner.q_values(learner.critics, "agent", x)[0]
+    joint2 = joint.clone()
+    joint2[:, 2:4] = torch.rand(8, 2) * 2 - 1  # agent 1's action only
+    q2 = learner.q_values(
+        learner.critics, "agent", learner._critic_in("agent", obs, state, joint2.view(8, 3, 2), joint2)
+    )[0]
+    assert not torch.allclose(q[:, 0], q2[:, 0])  # agent 0's centralized Q sees agent 1's action
+
+
+@pytest.mark.parametrize("name", ["maddpg", "masac", "matd3"])
+def test_actor_gradient_reaches_only_that_agent(name):
+    learner = filled(name)
+    batch = learner.sample()
+    objectives, _, _ = learner.actor_objectives(batch)
+    for agent in range(3):
+        params = list(learner.actors["agent"].parameters())
+        grads = torch.autograd.grad(objectives["agent"][:, agent].mean(), params, retain_graph=True, allow_unused=True)
+        for p, grad in zip(params, grads, strict=True):
+            assert grad is not None
+            others = [i for i in range(3) if i != agent]
+            assert torch.count_nonzero(grad[others]) == 0, f"{name}: agent {agent}'s Q moved another actor"
+            assert torch.count_nonzero(grad[agent]) > 0 or p.shape[-1] == 1
+
+
+def test_polyak_matches_formula():
+    torch.manual_seed(0)
+    target = [torch.randn(3, 4), torch.randn(5)]
+    online = [torch.randn(3, 4), torch.randn(5)]
+    expected = [0.05 * o + 0.95 * t for t, o in zip(target, online, strict=True)]
+    polyak_(target, online, 0.05)
+    for t, e in zip(target, expected, strict=True):
+        torch.testing.assert_close(t, e)
+
+
+def test_maddpg_update_moves_targets_by_tau():
+    learner = filled("maddpg", tau=0.1, updates_per_frame=1 / 400)
+    before_t = [p.clone() for p in learner.target_critics.parameters()]
+    learner.gradient_step()
+    for t, o, b in zip(learner.target_critics.parameters(), learner.critics.parameters(), before_t, strict=True):
+        torch.testing.assert_close(t, 0.9 * b + 0.1 * o)
+
+
+def test_discrete_maddpg_uses_straight_through_one_hot():
+    learner = filled("maddpg", env_name="mpe/simple_spread_v3")
+    batch = learner.sample()
+    g = next(iter(learner.groups))
+    assert isinstance(learner.groups[g].action, Discrete)
+    fresh, logits = learner.policy(learner.actors, g, batch.data[g]["obs"], None, "sample")
+    assert torch.all(fresh.sum(-1) == 1) and set(fresh.unique().tolist()) <= {0.0, 1.0}
+    assert logits is not None and logits.requires_grad
+    metrics = learner.gradient_step()
+    assert math.isfinite(float(metrics["critic_loss"]))
+
+
+def test_sac_refuses_discrete_actions():
+    spec = GroupSpec("agent", ("agent_0",), (3,), Discrete(4))
+    with pytest.raises(MarlkitError, match="continuous actions"):
+        make_learner("masac", {"agent": spec}, 3)
+
+
+# ---------------------------------------------------------------------- replay
+def stamped_batch(n_envs: int, steps: int, t0: int) -> TensorDict:
+    """Every field encodes (env, time, agent), so a mixed-up row is visible."""
+    env = torch.arange(n_envs).view(-1, 1, 1).float().expand(n_envs, steps, 2)
+    t = (t0 + torch.arange(steps)).view(1, -1, 1).float().expand(n_envs, steps, 2)
+    agent = torch.arange(2).view(1, 1, -1).float().expand(n_envs, steps, 2)
+    stamp = env * 10_000 + t * 10 + agent
+    group = TensorDict(
+        {
+            OBS: stamp.unsqueeze(-1).expand(n_envs, steps, 2, 3).clone(),
+            ACTION: (stamp + 0.5).unsqueeze(-1).clone(),
+            REWARD: stamp + 0.25,
+            TERMINATED: torch.zeros(n_envs, steps, 2, dtype=torch.bool),
+            TRUNCATED: torch.zeros(n_envs, steps, 2, dtype=torch.bool),
+            ALIVE: torch.ones(n_envs, steps, 2, dtype=torch.bool),
+        },
+        [n_envs, steps, 2],
+    )
+    nxt = TensorDict(
+        {
+            "g": TensorDict({OBS: (stamp + 10).unsqueeze(-1).expand(n_envs, steps, 2, 3).clone()}, [n_envs, steps, 2]),
+            STATE: (env[..., 0] * 10_000 + t[..., 0] * 10 + 10).unsqueeze(-1),
+        },
+        [n_envs, steps],
+    )
+    return TensorDict(
+        {"g": group, STATE: (env[..., 0] * 10_000 + t[..., 0] * 10).unsqueeze(-1), NEXT: nxt}, [n_envs, steps]
+    )
+
+
+@pytest.mark.parametrize("prioritized", [False, True])
+def test_replay_rows_are_consistent_joint_transitions(prioritized):
+    buffer = ReplayBuffer(capacity=50, seed=0, prioritized=prioritized)
+    for k in range(4):  # 4 x 24 rows into a ring of 50: wraps around
+        buffer.extend(stamped_batch(3, 8, t0=8 * k))
+    assert len(buffer) == 50
+    rows, index, weights = buffer.sample(500)
+    g = rows["g"]
+    stamp = g[OBS][..., 0]
+    assert torch.equal(stamp[:, 1] - stamp[:, 0], torch.ones(500))  # agents 0 and 1 of the same row
+    assert torch.equal(g[ACTION][..., 0], stamp + 0.5)
+    assert torch.equal(g[REWARD], stamp + 0.25)
+    assert torch.equal(rows[NEXT, "g", OBS][..., 0], stamp + 10)
+    assert torch.equal(rows[STATE][:, 0], stamp[:, 0])
+    assert torch.equal(rows[NEXT, STATE][:, 0], stamp[:, 0] + 10)
+    # Exactly the newest 50 rows survive (rows are flattened env-major, as inserted).
+    inserted = [e * 10_000 + t * 10 for k in range(4) for e in range(3) for t in range(8 * k, 8 * k + 8)]
+    kept = buffer.storage["g"][OBS][:, 0, 0]  # type: ignore[index]
+    assert sorted(kept.tolist()) == sorted(inserted[-50:])
+    if prioritized:
+        assert weights is not None and float(weights.max()) == pytest.approx(1.0)
+        buffer.update_priorities(index[:1], torch.tensor([100.0]))
+        rows, _, _ = buffer.sample(2_000)
+        share = (rows["g"][OBS][:, 0, 0] == stamp[0, 0]).float().mean().item()
+        boosted = (100.0 + 1e-6) ** 0.6  # priority^alpha against 49 rows at priority 1
+        assert share == pytest.approx(boosted / (boosted + 49), abs=0.04)
+
+
+def test_replay_state_round_trips():
+    buffer = ReplayBuffer(capacity=40, seed=3)
+    buffer.extend(stamped_batch(2, 10, 0))
+    state = buffer.state_dict()
+    copy = ReplayBuffer(capacity=40, seed=99)
+    copy.load_state_dict(state)
+    a, _, _ = buffer.sample(16)
+    b, _, _ = copy.sample(16)
+    assert (a == b).all()
