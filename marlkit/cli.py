@@ -7,6 +7,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from marlkit.errors import MarlkitError
 
@@ -74,6 +75,21 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(json.dumps({**summary, "run_dir": out}, indent=2))
 
 
+def cmd_resume(args: argparse.Namespace) -> None:
+    from marlkit.experiment import Experiment, RunConfig
+
+    run = Path(args.run_dir)
+    config_path = run / "config.json"
+    if not config_path.exists():
+        raise MarlkitError(f"{run} is not a run directory (no config.json)")
+    if (run / "summary.json").exists():
+        print(json.dumps({**json.loads((run / "summary.json").read_text()), "run_dir": str(run), "resumed": False}))
+        return
+    config = RunConfig.from_json(json.loads(config_path.read_text()))
+    summary = Experiment(config, run).run(resume=True)
+    print(json.dumps({**summary, "run_dir": str(run)}, indent=2))
+
+
 def print_config_help(algo: str | None = None) -> None:
     """Every option with its type, default and doc; with ``algo``, that algorithm's preset defaults."""
     from marlkit.algorithms import ALGORITHMS, algorithm
@@ -136,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device")
     train.add_argument("-h", "--help", action="store_true")
     train.set_defaults(func=cmd_train)
+    resume = sub.add_parser("resume", help="continue an interrupted run from its newest good checkpoint")
+    resume.add_argument("run_dir")
+    resume.set_defaults(func=cmd_resume)
     listing = sub.add_parser("list", help="env families, env names and user scenarios")
     listing.set_defaults(func=cmd_list)
     return parser

@@ -33,9 +33,10 @@ def test_run_directory_holds_config_metrics_and_a_safe_checkpoint(tmp_path):
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     assert [int(r["frames"]) for r in rows] == [200, 400]
+    with open(run / "timing.csv") as f:
+        assert [int(r["frames"]) for r in csv.DictReader(f)] == [200, 400]
     for column in (
         "frames",
-        "wall_s",
         "return_mean",
         "eval_return_mean",
         "agent/kl",
@@ -49,7 +50,7 @@ def test_run_directory_holds_config_metrics_and_a_safe_checkpoint(tmp_path):
         assert column in rows[0], column
     assert all(r["eval_return_mean"] for r in rows)
     checkpoint = load_checkpoint(run / "checkpoints" / "final.pt")
-    assert checkpoint["frames"] == summary["frames"] == 400
+    assert checkpoint["counters"]["frames"] == summary["frames"] == 400
     fresh = Experiment(build_config("hatrpo", "vmas/navigation", {**SMALL, "experiment.seed": 9}), tmp_path / "x")
     fresh.learner.load_state_dict(checkpoint["learner"])
     for key, value in experiment.learner.state_dict().items():

@@ -476,6 +476,32 @@ class OffPolicy(nn.Module):
             polyak_(list(self.target_actors.parameters()), list(self.actors.parameters()), cfg.tau)
         return metrics
 
+    # ------------------------------------------------------------- checkpoints
+    def training_state(self, include_replay: bool = True) -> dict[str, object]:
+        """Everything besides ``state_dict()`` that an exact resume needs (the replay buffer optionally)."""
+        state: dict[str, object] = {
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "alpha_opt": self.alpha_opt.state_dict(),
+            "frames": self.frames,
+            "grad_steps": self.grad_steps,
+            "update_credit": self._update_credit,
+            "ou": dict(self._ou),
+        }
+        if include_replay:
+            state["replay"] = self.replay.state_dict()
+        return state
+
+    def load_training_state(self, state: Mapping) -> None:
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.alpha_opt.load_state_dict(state["alpha_opt"])
+        self.frames, self.grad_steps = int(state["frames"]), int(state["grad_steps"])
+        self._update_credit = float(state["update_credit"])
+        self._ou = dict(state["ou"])
+        if "replay" in state:
+            self.replay.load_state_dict(state["replay"])
+
     def _clip(self, params, per_member: bool) -> None:
         if self.cfg.max_grad_norm <= 0:
             return

@@ -303,7 +303,7 @@ class OnPolicy(nn.Module):
 
     def _update_actors_simultaneous(self, data: dict[str, GroupBatch]) -> dict[str, float]:
         if self.cfg.step_rule == "clip":
-            rows = {g: self._actor_row(g, g, self._policy(g).net.flat_params()) for g in data}
+            rows = {g: self._actor_row(g, self._policy(g).net.flat_params()) for g in data}
             clip_metrics = self._clip_epochs(
                 list(rows),
                 lambda idx: torch.stack(
@@ -365,7 +365,27 @@ class OnPolicy(nn.Module):
         alive = b.alive[idx]
         return -masked_mean(clipped, alive) - self.cfg.entropy_coef * masked_mean(policy.entropy(dist), alive)
 
-    def _actor_row(self, key: str, g: str, current: torch.Tensor) -> nn.Parameter:
+    # ------------------------------------------------------------- checkpoints
+    def training_state(self, include_replay: bool = True) -> dict[str, object]:
+        """Everything besides ``state_dict()`` that an exact resume needs: optimizers and generators."""
+        return {
+            "critic_opt": self.critic_opt.state_dict(),
+            "actor_rows": {k: p.detach().clone() for k, p in self.actor_rows.items()},
+            "actor_opts": {k: o.state_dict() for k, o in self.actor_opts.items()},
+            "order_rng": self.order_rng.get_state(),
+            "shuffle_rng": self.shuffle_rng.get_state(),
+        }
+
+    def load_training_state(self, state: Mapping) -> None:
+        """Call before ``load_state_dict``: it creates the lazily made optimizer rows the weights refer to."""
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        for key, rows in state["actor_rows"].items():
+            self._actor_row(key, rows)
+            self.actor_opts[key].load_state_dict(state["actor_opts"][key])
+        self.order_rng.set_state(state["order_rng"])
+        self.shuffle_rng.set_state(state["shuffle_rng"])
+
+    def _actor_row(self, key: str, current: torch.Tensor) -> nn.Parameter:
         """The optimizer's copy of some parameter rows of group ``g``, refreshed from ``current``."""
         if key not in self.actor_rows:
             self.actor_rows[key] = nn.Parameter(current.clone())
@@ -401,7 +421,7 @@ class OnPolicy(nn.Module):
     def _clip_agent(self, g: str, i: int, d: GroupBatch, weight: torch.Tensor) -> dict[str, float]:
         net = self._policy(g).net
         key = f"{g}__{i}" if not net.share_params else f"{g}__shared"
-        row = self._actor_row(key, g, net.flat_params(i))
+        row = self._actor_row(key, net.flat_params(i))
         metrics = self._clip_epochs(
             [key], lambda idx: self._clip_loss(g, d, idx, i, weight, net.unflatten(row)), {g: d}
         )
