@@ -63,9 +63,15 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from marlkit.config import load_config_file
     from marlkit.experiment import Experiment, build_config
 
-    overrides = parse_overrides(args.overrides)
+    names, overrides = load_config_file(args.config) if args.config else ({}, {})
+    args.algo = args.algo or names.get("algo_name")
+    args.env = args.env or names.get("env_name")
+    if not args.algo or not args.env:
+        raise MarlkitError("train needs ALGO and ENV (as arguments or algo_name/env_name in --config)")
+    overrides.update(parse_overrides(args.overrides))
     for flag, key in (("frames", "experiment.frames"), ("seed", "experiment.seed"), ("device", "experiment.device")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
@@ -88,6 +94,70 @@ def cmd_resume(args: argparse.Namespace) -> None:
     config = RunConfig.from_json(json.loads(config_path.read_text()))
     summary = Experiment(config, run).run(resume=True)
     print(json.dumps({**summary, "run_dir": str(run)}, indent=2))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from marlkit.evaluation import evaluate_run
+
+    result = evaluate_run(args.run_dir, args.episodes, args.checkpoint, args.video)
+    for key, value in result.items():
+        if isinstance(value, dict):
+            print(f"{key}: return {value['mean']:.4g} +- {value['std']:.4g} (per agent {value['per_agent_mean']})")
+    print(json.dumps(result))
+
+
+def _csv(text: str | None) -> list[str] | None:
+    return [t for t in text.split(",") if t] if text else None
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from marlkit import sweep
+    from marlkit.config import load_config_file
+
+    names, file_overrides = load_config_file(args.config) if args.config else ({}, {})
+    for key in ("algos", "envs", "seeds"):
+        if getattr(args, key) is None and key in names:
+            value = names[key]
+            setattr(args, key, ",".join(map(str, value)) if isinstance(value, list) else str(value))
+    args.frames = args.frames or names.get("frames")
+    default = not (args.algos or args.envs or args.seeds or args.frames or args.overrides or args.config)
+    overrides = {**file_overrides, **parse_overrides(args.overrides)} if not default else dict(sweep.DEFAULT_OVERRIDES)
+    seeds = _csv(args.seeds)
+    try:
+        seed_values = [int(s) for s in seeds] if seeds else list(sweep.DEFAULT_SEEDS)
+    except ValueError:
+        raise MarlkitError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
+    result = sweep.compare(
+        algos=_csv(args.algos) or list(sweep.DEFAULT_ALGOS),
+        envs=_csv(args.envs) or list(sweep.DEFAULT_ENVS),
+        seeds=seed_values,
+        out=args.out,
+        frames=args.frames or (sweep.DEFAULT_FRAMES if default else None),
+        overrides=overrides,
+        jobs=args.jobs,
+        backend=args.backend,
+        address=args.address,
+    )
+    for run, err in result["failed"].items():
+        print(f"marlkit: run {run} failed: {err}", file=sys.stderr)
+    print(
+        json.dumps(
+            {
+                "out": result["out"],
+                "report": result["report"],
+                "runs": len(result["runs"]),
+                "failed": len(result["failed"]),
+            }
+        )
+    )
+    if result["report"]:
+        print(f"report: {result['report']}")
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from marlkit.report import write_report
+
+    print(f"report: {write_report(args.dir, args.measure, args.fraction)}")
 
 
 def print_config_help(algo: str | None = None) -> None:
@@ -150,8 +220,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int)
     train.add_argument("--out")
     train.add_argument("--device")
+    train.add_argument("--config", help="YAML/TOML/JSON file with algo/env/experiment tables (CLI key=value wins)")
     train.add_argument("-h", "--help", action="store_true")
     train.set_defaults(func=cmd_train)
+    evaluation = sub.add_parser("eval", help="deterministic evaluation of a run's checkpoint, optionally a video")
+    evaluation.add_argument("run_dir")
+    evaluation.add_argument("--episodes", type=int, default=16)
+    evaluation.add_argument("--checkpoint", default="last", help="last or best")
+    evaluation.add_argument("--video", help="write a .gif (or .mp4) of one episode")
+    evaluation.set_defaults(func=cmd_eval)
+    comp = sub.add_parser("compare", help="algorithms x envs x seeds, then a report (no arguments: the default)")
+    comp.add_argument("--algos", help="comma-separated, e.g. itrpo,matrpo,hatrpo")
+    comp.add_argument("--envs", help="comma-separated env names")
+    comp.add_argument("--seeds", help="comma-separated integers")
+    comp.add_argument("--frames", type=int)
+    comp.add_argument("--out", default="runs/compare")
+    comp.add_argument("--jobs", type=int, help="parallel runs (default: one per CPU core)")
+    comp.add_argument("--backend", default="local", help="local or ray")
+    comp.add_argument("--address", help="Ray cluster address (default: start a local Ray)")
+    comp.add_argument("--config", help="YAML/TOML/JSON file: algos, envs, seeds, frames and algo/env/experiment tables")
+    comp.set_defaults(func=cmd_compare)
+    rep = sub.add_parser("report", help="report.md and figures from any set of run directories")
+    rep.add_argument("dir")
+    rep.add_argument("--measure", default="eval_return_mean", help="eval_return_mean or eval_return_team")
+    rep.add_argument("--fraction", type=float, default=0.9, help="time-to-target threshold fraction")
+    rep.set_defaults(func=cmd_report)
     resume = sub.add_parser("resume", help="continue an interrupted run from its newest good checkpoint")
     resume.add_argument("run_dir")
     resume.set_defaults(func=cmd_resume)
@@ -162,14 +255,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    # key=value overrides may come before or after the --flags, so they are collected from the leftovers.
-    args, extra = parser.parse_known_args(argv)
-    overrides = [a for a in extra if "=" in a and not a.startswith("-")]
-    unknown = [a for a in extra if a not in overrides]
-    if unknown or (overrides and args.command != "train"):
+    tokens = list(sys.argv[1:] if argv is None else argv)
+    # key=value overrides may stand anywhere; they are taken out before argparse, which would otherwise
+    # hand them to the optional ALGO/ENV positionals. A token right after a --flag is that flag's value.
+    overrides = [
+        t
+        for i, t in enumerate(tokens)
+        if "=" in t
+        and not t.startswith("-")
+        and (i == 0 or not tokens[i - 1].startswith("-") or tokens[i - 1] in ("-h", "--help"))
+    ]
+    rest = [t for t in tokens if t not in overrides]
+    args, extra = parser.parse_known_args(rest)
+    unknown = extra
+    if args.command == "demo":  # its key=value tokens are scenario kwargs
+        args.kwargs, overrides = [*args.kwargs, *overrides], []
+    if unknown or (overrides and args.command not in ("train", "compare")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
-    if args.command == "train" and (args.help or not args.algo or not args.env):
+    if args.command == "train" and (args.help or ((not args.algo or not args.env) and not args.config)):
         print("usage: marlkit train ALGO ENV [--frames N] [--seed S] [--out DIR] [--device D] [key=value ...]")
         try:
             print_config_help(args.algo)

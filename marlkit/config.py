@@ -106,3 +106,52 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise MarlkitError(message)
+
+
+SECTIONS = ("algo", "env", "experiment")
+
+
+def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A YAML, TOML or JSON file -> ``(top-level names, flat "section.key" overrides)``.
+
+    Layout: optional top-level names (``algo_name``, ``env_name``; for sweeps ``algos``, ``envs``,
+    ``seeds``, ``frames``) and the tables ``algo``, ``env`` and ``experiment``. A run's own
+    ``config.json`` has this layout, so ``--config RUN/config.json`` re-creates that run."""
+    import json
+    import tomllib
+    from pathlib import Path
+
+    import yaml
+
+    file = Path(path)
+    if not file.exists():
+        raise MarlkitError(f"config file {path} does not exist")
+    text = file.read_text()
+    try:
+        if file.suffix in (".yaml", ".yml"):
+            data = yaml.safe_load(text) or {}
+        elif file.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif file.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise MarlkitError(f"config file {path} must end in .yaml, .yml, .toml or .json")
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as err:
+        raise MarlkitError(f"cannot parse {path}: {str(err).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise MarlkitError(f"config file {path} must hold a mapping at the top level")
+    names = {k: v for k, v in data.items() if k not in SECTIONS}
+    valid = ("algo_name", "env_name", "algos", "envs", "seeds", "frames")
+    for key in names:
+        if key not in valid:
+            raise MarlkitError(
+                f"unknown top-level key '{key}' in {path}.{suggest(key, [*valid, *SECTIONS])} "
+                f"Valid: {', '.join([*valid, *SECTIONS])}"
+            )
+    overrides = {}
+    for section in SECTIONS:
+        table = data.get(section) or {}
+        if not isinstance(table, dict):
+            raise MarlkitError(f"'{section}' in {path} must be a table of key = value")
+        overrides.update({f"{section}.{k}": v for k, v in table.items()})
+    return names, overrides

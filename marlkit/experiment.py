@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from marlkit.adapters import make_env
 from marlkit.adapters.base import MultiAgentEnv
 from marlkit.algorithms import algorithm
-from marlkit.config import option, require, to_dict, with_overrides
+from marlkit.config import SECTIONS, option, require, to_dict, with_overrides
 from marlkit.errors import MarlkitError
 from marlkit.keys import DONE, REWARD
 from marlkit.loggers import make_loggers
@@ -97,9 +97,6 @@ class RunConfig:
         )
 
 
-SECTIONS = ("algo", "env", "experiment")
-
-
 def build_config(algo_name: str, env_name: str, overrides: dict[str, Any]) -> RunConfig:
     """Resolve ``algo.*``, ``env.*`` and ``experiment.*`` overrides on top of the algorithm's preset."""
     spec = algorithm(algo_name)
@@ -137,6 +134,7 @@ def atomic_write_bytes(path: Path, write: Any) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; run directories are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -148,24 +146,35 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 @torch.no_grad()
-def evaluate(learner: Any, env: MultiAgentEnv, seed: int, max_steps: int) -> dict[str, float]:
-    """Deterministic actions; the first episode of every env copy counts. Returns per-group means."""
+def episode_returns(
+    learner: Any, env: MultiAgentEnv, seed: int, max_steps: int, on_step: Any = None
+) -> dict[str, torch.Tensor]:
+    """Deterministic actions; the first episode of every env copy counts. Per group: the returns of the
+    finished episodes, ``[episodes, n_agents]``. ``on_step(env)`` is called after every step (video)."""
     td = env.reset(seed=seed)
     returns = {g: torch.zeros(env.num_envs, s.n_agents, device=env.device) for g, s in env.groups.items()}
     finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
     for _ in range(max_steps):
         out = env.step(learner.act(td, deterministic=True))
+        if on_step is not None:
+            on_step(env)
         for g in returns:
             returns[g] += out[g][REWARD] * (~finished).unsqueeze(-1)
         finished |= out[DONE]
         td = out
         if bool(finished.all()):
             break
-    result = {f"eval_return_{g}": float(r[finished].mean()) for g, r in returns.items()}
-    agent_returns = torch.cat([r[finished] for r in returns.values()], dim=-1)
+    return {g: r[finished].cpu() for g, r in returns.items()}
+
+
+def evaluate(learner: Any, env: MultiAgentEnv, seed: int, max_steps: int) -> dict[str, float]:
+    """Per-group and overall means of :func:`episode_returns`."""
+    returns = episode_returns(learner, env, seed, max_steps)
+    result = {f"eval_return_{g}": float(r.mean()) for g, r in returns.items()}
+    agent_returns = torch.cat(list(returns.values()), dim=-1)
     result["eval_return_mean"] = float(agent_returns.mean())
     result["eval_return_team"] = float(agent_returns.sum(-1).mean())
-    result["eval_episodes"] = int(finished.sum())
+    result["eval_episodes"] = int(agent_returns.shape[0])
     return result
 
 

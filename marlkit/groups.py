@@ -48,6 +48,25 @@ def mlp(in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), activation:
     return nn.Sequential(*layers)
 
 
+_STATELESS_ACTIVATIONS = tuple(ACTIVATIONS.values())
+
+
+def _mlp_plan(net: nn.Module) -> list[tuple[str, str | None, nn.Module | None]] | None:
+    """``(weight name, bias name, None)`` per Linear and ``("", None, activation)`` per activation, or
+    None when ``net`` is not a plain Sequential of those (it then runs through vmap)."""
+    if not isinstance(net, nn.Sequential) or any(True for _ in net.buffers()):
+        return None
+    plan: list[tuple[str, str | None, nn.Module | None]] = []
+    for i, layer in enumerate(net):
+        if isinstance(layer, nn.Linear):
+            plan.append((f"{i}.weight", f"{i}.bias" if layer.bias is not None else None, None))
+        elif isinstance(layer, _STATELESS_ACTIVATIONS):
+            plan.append(("", None, layer))
+        else:
+            return None
+    return plan
+
+
 def _slot(name: str) -> str:
     # Parameter names may not contain dots; "0.weight" is stored as "0__weight".
     return name.replace(".", "__")
@@ -73,6 +92,9 @@ class GroupModule(nn.Module):
             self.register_buffer(_slot(name), value)
         # A stateless template: kept out of the module tree so it owns no parameters of its own.
         self._template = [copy.deepcopy(nets[0]).to("meta")]
+        # Plain MLPs (what `mlp` builds) run as batched matmuls over the agent dim: on small networks
+        # `vmap(functional_call)` costs several times the arithmetic (docs/benchmarks.md).
+        self._plan = _mlp_plan(nets[0])
 
     # ------------------------------------------------------------- forward
     def forward(self, x: torch.Tensor, params: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -87,6 +109,8 @@ class GroupModule(nn.Module):
         params = self.stacked() if params is None else params
         if self.n_agents == 1 and next(iter(params.values())).shape[0] == 1:
             return self.forward_agent(x.squeeze(-2), 0, {n: p[0] for n, p in params.items()}).unsqueeze(-2)
+        if self._plan is not None:
+            return self._batched(params, x.movedim(-2, 0)).movedim(0, -2)
         out = vmap(self._call)(params, self._stacked_buffers(), x.movedim(-2, 0))
         return out.movedim(0, -2)
 
@@ -105,8 +129,24 @@ class GroupModule(nn.Module):
         # The same vmapped call as `forward`, over a stack of one: with a single agent, per-agent
         # (sequential) and group (simultaneous) updates then compute bit-identical numbers.
         one = {n: p.unsqueeze(0) for n, p in params.items()}
+        if self._plan is not None:
+            return self._batched(one, x.unsqueeze(0))[0]
         buffers = {n: b[agent : agent + 1] for n, b in self._stacked_buffers().items()}
         return vmap(self._call)(one, buffers, x.unsqueeze(0))[0]
+
+    def _batched(self, params: Mapping[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """The MLP on ``x [K, ..., in]`` with stacked ``params`` ``[K, ...]``: one bmm per layer."""
+        assert self._plan is not None
+        lead = x.shape[1:-1]
+        h = x.reshape(x.shape[0], -1, x.shape[-1])
+        for weight, bias, activation in self._plan:
+            if activation is not None:
+                h = activation(h)
+            elif bias is None:
+                h = torch.bmm(h, params[weight].transpose(1, 2))
+            else:
+                h = torch.baddbmm(params[bias].unsqueeze(1), h, params[weight].transpose(1, 2))
+        return h.reshape(x.shape[0], *lead, h.shape[-1])
 
     def _call(
         self, params: Mapping[str, torch.Tensor], buffers: Mapping[str, torch.Tensor], x: torch.Tensor

@@ -91,7 +91,8 @@ class ReplayBuffer:
             "priorities": self.priorities[: self.size].clone(),
         }
         if self.storage is not None:
-            state["rows"] = self.storage[: self.size].to_dict()
+            # A clone: saving a view would serialize the whole preallocated storage.
+            state["rows"] = self.storage[: self.size].clone().to_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -1,0 +1,107 @@
+"""``marlkit eval``: deterministic evaluation of a run's last or best checkpoint, and videos.
+
+Videos: VMAS renders ``rgb_array`` frames natively (headless). PettingZoo and Gymnasium envs are
+built with ``render_mode="rgb_array"``; MuJoCo-based ones (MaMuJoCo, ``gym/HalfCheetah-v5``, ...)
+need an off-screen OpenGL: ``MUJOCO_GL=egl`` (GPU drivers) or ``MUJOCO_GL=osmesa`` (Debian/Ubuntu
+package ``libosmesa6``). ``.gif`` is written with Pillow; ``.mp4`` needs ``pip install imageio[ffmpeg]``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from marlkit.adapters import make_env
+from marlkit.algorithms import algorithm
+from marlkit.errors import MarlkitError
+from marlkit.experiment import RunConfig, episode_returns, load_checkpoint
+
+
+def find_checkpoint(run: Path, which: str) -> Path:
+    checkpoints = run / "checkpoints"
+    if which == "best":
+        candidates = [checkpoints / "best.pt"]
+    elif which == "last":
+        candidates = [checkpoints / "final.pt", *sorted(checkpoints.glob("ckpt-*.pt"), reverse=True)]
+    else:
+        raise MarlkitError(f"--checkpoint must be 'last' or 'best', got '{which}'")
+    for path in candidates:
+        if path.exists():
+            return path
+    raise MarlkitError(f"{run} has no {which} checkpoint (looked for {', '.join(p.name for p in candidates)})")
+
+
+def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Any, Path]:
+    config_path = run / "config.json"
+    if not config_path.exists():
+        raise MarlkitError(f"{run} is not a run directory (no config.json)")
+    config = RunConfig.from_json(json.loads(config_path.read_text()))
+    path = find_checkpoint(run, which)
+    state = load_checkpoint(path)
+    probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
+    spec = algorithm(config.algo_name)
+    learner = spec.learner(config.algo, probe.groups, probe.state_dim, seed=config.experiment.seed)
+    learner.load_state_dict(state["learner"], strict=False)  # optimizer rows of clip updates are not needed
+    return config, learner.eval(), path
+
+
+def evaluate_run(
+    run: str | Path, episodes: int = 16, which: str = "last", video: str | None = None, seed: int = 123_456
+) -> dict[str, Any]:
+    run = Path(run)
+    if video is not None and Path(video).suffix.lower() not in (".gif", ".mp4"):
+        raise MarlkitError(f"--video must end in .gif or .mp4, got '{video}'")
+    config, learner, path = load_learner(run, which)
+    max_steps = config.experiment.eval_max_steps
+    env = make_env(config.env_name, episodes, "cpu", seed, **config.env_kwargs)
+    returns = episode_returns(learner, env, seed, max_steps)
+    result: dict[str, Any] = {"run_dir": str(run), "checkpoint": path.name, "episodes": episodes}
+    for g, r in returns.items():
+        per_episode = r.mean(-1)
+        result[g] = {
+            "mean": float(per_episode.mean()),
+            "std": float(per_episode.std(unbiased=False)),
+            "per_agent_mean": [round(float(x), 4) for x in r.mean(0)],
+        }
+    if video is not None:
+        result["video"] = write_video(config, learner, Path(video), seed, max_steps)
+    return result
+
+
+def write_video(config: RunConfig, learner: Any, path: Path, seed: int, max_steps: int) -> str:
+    kwargs = dict(config.env_kwargs)
+    if not config.env_name.startswith("vmas/"):
+        kwargs.setdefault("render_mode", "rgb_array")
+    env = make_env(config.env_name, 1, "cpu", seed, **kwargs)
+    frames: list[np.ndarray] = []
+
+    def grab(e: Any) -> None:
+        frames.append(np.asarray(e.render(0)))
+
+    try:
+        env.reset(seed=seed)
+        grab(env)
+        episode_returns(learner, env, seed, max_steps, on_step=grab)
+    except MarlkitError:
+        raise
+    except Exception as err:
+        raise MarlkitError(
+            f"cannot render {config.env_name}: {str(err).splitlines()[0] if str(err) else err!r} "
+            "(MuJoCo envs need MUJOCO_GL=egl or MUJOCO_GL=osmesa)"
+        ) from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        from PIL import Image
+
+        images = [Image.fromarray(f.astype(np.uint8)) for f in frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=50, loop=0)
+    else:
+        try:
+            import imageio.v3 as iio  # type: ignore[import-not-found]
+        except ImportError:
+            raise MarlkitError("writing .mp4 needs imageio with ffmpeg: pip install 'imageio[ffmpeg]'") from None
+        iio.imwrite(path, np.stack(frames).astype(np.uint8), fps=20)
+    return str(path)
