@@ -233,6 +233,10 @@ class Experiment:
             if self.out.exists() and any(self.out.iterdir()):
                 raise MarlkitError(f"run directory {self.out} is not empty; choose another --out, or resume it")
             atomic_write_text(self.out / "config.json", json.dumps(self.config.to_json(), indent=2))
+            if exp.eval_every:  # the untrained policy: every learning curve starts at frame 0
+                start_eval = evaluate(self.learner, self.eval_env, exp.seed + 10_000, exp.eval_max_steps)
+                self.rows.append({"frames": 0, **start_eval})
+                self.timing.append({"frames": 0, "wall_s": 0.0, "fps": 0.0})
             self._start_episodes()
         self._rewrite_csvs()
         self.loggers.open(purge_step=self.frames if resume else None)

@@ -5,8 +5,10 @@ Inputs and outputs carry the agent dimension second to last: ``[..., n_agents, f
 * ``share_params=True``: one network applied over the agent dimension; every agent's view is the
   same parameter set.
 * ``share_params=False``: each agent's parameters are stacked with a leading agent dimension and the
-  forward pass for all agents is one ``torch.func.vmap`` over ``functional_call``; agent ``i``'s view
-  is a slice of the stacked tensors, so an update through it moves agent ``i`` only.
+  forward pass for all agents is one batched call: plain MLPs (``mlp``) run one ``baddbmm`` per layer,
+  other networks one ``torch.func.vmap`` over ``functional_call`` (several times slower on small
+  networks); agent ``i``'s view is a slice of the stacked tensors, so an update through it moves
+  agent ``i`` only.
 """
 
 from __future__ import annotations

@@ -68,7 +68,30 @@ def plan(
                     run_overrides["experiment.frames"] = frames
                 config = build_config(algo, env, run_overrides)
                 jobs.append(Job(config, out / slug(env) / algo / f"seed{seed}"))
+    _check_buildable(jobs)
     return jobs
+
+
+def _check_buildable(jobs: list[Job]) -> None:
+    """Build every distinct env (one copy) and learner once, so that a bad env name, env kwarg or an
+    algorithm that cannot run on an env fails before the sweep writes or starts anything."""
+    from marlkit.adapters import make_env
+    from marlkit.algorithms import algorithm
+
+    envs: dict[str, Any] = {}
+    seen: set[str] = set()
+    for job in jobs:
+        c = job.config
+        env_key = json.dumps([c.env_name, c.env_kwargs], sort_keys=True, default=str)
+        if env_key not in envs:
+            envs[env_key] = make_env(c.env_name, 1, "cpu", 0, **c.env_kwargs)
+        learner_key = json.dumps([c.algo_name, c.to_json()["algo"], env_key], sort_keys=True, default=str)
+        if learner_key not in seen:
+            seen.add(learner_key)
+            env = envs[env_key]
+            algorithm(c.algo_name).learner(c.algo, env.groups, env.state_dim, seed=0)
+    for env in envs.values():
+        env.close()
 
 
 def run_job(config_json: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:

@@ -32,9 +32,9 @@ def test_run_directory_holds_config_metrics_and_a_safe_checkpoint(tmp_path):
     assert RunConfig.from_json(json.loads((run / "config.json").read_text())) == config
     with open(run / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
-    assert [int(r["frames"]) for r in rows] == [200, 400]
+    assert [int(r["frames"]) for r in rows] == [0, 200, 400]  # frame 0: the untrained policy
     with open(run / "timing.csv") as f:
-        assert [int(r["frames"]) for r in csv.DictReader(f)] == [200, 400]
+        assert [int(r["frames"]) for r in csv.DictReader(f)] == [0, 200, 400]
     for column in (
         "frames",
         "return_mean",
@@ -47,7 +47,7 @@ def test_run_directory_holds_config_metrics_and_a_safe_checkpoint(tmp_path):
         "agent/cg_residual",
         "critic_loss",
     ):
-        assert column in rows[0], column
+        assert column in rows[1], column
     assert all(r["eval_return_mean"] for r in rows)
     checkpoint = load_checkpoint(run / "checkpoints" / "final.pt")
     assert checkpoint["counters"]["frames"] == summary["frames"] == 400

@@ -43,6 +43,8 @@ def kv(overrides: dict) -> list[str]:
         (["train", "maddpg", "vmas/navigation", "experiment.wandb=true"], "wandb"),
         (["compare", "--algos", "itrpo,nope", "--envs", "vmas/navigation", "--seeds", "0"], "unknown algorithm"),
         (["compare", "--algos", "itrpo", "--envs", "vmas/navigation", "--seeds", "x"], "comma-separated integers"),
+        (["compare", "--algos", "itrpo", "--envs", "vmas/navigation", "--seeds", "0", "env.n_agentz=3"], "n_agentz"),
+        (["compare", "--algos", "maddpg,masac", "--envs", "mpe/simple_spread_v3", "--seeds", "0"], "continuous"),
     ],
 )
 def test_bad_input_fails_with_one_line_before_writing(args, message, tmp_path, capsys, monkeypatch):
@@ -67,7 +69,7 @@ def test_config_files_and_recreating_a_run_from_its_config(tmp_path):
         + "env:\n  n_agents: 2\n  max_steps: 25\n"
     )
     toml_file = tmp_path / "run.toml"
-    toml_file.write_text('[experiment]\nframes = 400\nseed = 3\nnum_envs = 4\n[algo]\nmax_kl = 0.02\n')
+    toml_file.write_text("[experiment]\nframes = 400\nseed = 3\nnum_envs = 4\n[algo]\nmax_kl = 0.02\n")
     exp = [f"{k}={json.dumps(v)}" for k, v in TINY.items() if k.startswith("experiment.")]
     assert main(["train", "--config", str(yaml_file), "--out", str(tmp_path / "a"), *exp]) == 0
     config = json.loads((tmp_path / "a" / "config.json").read_text())
@@ -151,3 +153,20 @@ def test_report_on_hand_made_runs(tmp_path):
     # initial 0, best = mean of a = 2, target = 1.8: a's seeds reach it at 300 frames (seed 2 at 200).
     assert "| a | 3 | 2 [" in text and "| b | 3 | 0 [" in text
     assert "| a | 3 | 2 [1, 3] | 2 | 300 | 3 | 2/3 |" in text
+
+
+def test_ray_backend_lands_in_the_same_layout(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    out = tmp_path / "ray"
+    overrides = {k: v for k, v in TINY.items() if not k.startswith("env.")}
+    try:
+        result = compare(
+            ["itrpo"], ["vmas/navigation"], [0, 1], out, frames=200, overrides=overrides, backend="ray", progress=False
+        )
+    finally:
+        ray.shutdown()
+    assert not result["failed"] and len(result["runs"]) == 2
+    assert (out / "vmas-navigation" / "itrpo" / "seed1" / "summary.json").exists()
+    assert "| itrpo | 2 |" in Path(result["report"]).read_text()
