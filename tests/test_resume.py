@@ -98,3 +98,26 @@ def test_corrupted_checkpoint_falls_back_to_previous(tmp_path, capsys):
     resumed = final_learner(run)
     for key in reference:
         assert torch.equal(reference[key], resumed[key]), key
+
+
+def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    run = tmp_path / "run"
+    args = [
+        *train_args("hatrpo", run)[: -len(RUNS["hatrpo"])],
+        *(f"{k}={json.dumps(v)}" for k, v in {**RUNS["hatrpo"], "experiment.frames": 40_000}.items()),
+    ]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((run / "checkpoints").glob("ckpt-*.pt")) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert json.loads(out)["interrupted"] is True
+    assert "Traceback" not in err
+    rows = (run / "metrics.csv").read_text().strip().splitlines()
+    frames = int(rows[-1].split(",")[0])
+    assert (run / "checkpoints" / f"ckpt-{frames:012d}.pt").exists()  # the state after the last row
+    done = subprocess.run(cli("resume", str(run)), env=env, capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout)["frames"] == 40_000

@@ -41,12 +41,15 @@ def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> di
 
 
 def frames_to_target(run_dir: Path, measure: str, target: float | None) -> tuple[int | None, float | None]:
+    """The first evaluation after training started that reaches ``target``, and its wall-clock."""
     if target is None:
         return None, None
+    with open(run_dir / "timing.csv") as f:
+        wall = {int(r["frames"]): float(r["wall_s"]) for r in csv.DictReader(f)}
     with open(run_dir / "metrics.csv") as f:
         for row in csv.DictReader(f):
-            if row.get(measure) and float(row[measure]) >= target:
-                return int(row["frames"]), float(row["wall_s"])
+            if int(row["frames"]) > 0 and row.get(measure) and float(row[measure]) >= target:
+                return int(row["frames"]), wall[int(row["frames"])]
     return None, None
 
 
