@@ -4,10 +4,12 @@ One row is one time step of one env copy with *every* group's data (observations
 terminated/truncated flags, alive masks, next observations) and the global state, so a sampled row
 is always a consistent joint transition: agents are never mixed across time steps or env copies.
 
-The storage is a preallocated TensorDict ring (allocated on the first ``extend`` from that batch's
-layout) indexed with one gather per leaf. TorchRL's ``LazyTensorStorage`` + ``RandomSampler`` does
-the same job with more Python around each call; ``experiments/benchmarks/replay_sampling.py``
-measures both and docs/benchmarks.md has the numbers that decided it.
+The storage is a preallocated TensorDict ring, allocated on the first ``extend`` from that batch's
+layout (on that batch's device unless a device is given) and indexed with one gather per leaf.
+TorchRL's ``LazyTensorStorage`` + ``RandomSampler`` does the same job with 8-21% more time per
+sample call (``experiments/benchmarks/replay_sampling.py``, docs/benchmarks.md); both are under 5%
+of a gradient step. This ring is kept because it is as fast or faster and its checkpoint holds only
+the filled rows.
 
 Prioritized sampling (Schaul et al. 2016) draws ``P(i) ~ p_i^alpha`` with ``torch.multinomial`` over
 the filled rows (O(size) per draw, fine up to ~1e6 rows) and returns importance weights
@@ -26,7 +28,7 @@ class ReplayBuffer:
     def __init__(
         self,
         capacity: int,
-        device: torch.device | str = "cpu",
+        device: torch.device | str | None = None,
         seed: int = 0,
         prioritized: bool = False,
         alpha: float = 0.6,
@@ -34,15 +36,21 @@ class ReplayBuffer:
         eps: float = 1e-6,
     ) -> None:
         self.capacity = capacity
-        self.device = torch.device(device)
         self.prioritized = prioritized
         self.alpha, self.beta, self.eps = alpha, beta, eps
-        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.seed = seed
         self.storage: TensorDictBase | None = None
         self.cursor = 0
         self.size = 0
-        self.priorities = torch.zeros(capacity if prioritized else 0, device=self.device)
         self.max_priority = 1.0
+        self._place(torch.device(device) if device is not None else torch.device("cpu"))
+        # Without an explicit device the buffer follows the first batch it stores (the env's device).
+        self._device_fixed = device is not None
+
+    def _place(self, device: torch.device) -> None:
+        self.device = device
+        self.generator = torch.Generator(device=device).manual_seed(self.seed)
+        self.priorities = torch.zeros(self.capacity if self.prioritized else 0, device=device)
 
     def __len__(self) -> int:
         return self.size
@@ -52,7 +60,11 @@ class ReplayBuffer:
         rows = batch.reshape(-1)
         n = rows.shape[0]
         if self.storage is None:
+            if not self._device_fixed and rows.device is not None and rows.device != self.device:
+                self._place(rows.device)
+            rows = rows.to(self.device)
             self.storage = rows[0].expand(self.capacity).clone()
+        rows = rows.to(self.device)
         if n > self.capacity:
             rows, n = rows[-self.capacity :], self.capacity
         index = (self.cursor + torch.arange(n, device=self.device)) % self.capacity
@@ -95,7 +107,10 @@ class ReplayBuffer:
             state["rows"] = self.storage[: self.size].clone().to_dict()
         return state
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], device: torch.device | str | None = None) -> None:
+        """``device``: where the rows go (the learner's device) unless the buffer was given one."""
+        if device is not None and not self._device_fixed:
+            self._place(torch.device(device))
         self.cursor, self.size = int(state["cursor"]), int(state["size"])
         self.generator.set_state(state["generator"])
         self.max_priority = float(state["max_priority"])

@@ -1,8 +1,8 @@
 """Learning benchmarks of the off-policy family: algos x seeds on one task, median and spread.
 
 Each preset fixes the task, budget and config (every override is printed into docs/benchmarks.md).
+SAC on Pendulum runs against Stable-Baselines3 in the same process: ``sac_vs_sb3.py``.
 
-    python experiments/benchmarks/offpolicy_learning.py sac_pendulum
     python experiments/benchmarks/offpolicy_learning.py navigation
     python experiments/benchmarks/offpolicy_learning.py spread_continuous
     python experiments/benchmarks/offpolicy_learning.py spread_discrete
@@ -29,27 +29,6 @@ _SPREAD = {
 }
 
 PRESETS: dict[str, dict] = {
-    "sac_pendulum": {
-        "title": "SAC (N=1) on gym/Pendulum-v1, 20k steps",
-        "env": "gym/Pendulum-v1",
-        "algos": ["sac"],
-        "frames": 20_000,
-        "overrides": {
-            "experiment.num_envs": 1,
-            "experiment.eval_every": 0,
-            "algo.rollout_steps": 10,
-            "algo.actor_lr": 1e-3,
-            "algo.critic_lr": 1e-3,
-            "algo.alpha_lr": 1e-3,
-            "algo.warmup_frames": 100,
-        },
-        "measure": "eval_return_mean",
-        "target": -200.0,
-        "reference": "Same hyperparameters as the reference: Stable-Baselines3 2.9.2 SAC (lr 1e-3, otherwise "
-        "defaults: 256x256 ReLU, batch 256, 1 gradient step per env step, 100 random steps) reached -133 in 192 s "
-        "for 20k steps on this machine. Target: deterministic eval return >= -200 at 20k steps with training "
-        "wall-clock <= 96 s (0.5x). One difference: marlkit collects 10 steps, then takes 10 gradient steps.",
-    },
     "navigation": {
         "title": "MADDPG / MASAC on vmas/navigation (3 agents, max_steps 100), 60k frames",
         "env": "vmas/navigation",

@@ -173,7 +173,7 @@ class OffPolicy(nn.Module):
         self.actor_opt = torch.optim.Adam(self.actors.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, fused=True)
         self.alpha_opt = torch.optim.Adam(self.log_alpha.parameters(), lr=cfg.alpha_lr)
-        self.replay = ReplayBuffer(cfg.buffer_size, "cpu", seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
+        self.replay = ReplayBuffer(cfg.buffer_size, None, seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
         self.frames = 0
         self.grad_steps = 0
         self._update_credit = 0.0
@@ -500,7 +500,7 @@ class OffPolicy(nn.Module):
         self._update_credit = float(state["update_credit"])
         self._ou = dict(state["ou"])
         if "replay" in state:
-            self.replay.load_state_dict(state["replay"])
+            self.replay.load_state_dict(state["replay"], device=self._slots(next(iter(self.groups))).device)
 
     def _clip(self, params, per_member: bool) -> None:
         if self.cfg.max_grad_norm <= 0:
