@@ -26,3 +26,21 @@ def test_ci_runs_the_readme_test_command():
     assert "<!-- test-command -->" in ci and "<!-- test-command -->" in README
     command = README.split("<!-- test-command -->")[1].split("```bash\n")[1].split("\n")[0]
     assert "pytest" in command and 'pip install -e ".[test]"' in command
+
+
+def test_readme_main_command_is_the_default_comparison(tmp_path):
+    from marlkit import sweep
+
+    command = README.split("<!-- main-command -->")[1].split("```bash\n")[1].split("\n")[0]
+    assert command.endswith("pip install -e . && marlkit compare")
+    jobs = sweep.plan(
+        sweep.DEFAULT_ALGOS,
+        sweep.DEFAULT_ENVS,
+        sweep.DEFAULT_SEEDS,
+        tmp_path,
+        sweep.DEFAULT_FRAMES,
+        sweep.DEFAULT_OVERRIDES,
+    )
+    assert sorted({j.config.algo_name for j in jobs}) == ["hatrpo", "itrpo", "matrpo"]
+    assert {j.config.env_name for j in jobs} == {"vmas/navigation"} and len(jobs) == 9
+    assert not any(tmp_path.iterdir()), "planning writes nothing"
