@@ -1,0 +1,205 @@
+"""Probabilistic ensemble world models (PETS, MBPO): P(s' - s, r | s, a) as E networks in one batched pass.
+
+* The ensemble is one :class:`~marlkit.nets.EnsembleMLP` (``baddbmm`` per layer, never a loop over
+  members). Probabilistic mode outputs a mean and a log-variance per target, the log-variance softly
+  bounded by learned limits (Chua et al. 2018): ``logvar = max - softplus(max - raw)`` then
+  ``min + softplus(logvar - min)``. Deterministic mode outputs the mean only.
+* Targets are the state delta and the reward. Inputs and targets are normalized with statistics of
+  the training data; the normalizers are buffers, so they are saved in ``state_dict`` (checkpoints).
+* Training: Gaussian NLL (MSE in deterministic mode) plus ``logvar_penalty * sum(max - min)``; every
+  member sees its own bootstrap of the training split; a held-out split drives early stopping (each
+  member keeps its best epoch's parameters) and elite selection (the members with the lowest
+  held-out MSE).
+* Multi-agent: the input is the joint state (or all observations) and all agents' actions; for one
+  agent it is the usual single-agent model.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from marlkit.config import option, require
+from marlkit.nets import EnsembleMLP
+
+
+@dataclass(frozen=True)
+class WorldModelConfig:
+    ensemble_size: int = option(7, "ensemble members")
+    elites: int = option(5, "members used for prediction, chosen by held-out error")
+    hidden: tuple[int, ...] = option((200, 200, 200, 200), "hidden layer sizes of every member")
+    activation: str = option("silu", "activation of the members")
+    probabilistic: bool = option(True, "predict a mean and a log-variance (false: the mean only)")
+    lr: float = option(1e-3, "Adam learning rate")
+    weight_decay: float = option(5e-5, "Adam weight decay")
+    batch_size: int = option(256, "minibatch size per member")
+    holdout: float = option(0.1, "fraction of the data held out for early stopping and elites")
+    max_epochs: int = option(200, "epoch cap of one fit")
+    patience: int = option(5, "epochs without a 1% held-out improvement of any member before stopping")
+    logvar_penalty: float = option(0.01, "weight of sum(max_logvar - min_logvar)")
+
+    def validate(self) -> None:
+        require(self.ensemble_size >= 1, f"model.ensemble_size must be >= 1, got {self.ensemble_size}")
+        require(
+            1 <= self.elites <= self.ensemble_size,
+            f"model.elites must be in [1, ensemble_size={self.ensemble_size}], got {self.elites}",
+        )
+        require(0 < self.holdout < 1, f"model.holdout must be in (0, 1), got {self.holdout}")
+        for name in ("batch_size", "max_epochs", "patience"):
+            require(getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}")
+
+
+class EnsembleWorldModel(nn.Module):
+    """Predicts ``(delta_state, reward)`` from ``(state, action)``; every tensor is ``[..., dim]``."""
+
+    in_mean: torch.Tensor
+    in_std: torch.Tensor
+    out_mean: torch.Tensor
+    out_std: torch.Tensor
+    elite_idx: torch.Tensor
+
+    def __init__(self, state_dim: int, action_dim: int, cfg: WorldModelConfig | None = None, seed: int = 0) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or WorldModelConfig()
+        cfg.validate()
+        self.state_dim, self.action_dim = state_dim, action_dim
+        in_dim, out_dim = state_dim + action_dim, state_dim + 1
+        self.out_dim = out_dim
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.net = EnsembleMLP(
+                cfg.ensemble_size, in_dim, out_dim * (2 if cfg.probabilistic else 1), cfg.hidden, cfg.activation
+            )
+        self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
+        self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
+        self.register_buffer("in_mean", torch.zeros(in_dim))
+        self.register_buffer("in_std", torch.ones(in_dim))
+        self.register_buffer("out_mean", torch.zeros(out_dim))
+        self.register_buffer("out_std", torch.ones(out_dim))
+        self.register_buffer("elite_idx", torch.arange(cfg.elites))
+        self.generator = torch.Generator().manual_seed(seed + 1)
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Normalized inputs ``[E, B, in]`` -> normalized ``(mean, logvar)`` ``[E, B, out]`` (logvar None
+        in deterministic mode)."""
+        out = self.net(x)
+        if not self.cfg.probabilistic:
+            return out, None
+        mean, raw = out.chunk(2, dim=-1)
+        logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
+        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
+        return mean, logvar
+
+    def normalize_input(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return (torch.cat([state, action], dim=-1) - self.in_mean) / self.in_std
+
+    @torch.no_grad()
+    def predict(
+        self, state: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None, sample: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Next states ``[B, S]``, rewards ``[B]`` and ensemble disagreement ``[B]`` for ``B`` particles.
+
+        ``members [B]`` binds each particle to one elite (TS-inf: keep them fixed across steps; TS-1:
+        draw new ones each step); None draws them uniformly from the elites. ``sample`` adds the
+        predicted aleatoric noise. Disagreement is the variance across elites of their mean
+        predictions (normalized units, averaged over targets): high where the model has not seen data.
+        """
+        x = self.normalize_input(state, action)
+        elites = self.elite_idx
+        mean, logvar = self._members_forward(x, elites)  # [K, B, out]
+        if members is None:
+            members = elites[torch.randint(len(elites), (x.shape[0],), generator=self.generator)]
+        pick = (members.unsqueeze(0) == elites.unsqueeze(1)).float().unsqueeze(-1)  # [K, B, 1]
+        chosen = (mean * pick).sum(0)
+        if sample and logvar is not None:
+            std = (0.5 * (logvar * pick).sum(0)).exp()
+            chosen = chosen + std * torch.randn(chosen.shape, generator=self.generator)
+        disagreement = mean.var(0, unbiased=False).mean(-1) if len(elites) > 1 else torch.zeros(x.shape[0])
+        out = chosen * self.out_std + self.out_mean
+        return state + out[..., : self.state_dim], out[..., self.state_dim], disagreement
+
+    def _members_forward(self, x: torch.Tensor, members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # All members run (one batched pass); the chosen ones are selected afterwards.
+        mean, logvar = self(x.unsqueeze(0).expand(self.cfg.ensemble_size, *x.shape))
+        return mean[members], None if logvar is None else logvar[members]
+
+    # --------------------------------------------------------------- training
+    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Gaussian NLL (or MSE) summed over members, averaged over samples and targets, plus the bound penalty."""
+        mean, logvar = self(x)
+        if logvar is None:
+            return (mean - y).pow(2).mean((1, 2)).sum()
+        nll = ((mean - y).pow(2) * torch.exp(-logvar) + logvar).mean((1, 2)).sum()
+        return nll + self.cfg.logvar_penalty * (self.max_logvar - self.min_logvar).sum()
+
+    def fit(
+        self, state: torch.Tensor, action: torch.Tensor, next_state: torch.Tensor, reward: torch.Tensor
+    ) -> dict[str, float]:
+        """Train on all transitions given (``[N, ...]``); returns held-out MSE, epochs and elites."""
+        cfg = self.cfg
+        inputs = torch.cat([state, action], dim=-1).float()
+        targets = torch.cat([next_state - state, reward.unsqueeze(-1)], dim=-1).float()
+        n = inputs.shape[0]
+        perm = torch.randperm(n, generator=self.generator)
+        n_hold = max(1, round(cfg.holdout * n))
+        hold, train = perm[:n_hold], perm[n_hold:]
+        with torch.no_grad():
+            self.in_mean.copy_(inputs[train].mean(0))
+            self.in_std.copy_(inputs[train].std(0).clamp_min(1e-6))
+            self.out_mean.copy_(targets[train].mean(0))
+            self.out_std.copy_(targets[train].std(0).clamp_min(1e-6))
+        x = (inputs - self.in_mean) / self.in_std
+        y = (targets - self.out_mean) / self.out_std
+        x_hold, y_hold = x[hold], y[hold]
+        e = cfg.ensemble_size
+        # Each member trains on its own bootstrap of the training split.
+        boot = train[torch.randint(len(train), (e, len(train)), generator=self.generator)]
+        opt = torch.optim.Adam(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        best = self.holdout_mse(x_hold, y_hold)
+        best_state = copy.deepcopy(self.net.state_dict())
+        stale, epochs = 0, 0
+        for epochs in range(1, cfg.max_epochs + 1):  # noqa: B007 - the count is reported
+            order = boot[:, torch.randperm(boot.shape[1], generator=self.generator)]
+            for start in range(0, order.shape[1], cfg.batch_size):
+                idx = order[:, start : start + cfg.batch_size]
+                loss = self.loss(x[idx], y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+            mse = self.holdout_mse(x_hold, y_hold)
+            improved = (best - mse) / best.abs().clamp_min(1e-12) > 0.01
+            if bool(improved.any()):
+                self._keep_members(best_state, improved)
+                best = torch.where(improved, mse, best)
+                stale = 0
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    break
+        self._restore_members(best_state)
+        final = self.holdout_mse(x_hold, y_hold)
+        self.elite_idx.copy_(torch.argsort(final)[: cfg.elites])
+        return {
+            "model_holdout_mse": float(final[self.elite_idx].mean()),
+            "model_epochs": float(epochs),
+            "model_loss": float(loss.detach()),
+        }
+
+    @torch.no_grad()
+    def holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-member MSE of the mean prediction, normalized units: ``[E]``."""
+        mean, _ = self(x.unsqueeze(0).expand(self.cfg.ensemble_size, *x.shape))
+        return (mean - y).pow(2).mean((1, 2))
+
+    def _keep_members(self, snapshot: dict[str, torch.Tensor], members: torch.Tensor) -> None:
+        current = self.net.state_dict()
+        for key, value in snapshot.items():
+            value[members] = current[key][members].detach().clone()
+
+    def _restore_members(self, snapshot: dict[str, torch.Tensor]) -> None:
+        self.net.load_state_dict(snapshot)

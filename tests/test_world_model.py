@@ -1,0 +1,113 @@
+"""The ensemble world model: fits a known system, knows where it has no data, members differ, elites
+are the best held-out members, and its normalizers survive a checkpoint."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+
+from marlkit.world_model import EnsembleWorldModel, WorldModelConfig
+
+SMALL = WorldModelConfig(ensemble_size=5, elites=3, hidden=(64, 64), max_epochs=300, patience=20, batch_size=64)
+
+
+def system(s: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A nonlinear 2-D system: s' = s + 0.1 (sin(3 s_0) + a, cos(2 s_1) s_0), r = -|s|^2 + 0.5 a."""
+    ds = 0.1 * torch.stack([torch.sin(3 * s[:, 0]) + a[:, 0], torch.cos(2 * s[:, 1]) * s[:, 0]], dim=-1)
+    return s + ds, -(s**2).sum(-1) + 0.5 * a[:, 0]
+
+
+def data(n: int, low: float = -1.0, high: float = 1.0, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    s = low + (high - low) * torch.rand(n, 2, generator=g)
+    a = 2 * torch.rand(n, 1, generator=g) - 1
+    s2, r = system(s, a)
+    return s, a, s2, r
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[EnsembleWorldModel, dict]:
+    model = EnsembleWorldModel(2, 1, SMALL, seed=0)
+    metrics = model.fit(*data(3000))
+    return model, metrics
+
+
+def test_fits_a_known_nonlinear_system(fitted):
+    model, metrics = fitted
+    s, a, s2, r = data(500, seed=1)
+    pred_s2, pred_r, _ = model.predict(s, a, sample=False)
+    state_rmse = (pred_s2 - s2).pow(2).mean().sqrt().item()
+    reward_rmse = (pred_r - r).pow(2).mean().sqrt().item()
+    # Deltas are up to 0.2 in size and rewards span [-2.5, 0.5]: a few percent of either.
+    assert state_rmse < 0.01, state_rmse
+    assert reward_rmse < 0.05, reward_rmse
+    assert metrics["model_epochs"] >= 1
+
+
+def test_uncertainty_is_larger_far_from_the_data(fitted):
+    model, _ = fitted
+    s_in, a_in, _, _ = data(500, seed=2)
+    s_out, a_out, _, _ = data(500, low=3.0, high=4.0, seed=2)
+    _, _, inside = model.predict(s_in, a_in, sample=False)
+    _, _, outside = model.predict(s_out, a_out, sample=False)
+    assert outside.mean() > 10 * inside.mean(), (outside.mean(), inside.mean())
+    # The learned aleatoric variance is also larger out there than on the data.
+    x_in, x_out = model.normalize_input(s_in, a_in), model.normalize_input(s_out, a_out)
+    _, logvar_in = model._members_forward(x_in, model.elite_idx)
+    _, logvar_out = model._members_forward(x_out, model.elite_idx)
+    assert logvar_out.mean() > logvar_in.mean()
+
+
+def test_members_differ(fitted):
+    model, _ = fitted
+    weight = model.net.layers[0].weight
+    assert not torch.allclose(weight[0], weight[1])
+    s, a, _, _ = data(100, low=2.0, high=3.0, seed=3)
+    x = model.normalize_input(s, a)
+    mean, _ = model(x.unsqueeze(0).expand(model.cfg.ensemble_size, *x.shape))
+    assert (mean[0] - mean[1]).abs().mean() > 1e-3
+
+
+def test_elites_are_the_members_with_lowest_holdout_error():
+    model = EnsembleWorldModel(2, 1, WorldModelConfig(ensemble_size=6, elites=2, hidden=(16,), max_epochs=3), seed=4)
+    s, a, s2, r = data(400, seed=4)
+    model.fit(s, a, s2, r)
+    # Recompute the held-out split the fit used (same generator draw) and each member's error on it.
+    g = torch.Generator().manual_seed(5)  # seed + 1, as the model's generator
+    perm = torch.randperm(400, generator=g)
+    hold = perm[: round(0.1 * 400)]
+    inputs = (torch.cat([s, a], -1)[hold] - model.in_mean) / model.in_std
+    targets = (torch.cat([s2 - s, r.unsqueeze(-1)], -1)[hold] - model.out_mean) / model.out_std
+    mse = model.holdout_mse(inputs, targets)
+    assert sorted(model.elite_idx.tolist()) == sorted(torch.argsort(mse)[:2].tolist())
+
+
+def test_normalizers_round_trip_through_a_checkpoint(fitted):
+    model, _ = fitted
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    buffer.seek(0)
+    copy = EnsembleWorldModel(2, 1, SMALL, seed=99)
+    copy.load_state_dict(torch.load(buffer, weights_only=True))
+    for name in ("in_mean", "in_std", "out_mean", "out_std", "elite_idx"):
+        assert torch.equal(getattr(model, name), getattr(copy, name)), name
+    s, a, _, _ = data(50, seed=5)
+    members = model.elite_idx[torch.arange(50) % len(model.elite_idx)]
+    assert torch.equal(model.predict(s, a, members, sample=False)[0], copy.predict(s, a, members, sample=False)[0])
+
+
+def test_deterministic_mode_predicts_means_only():
+    model = EnsembleWorldModel(
+        2, 1, WorldModelConfig(ensemble_size=3, elites=2, probabilistic=False, hidden=(32,), max_epochs=50), seed=0
+    )
+    model.fit(*data(500))
+    s, a, _, _ = data(10, seed=6)
+    first, second = model.predict(s, a), model.predict(s, a)
+    mean, logvar = model(model.normalize_input(s, a).unsqueeze(0).expand(3, 10, 3))
+    assert logvar is None and mean.shape == (3, 10, 3)
+    # No aleatoric noise: particles bound to the same member get the same prediction.
+    members = model.elite_idx[torch.zeros(10, dtype=torch.long)]
+    assert torch.equal(model.predict(s, a, members)[0], model.predict(s, a, members)[0])
+    assert first[0].shape == second[0].shape == (10, 2)
