@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from marlkit.config import option, require
+from marlkit.errors import MarlkitError
 from marlkit.nets import EnsembleMLP
 
 
@@ -203,3 +205,62 @@ class EnsembleWorldModel(nn.Module):
 
     def _restore_members(self, snapshot: dict[str, torch.Tensor]) -> None:
         self.net.load_state_dict(snapshot)
+
+
+TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class ModelRollout:
+    """Steps particles through a world model: the environment that planners and Dyna learners see.
+
+    ``propagation``: ``"ts_inf"`` binds each particle to one elite for the whole rollout, ``"ts1"`` draws
+    a new elite every step (Chua et al. 2018). ``termination(state, action, next_state) -> bool [B]`` is
+    the task's known termination function; after a particle terminates it earns no reward and its
+    state stops changing. Every step also reports the ensemble disagreement of the particle's input.
+    """
+
+    def __init__(
+        self,
+        model: EnsembleWorldModel,
+        termination: TerminationFn | None = None,
+        propagation: str = "ts_inf",
+        seed: int = 0,
+    ) -> None:
+        if propagation not in ("ts_inf", "ts1"):
+            raise MarlkitError(f"unknown propagation '{propagation}'; valid: ts_inf, ts1")
+        self.model, self.termination, self.propagation = model, termination, propagation
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def _members(self, n: int) -> torch.Tensor:
+        elites = self.model.elite_idx
+        return elites[torch.randint(len(elites), (n,), generator=self.generator)]
+
+    @torch.no_grad()
+    def rollout(self, state: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``state [B, S]``, ``actions [B, H, A]`` -> states ``[B, H+1, S]``, rewards, terminated and
+        disagreement ``[B, H]`` (rewards and disagreement are 0 after termination)."""
+        b, horizon = actions.shape[:2]
+        members = self._members(b)
+        alive = torch.ones(b, dtype=torch.bool)
+        states, rewards, terminated, disagreement = [state], [], [], []
+        for t in range(horizon):  # time steps depend on each other; particles and members are batched
+            if self.propagation == "ts1":
+                members = self._members(b)
+            nxt, reward, spread = self.model.predict(state, actions[:, t], members)
+            done = (
+                self.termination(state, actions[:, t], nxt)
+                if self.termination is not None
+                else torch.zeros(b, dtype=torch.bool)
+            )
+            rewards.append(torch.where(alive, reward, torch.zeros_like(reward)))
+            disagreement.append(torch.where(alive, spread, torch.zeros_like(spread)))
+            state = torch.where(alive.unsqueeze(-1), nxt, state)
+            alive = alive & ~done
+            terminated.append(~alive)
+            states.append(state)
+        return {
+            "states": torch.stack(states, 1),
+            "rewards": torch.stack(rewards, 1),
+            "terminated": torch.stack(terminated, 1),
+            "disagreement": torch.stack(disagreement, 1),
+        }

@@ -111,3 +111,29 @@ def test_deterministic_mode_predicts_means_only():
     members = model.elite_idx[torch.zeros(10, dtype=torch.long)]
     assert torch.equal(model.predict(s, a, members)[0], model.predict(s, a, members)[0])
     assert first[0].shape == second[0].shape == (10, 2)
+
+
+def test_model_rollout_respects_termination(fitted):
+    from marlkit.world_model import ModelRollout
+
+    model, _ = fitted
+    # Terminate as soon as s_0 exceeds 0.5; actions push s_0 up (ds_0 = 0.1 (sin 3 s_0 + a)).
+    env = ModelRollout(model, termination=lambda s, a, s2: s2[:, 0] > 0.5, propagation="ts_inf", seed=0)
+    state = torch.zeros(64, 2)
+    state[:, 0] = torch.linspace(0.0, 0.45, 64)
+    out = env.rollout(state, torch.ones(64, 12, 1))
+    ended = out["terminated"]
+    assert bool(ended[:, -1].all()), "every particle crosses 0.5 within 12 steps"
+    first = ended.float().argmax(1)
+    for i in range(64):
+        after = slice(int(first[i]) + 1, None)
+        assert torch.all(out["rewards"][i, after] == 0), "no reward after a terminal step"
+        assert torch.all(out["disagreement"][i, after] == 0)
+        assert torch.all(out["states"][i, int(first[i]) + 2 :] == out["states"][i, int(first[i]) + 1])
+        assert bool(ended[i, int(first[i]) :].all()), "termination is absorbing"
+    # TS-1 and TS-inf both run; with sampling off and one elite their paths would coincide.
+    assert ModelRollout(model, propagation="ts1", seed=0).rollout(state, torch.ones(64, 3, 1))["states"].shape == (
+        64,
+        4,
+        2,
+    )
