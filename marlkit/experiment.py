@@ -43,7 +43,7 @@ class ExperimentConfig:
     device: str = option("cpu", "torch device of envs and networks")
     eval_every: int = option(20_000, "frames between deterministic evaluations (0: only at the end)")
     eval_episodes: int = option(16, "episodes per evaluation, one per evaluation env copy")
-    eval_max_steps: int = option(10_000, "step cap of one evaluation")
+    eval_max_steps: int = option(10_000, "step cap of one evaluation; episodes cut there count as they stand")
     progress: bool = option(True, "show a progress bar")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
     checkpoint_every: int = option(0, "frames between checkpoints, each starting new episodes (0: a tenth of the run)")
@@ -149,8 +149,9 @@ def atomic_write_text(path: Path, text: str) -> None:
 def episode_returns(
     learner: Any, env: MultiAgentEnv, seed: int, max_steps: int, on_step: Any = None
 ) -> dict[str, torch.Tensor]:
-    """Deterministic actions; the first episode of every env copy counts. Per group: the returns of the
-    finished episodes, ``[episodes, n_agents]``. ``on_step(env)`` is called after every step (video)."""
+    """Deterministic actions; the first episode of every env copy counts, ``[num_envs, n_agents]`` per
+    group. An episode still running after ``max_steps`` counts with its return so far (the cap acts as
+    a time limit). ``on_step(env)`` is called after every step (video)."""
     td = env.reset(seed=seed)
     returns = {g: torch.zeros(env.num_envs, s.n_agents, device=env.device) for g, s in env.groups.items()}
     finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
@@ -164,7 +165,7 @@ def episode_returns(
         td = out
         if bool(finished.all()):
             break
-    return {g: r[finished].cpu() for g, r in returns.items()}
+    return {g: r.cpu() for g, r in returns.items()}
 
 
 def evaluate(learner: Any, env: MultiAgentEnv, seed: int, max_steps: int) -> dict[str, float]:

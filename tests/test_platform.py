@@ -106,7 +106,9 @@ def test_eval_prints_per_group_returns_and_writes_a_gif(tmp_path, capsys):
 def test_compare_skips_finished_runs_reports_failures_and_writes_a_report(tmp_path):
     out = tmp_path / "sweep"
     envs = ["vmas/navigation", "tests.helper_envs:NanRewardEnv"]
-    overrides = {k: v for k, v in TINY.items() if not k.startswith("env.")}
+    # One override set for both envs, so no env.* keys: navigation then has no time limit, and the
+    # evaluation step cap keeps its episodes short.
+    overrides = {**{k: v for k, v in TINY.items() if not k.startswith("env.")}, "experiment.eval_max_steps": 25}
     result = compare(["itrpo", "matrpo"], envs, [0, 1], out, frames=400, overrides=overrides, jobs=1, progress=False)
     # The NaN env fails mid-run (after it was validated); the navigation runs still finish.
     assert len(result["failed"]) == 4 and len(result["runs"]) == 4
@@ -160,7 +162,7 @@ def test_ray_backend_lands_in_the_same_layout(tmp_path):
     import ray
 
     out = tmp_path / "ray"
-    overrides = {k: v for k, v in TINY.items() if not k.startswith("env.")}
+    overrides = {**{k: v for k, v in TINY.items() if not k.startswith("env.")}, "experiment.eval_max_steps": 25}
     try:
         result = compare(
             ["itrpo"], ["vmas/navigation"], [0, 1], out, frames=200, overrides=overrides, backend="ray", progress=False
