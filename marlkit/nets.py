@@ -26,8 +26,11 @@ class EnsembleLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(members, in_dim, out_dim).uniform_(-bound, bound))
         self.bias = nn.Parameter(torch.empty(members, 1, out_dim).uniform_(-bound, bound))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.baddbmm(self.bias, x, self.weight)
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``x [E, B, in]``; with ``members [K]``, ``x [K, B, in]`` runs through those members only."""
+        if members is None:
+            return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias[members], x, self.weight[members])
 
 
 class EnsembleMLP(nn.Module):
@@ -46,10 +49,11 @@ class EnsembleMLP(nn.Module):
         self.layers = nn.ModuleList(EnsembleLinear(members, a, b) for a, b in itertools.pairwise(sizes))
         self.act = ACTIVATIONS[activation]()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> torch.Tensor:
+        """``[E, B, in] -> [E, B, out]``; with ``members [K]`` only those members run (``x [K, B, in]``)."""
         for layer in self.layers[:-1]:
-            x = self.act(layer(x))
-        return self.layers[-1](x)
+            x = self.act(layer(x, members))
+        return self.layers[-1](x, members)
 
 
 def clip_grad_norm_per_member_(params: Iterable[torch.Tensor], max_norm: float) -> torch.Tensor:

@@ -86,10 +86,10 @@ class EnsembleWorldModel(nn.Module):
         self.generator = torch.Generator().manual_seed(seed + 1)
 
     # ---------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalized inputs ``[E, B, in]`` -> normalized ``(mean, logvar)`` ``[E, B, out]`` (logvar None
-        in deterministic mode)."""
-        out = self.net(x)
+        in deterministic mode). With ``members [K]``, only those members run on ``x [K, B, in]``."""
+        out = self.net(x, members)
         if not self.cfg.probabilistic:
             return out, None
         mean, raw = out.chunk(2, dim=-1)
@@ -102,7 +102,12 @@ class EnsembleWorldModel(nn.Module):
 
     @torch.no_grad()
     def predict(
-        self, state: torch.Tensor, action: torch.Tensor, members: torch.Tensor | None = None, sample: bool = True
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        members: torch.Tensor | None = None,
+        sample: bool = True,
+        disagreement: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Next states ``[B, S]``, rewards ``[B]`` and ensemble disagreement ``[B]`` for ``B`` particles.
 
@@ -110,25 +115,40 @@ class EnsembleWorldModel(nn.Module):
         draw new ones each step); None draws them uniformly from the elites. ``sample`` adds the
         predicted aleatoric noise. Disagreement is the variance across elites of their mean
         predictions (normalized units, averaged over targets): high where the model has not seen data.
+        It runs every elite on every particle, so ``disagreement=False`` (zeros) is K times cheaper.
         """
         x = self.normalize_input(state, action)
         elites = self.elite_idx
-        mean, logvar = self._members_forward(x, elites)  # [K, B, out]
         if members is None:
             members = elites[torch.randint(len(elites), (x.shape[0],), generator=self.generator)]
-        pick = (members.unsqueeze(0) == elites.unsqueeze(1)).float().unsqueeze(-1)  # [K, B, 1]
-        chosen = (mean * pick).sum(0)
-        if sample and logvar is not None:
-            std = (0.5 * (logvar * pick).sum(0)).exp()
-            chosen = chosen + std * torch.randn(chosen.shape, generator=self.generator)
-        disagreement = mean.var(0, unbiased=False).mean(-1) if len(elites) > 1 else torch.zeros(x.shape[0])
+        # Each particle runs through its own member only: particles are sorted by member and padded
+        # into one [K, n, in] batch (K = elites), a fraction 1/K of running every member on every one.
+        slot = (members.unsqueeze(1) == elites.unsqueeze(0)).float().argmax(1)  # elite position per particle
+        order = torch.argsort(slot, stable=True)
+        counts = torch.bincount(slot, minlength=len(elites))
+        width = int(counts.max())
+        rank = torch.arange(x.shape[0]) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
+        grid = torch.zeros(len(elites), width, x.shape[-1])
+        grid[slot[order], rank] = x[order]
+        mean_grid, logvar_grid = self(grid, elites)
+        chosen = torch.empty(x.shape[0], self.out_dim)
+        chosen[order] = mean_grid[slot[order], rank]
+        if sample and logvar_grid is not None:
+            logvar = torch.empty_like(chosen)
+            logvar[order] = logvar_grid[slot[order], rank]
+            chosen = chosen + (0.5 * logvar).exp() * torch.randn(chosen.shape, generator=self.generator)
+        spread = self.disagreement(x) if disagreement and len(elites) > 1 else torch.zeros(x.shape[0])
         out = chosen * self.out_std + self.out_mean
-        return state + out[..., : self.state_dim], out[..., self.state_dim], disagreement
+        return state + out[..., : self.state_dim], out[..., self.state_dim], spread
+
+    def disagreement(self, x: torch.Tensor) -> torch.Tensor:
+        """Variance across elites of their mean predictions at normalized inputs ``x [B, in]``: ``[B]``."""
+        mean, _ = self._members_forward(x, self.elite_idx)
+        return mean.var(0, unbiased=False).mean(-1)
 
     def _members_forward(self, x: torch.Tensor, members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-        # All members run (one batched pass); the chosen ones are selected afterwards.
-        mean, logvar = self(x.unsqueeze(0).expand(self.cfg.ensemble_size, *x.shape))
-        return mean[members], None if logvar is None else logvar[members]
+        """Every one of ``members`` on all of ``x [B, in]``: ``[K, B, out]``."""
+        return self(x.unsqueeze(0).expand(len(members), *x.shape), members)
 
     # --------------------------------------------------------------- training
     def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -225,10 +245,12 @@ class ModelRollout:
         termination: TerminationFn | None = None,
         propagation: str = "ts_inf",
         seed: int = 0,
+        track_disagreement: bool = True,
     ) -> None:
         if propagation not in ("ts_inf", "ts1"):
             raise MarlkitError(f"unknown propagation '{propagation}'; valid: ts_inf, ts1")
         self.model, self.termination, self.propagation = model, termination, propagation
+        self.track_disagreement = track_disagreement
         self.generator = torch.Generator().manual_seed(seed)
 
     def _members(self, n: int) -> torch.Tensor:
@@ -246,7 +268,9 @@ class ModelRollout:
         for t in range(horizon):  # time steps depend on each other; particles and members are batched
             if self.propagation == "ts1":
                 members = self._members(b)
-            nxt, reward, spread = self.model.predict(state, actions[:, t], members)
+            nxt, reward, spread = self.model.predict(
+                state, actions[:, t], members, disagreement=self.track_disagreement
+            )
             done = (
                 self.termination(state, actions[:, t], nxt)
                 if self.termination is not None

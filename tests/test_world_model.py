@@ -137,3 +137,16 @@ def test_model_rollout_respects_termination(fitted):
         4,
         2,
     )
+
+
+def test_each_particle_runs_through_its_own_member(fitted):
+    model, _ = fitted
+    s, a, _, _ = data(37, seed=7)  # uneven counts per member
+    g = torch.Generator().manual_seed(0)
+    members = model.elite_idx[torch.randint(len(model.elite_idx), (37,), generator=g)]
+    next_state, reward, _ = model.predict(s, a, members, sample=False, disagreement=False)
+    x = model.normalize_input(s, a)
+    every, _ = model(x.unsqueeze(0).expand(model.cfg.ensemble_size, *x.shape))  # all members, all particles
+    expected = every[members, torch.arange(37)] * model.out_std + model.out_mean
+    torch.testing.assert_close(next_state, s + expected[:, :2])
+    torch.testing.assert_close(reward, expected[:, 2])
