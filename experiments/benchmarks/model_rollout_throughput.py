@@ -93,10 +93,11 @@ def main() -> None:
     print(json.dumps(results, indent=1))
     body = (
         f"{args.particles} particles, each bound to one of {model.cfg.elites} elites of a "
-        f"{model.cfg.ensemble_size}-member ensemble (4 x 200 SiLU, Pendulum-sized inputs), one model step with aleatoric sampling and without the "
-        "disagreement term. The batched path sorts particles by member into one `[elites, n, in]` batch and runs "
-        "one `baddbmm` per layer (it includes normalization, sampling and the scatter back); the reference loops "
-        "over members with one `nn.Sequential` each on its own particles (network only).\n\n"
+        f"{model.cfg.ensemble_size}-member ensemble (4 x 200 SiLU, Pendulum-sized inputs), one model step "
+        "with aleatoric sampling and without the disagreement term. The batched path sorts particles by "
+        "member into one `[elites, n, in]` batch and runs one `baddbmm` per layer (it includes "
+        "normalization, sampling and the scatter back); the reference loops over members with one "
+        "`nn.Sequential` each on its own particles (network only).\n\n"
         "| path | model transitions/s |\n|---|---|\n"
         f"| marlkit batched ensemble | {results['batched_transitions_per_s']:,} |\n"
         f"| Python loop over members | {results['loop_transitions_per_s']:,} |\n\n"
