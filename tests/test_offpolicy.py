@@ -271,3 +271,15 @@ def test_replay_state_round_trips():
     b, _, _ = copy.sample(16)
     for key in a.keys(include_nested=True, leaves_only=True):
         assert torch.equal(a.get(key), b.get(key)), key
+
+
+def test_logits_regularizer_ignores_action_masks():
+    # Masked logits are -1e9: regularizing them would swamp the actor loss with 1e18.
+    spec = GroupSpec("agent", ("agent_0", "agent_1"), (3,), Discrete(4), has_action_mask=True)
+    learner = make_learner("maddpg", {"agent": spec}, state_dim=6)
+    obs = torch.randn(16, 2, 3)
+    mask = torch.ones(16, 2, 4, dtype=torch.bool)
+    mask[..., 0] = False
+    action, raw = learner.policy(learner.actors, "agent", obs, mask, "sample")
+    assert bool((action[..., 0] == 0).all()), "a masked action is never taken"
+    assert raw is not None and float(raw.abs().max()) < 1e3

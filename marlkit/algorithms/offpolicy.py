@@ -240,7 +240,8 @@ class OffPolicy(nn.Module):
 
     # -------------------------------------------------------------- policies
     def policy(self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None, mode: str):
-        """Normalized actions ``[..., n, a]`` (one-hot for discrete) and log pi ``[..., n]`` (SAC, else None).
+        """Normalized actions ``[..., n, a]`` (one-hot for discrete) and log pi ``[..., n]`` (SAC; the raw
+        logits for discrete actors; else None).
 
         ``mode``: ``sample`` (differentiable: reparameterized / straight-through), ``mean`` (deterministic),
         ``explore`` (behaviour: SAC sample, Gumbel sample, or deterministic plus noise added by ``act``)."""
@@ -249,7 +250,8 @@ class OffPolicy(nn.Module):
             logits = out if mask is None else out.masked_fill(~mask, MASKED_LOGIT)
             if mode == "mean":
                 return F.one_hot(logits.argmax(-1), logits.shape[-1]).float(), None
-            return F.gumbel_softmax(logits, tau=1.0, hard=True), logits
+            # The regularizer gets the raw logits: masked ones are -1e9 and would dominate it.
+            return F.gumbel_softmax(logits, tau=1.0, hard=True), out
         if not self.sac:
             return torch.tanh(out), None
         loc, log_std = out.chunk(2, dim=-1)
