@@ -12,7 +12,7 @@ from marlkit.planning import CEMConfig, CEMPlanner
 LOW, HIGH = torch.tensor([-1.0, -2.0]), torch.tensor([1.0, 2.0])
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=10, deadline=None, derandomize=True)  # the same 10 targets on every run
 @given(st.integers(0, 10_000))
 def test_finds_the_optimum_of_a_quadratic_over_sequences(seed):
     g = torch.Generator().manual_seed(seed)

@@ -7,6 +7,7 @@ from typing import Any
 
 from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
 from marlkit.algorithms.onpolicy import OnPolicy, OnPolicyConfig
+from marlkit.algorithms.pets import PETS, PETSConfig
 from marlkit.errors import MarlkitError, suggest
 
 
@@ -55,6 +56,9 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     ),
     "sac": _offpolicy("SAC; on a multi-agent env it is ISAC", critic="local", **_SAC),
     "isac": _offpolicy("independent SAC, local twin critics Q_i(o_i, a_i)", critic="local", **_SAC),
+    "pets": AlgorithmSpec(
+        PETS, PETSConfig, {}, "PETS: ensemble model + CEM MPC; multi-agent: centralized joint planner"
+    ),
     "masac": _offpolicy("multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", **_SAC),
 }
 

@@ -1,0 +1,205 @@
+"""PETS (Chua et al. 2018): a probabilistic ensemble world model and CEM model-predictive control.
+
+The model is over the global state and the joint (normalized) action of every agent of every group;
+it predicts the state change and the *team* reward (the sum over all agents). With one agent this is
+single-agent PETS; with several it is a centralized planner over the joint action of a cooperative
+team (limits: the plan is centralized, so execution is not decentralized, and the joint action space
+grows with the number of agents, so CEM needs a larger population; see docs/algorithms.md).
+
+Every env step replans (``population`` candidate sequences of ``horizon`` steps, ``iterations`` CEM
+rounds), warm-started from the previous plan shifted by one step. A candidate's score is the mean
+return over ``particles`` model rollouts (TS-inf or TS-1 propagation), minus ``uncertainty_penalty``
+times the summed ensemble disagreement. The model is refit on all collected data every
+``retrain_every`` frames, after ``warmup_frames`` uniformly random frames. Episodes never terminate
+inside the model (no learned termination head yet): tasks whose termination matters are not served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from tensordict import TensorDictBase
+from torch import nn
+
+from marlkit.config import option, require
+from marlkit.errors import MarlkitError
+from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE
+from marlkit.planning import CEMConfig, CEMPlanner
+from marlkit.specs import Box, GroupSpec
+from marlkit.world_model import EnsembleWorldModel, ModelRollout, WorldModelConfig
+
+
+@dataclass(frozen=True)
+class PETSConfig:
+    rollout_steps: int = option(25, "env steps per env copy per iteration of the training loop")
+    warmup_frames: int = option(200, "uniformly random frames before planning starts")
+    retrain_every: int = option(250, "frames between model fits (all data each time)")
+    dataset_size: int = option(100_000, "transitions kept for model fits (the oldest are dropped)")
+    ensemble_size: int = option(7, "model: ensemble members")
+    elites: int = option(5, "model: members used for prediction")
+    model_hidden: tuple[int, ...] = option((200, 200, 200), "model: hidden layer sizes")
+    probabilistic: bool = option(True, "model: predict mean and log-variance")
+    model_lr: float = option(1e-3, "model: Adam learning rate")
+    model_max_epochs: int = option(50, "model: epoch cap per fit")
+    model_patience: int = option(5, "model: epochs without held-out improvement before stopping")
+    horizon: int = option(15, "planner: horizon")
+    population: int = option(200, "planner: candidate sequences per CEM iteration")
+    cem_elite_ratio: float = option(0.1, "planner: elite fraction")
+    cem_iterations: int = option(5, "planner: CEM iterations per step")
+    cem_momentum: float = option(0.1, "planner: weight of the previous mean/std")
+    particles: int = option(10, "planner: model rollouts per candidate")
+    propagation: Literal["ts_inf", "ts1"] = option("ts_inf", "planner: particle-to-member binding")
+    uncertainty_penalty: float = option(0.0, "planner: beta in reward - beta * disagreement")
+
+    def validate(self) -> None:
+        for name in ("rollout_steps", "retrain_every", "dataset_size", "particles"):
+            require(getattr(self, name) >= 1, f"algo.{name} must be >= 1, got {getattr(self, name)}")
+        require(self.uncertainty_penalty >= 0, "algo.uncertainty_penalty must be >= 0")
+        self.model().validate()
+        self.planner().validate()
+
+    def model(self) -> WorldModelConfig:
+        return WorldModelConfig(
+            ensemble_size=self.ensemble_size,
+            elites=self.elites,
+            hidden=self.model_hidden,
+            probabilistic=self.probabilistic,
+            lr=self.model_lr,
+            max_epochs=self.model_max_epochs,
+            patience=self.model_patience,
+        )
+
+    def planner(self) -> CEMConfig:
+        return CEMConfig(
+            horizon=self.horizon,
+            population=self.population,
+            elite_ratio=self.cem_elite_ratio,
+            iterations=self.cem_iterations,
+            momentum=self.cem_momentum,
+        )
+
+
+class PETS(nn.Module):
+    low: torch.Tensor
+    high: torch.Tensor
+
+    def __init__(self, cfg: PETSConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
+        super().__init__()
+        cfg.validate()
+        self.cfg, self.groups, self.seed = cfg, dict(groups), seed
+        for g, s in groups.items():
+            if not isinstance(s.action, Box):
+                raise MarlkitError(f"PETS plans continuous actions, but group '{g}' has discrete actions")
+        self.slices: dict[str, slice] = {}
+        lows, highs, offset = [], [], 0
+        for g, s in groups.items():
+            assert isinstance(s.action, Box)
+            low, high = s.action.bounds("cpu")
+            lows.append(low.repeat(s.n_agents))
+            highs.append(high.repeat(s.n_agents))
+            self.slices[g] = slice(offset, offset + s.n_agents * s.action.dim)
+            offset += s.n_agents * s.action.dim
+        self.register_buffer("low", torch.cat(lows), persistent=False)
+        self.register_buffer("high", torch.cat(highs), persistent=False)
+        self.model = EnsembleWorldModel(state_dim, offset, cfg.model(), seed=seed)
+        self.rollouts = ModelRollout(
+            self.model, None, cfg.propagation, seed=seed, track_disagreement=cfg.uncertainty_penalty > 0
+        )
+        self.data: dict[str, torch.Tensor] = {}
+        self.frames = 0
+        self.fitted = False
+        self._last_fit = 0
+        self._planners: dict[tuple[int, bool], list[CEMPlanner]] = {}
+        self.generator = torch.Generator().manual_seed(seed + 2)
+
+    # ---------------------------------------------------------------- acting
+    def _to_env(self, joint: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalized joint actions ``[N, A]`` -> per-group env actions ``[N, n, dim]``."""
+        scaled = self.low + (joint + 1) * (self.high - self.low) / 2
+        return {
+            g: scaled[:, sl].reshape(len(joint), s.n_agents, -1)
+            for (g, s), sl in zip(self.groups.items(), self.slices.values(), strict=True)
+        }
+
+    def _joint(self, td: TensorDictBase) -> torch.Tensor:
+        """Env actions of every group -> normalized joint actions ``[..., A]``."""
+        batch = td.batch_dims
+        env = torch.cat([td[g][ACTION].flatten(start_dim=batch) for g in self.groups], dim=-1)
+        return (2 * (env - self.low) / (self.high - self.low) - 1).clamp(-1, 1)
+
+    @torch.no_grad()
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        n = td.batch_size[0]
+        if not self.fitted or (not deterministic and self.frames < self.cfg.warmup_frames):
+            joint = torch.rand(n, len(self.low), generator=self.generator) * 2 - 1
+        else:
+            planners = self._planners_for(n, deterministic)
+            if DONE in td.keys():
+                for i in torch.nonzero(td[DONE]).flatten().tolist():
+                    planners[i].reset()
+            # One planning problem per env copy (PETS is usually run with one or a few copies).
+            joint = torch.stack([planners[i].act(self._scorer(td[STATE][i])) for i in range(n)])
+        for g, action in self._to_env(joint).items():
+            td[g][ACTION] = action
+        return td
+
+    def _planners_for(self, n: int, deterministic: bool) -> list[CEMPlanner]:
+        key = (n, deterministic)
+        if key not in self._planners:
+            base = self.seed + 1000 * (1 + len(self._planners))
+            self._planners[key] = [
+                CEMPlanner(self.cfg.planner(), -torch.ones_like(self.low), torch.ones_like(self.high), seed=base + i)
+                for i in range(n)
+            ]
+        return self._planners[key]
+
+    def _scorer(self, state: torch.Tensor):
+        cfg = self.cfg
+
+        def score(candidates: torch.Tensor) -> torch.Tensor:
+            p = candidates.shape[0]
+            actions = candidates.repeat_interleave(cfg.particles, dim=0)  # [P*K, H, A]
+            out = self.rollouts.rollout(state.expand(p * cfg.particles, -1), actions)
+            value = out["rewards"].sum(1) - cfg.uncertainty_penalty * out["disagreement"].sum(1)
+            return value.view(p, cfg.particles).mean(1)
+
+        return score
+
+    # ----------------------------------------------------------------- update
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        rows = batch.reshape(-1)
+        reward = torch.cat([rows[g][REWARD].sum(-1, keepdim=True) for g in self.groups], dim=-1).sum(-1)
+        new = {"state": rows[STATE], "action": self._joint(rows), "next_state": rows[NEXT, STATE], "reward": reward}
+        self.data = {
+            k: torch.cat([self.data[k], v])[-self.cfg.dataset_size :] if self.data else v for k, v in new.items()
+        }
+        self.frames += rows.shape[0]
+        metrics: dict[str, float] = {"model_data": float(len(self.data["state"]))}
+        if self.frames >= self.cfg.warmup_frames and self.frames - self._last_fit >= self.cfg.retrain_every:
+            metrics.update(
+                self.model.fit(self.data["state"], self.data["action"], self.data["next_state"], self.data["reward"])
+            )
+            self.fitted, self._last_fit = True, self.frames
+        return metrics
+
+    # ------------------------------------------------------------- checkpoints
+    def training_state(self, include_replay: bool = True) -> dict[str, object]:
+        state: dict[str, object] = {
+            "frames": self.frames,
+            "fitted": self.fitted,
+            "last_fit": self._last_fit,
+            "generator": self.generator.get_state(),
+            "model_generator": self.model.generator.get_state(),
+        }
+        if include_replay:
+            state["data"] = dict(self.data)
+        return state
+
+    def load_training_state(self, state: Mapping) -> None:
+        self.frames, self.fitted, self._last_fit = int(state["frames"]), bool(state["fitted"]), int(state["last_fit"])
+        self.generator.set_state(state["generator"])
+        self.model.generator.set_state(state["model_generator"])
+        self.data = dict(state.get("data", {}))

@@ -1,0 +1,51 @@
+"""PETS: after a model fit on random data, the planner steers a point mass towards its goal."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from marlkit.adapters import make_env
+from marlkit.algorithms import algorithm
+from marlkit.config import with_overrides
+from marlkit.errors import MarlkitError
+from marlkit.keys import ACTION, OBS, STATE
+from marlkit.rollout import RolloutCollector
+from marlkit.specs import Discrete, GroupSpec
+
+SMALL = {
+    "warmup_frames": 320,
+    "retrain_every": 320,
+    "model_max_epochs": 400,
+    "model_patience": 30,
+    "model_hidden": (32, 32),
+    "ensemble_size": 5,
+    "elites": 3,
+    "horizon": 8,
+    "population": 64,
+    "particles": 4,
+    "cem_iterations": 3,
+}
+
+
+def test_planner_steers_towards_the_reward_after_a_fit():
+    env = make_env("helper_envs:PointMass", 8, "cpu", 0)
+    spec = algorithm("pets")
+    learner = spec.learner(with_overrides(spec.config(), SMALL), env.groups, env.state_dim, seed=0)
+    batch, _ = RolloutCollector(env, learner.act, 40).collect()  # random actions during warm-up
+    metrics = learner.update(batch)
+    assert learner.fitted and metrics["model_holdout_mse"] < 0.1, metrics
+    td = env.reset(seed=1)
+    x = torch.linspace(-1.8, 1.8, 8).view(8, 1, 1)
+    td["agent", OBS] = x
+    td[STATE] = x.view(8, 1)
+    actions = learner.act(td, deterministic=True)["agent", ACTION].view(8)
+    # Reward -x'^2: every start is at least one step of 0.2 away from 0, so the first move heads to 0.
+    assert bool((actions[:4] > 0.2).all()) and bool((actions[4:] < -0.2).all()), actions
+
+
+def test_pets_refuses_discrete_actions():
+    spec = algorithm("pets")
+    groups = {"agent": GroupSpec("agent", ("agent_0",), (2,), Discrete(3))}
+    with pytest.raises(MarlkitError, match="continuous"):
+        spec.learner(spec.config(), groups, 2)
