@@ -82,16 +82,13 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from marlkit.experiment import Experiment, RunConfig
+    from marlkit.experiment import Experiment, read_run_config
 
     run = Path(args.run_dir)
-    config_path = run / "config.json"
-    if not config_path.exists():
-        raise MarlkitError(f"{run} is not a run directory (no config.json)")
+    config = read_run_config(run)
     if (run / "summary.json").exists():
         print(json.dumps({**json.loads((run / "summary.json").read_text()), "run_dir": str(run), "resumed": False}))
         return
-    config = RunConfig.from_json(json.loads(config_path.read_text()))
     summary = Experiment(config, run).run(resume=True)
     print(json.dumps({**summary, "run_dir": str(run)}, indent=2))
 

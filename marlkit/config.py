@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
 from marlkit.errors import MarlkitError, suggest
@@ -103,9 +103,22 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
 
 
+def algo_key(name: str) -> str:
+    """The key a user sets for field ``name`` of an algorithm config."""
+    return f"algo.{name}"
+
+
 def require(condition: bool, message: str) -> None:
     if not condition:
         raise MarlkitError(message)
+
+
+def require_at_least(cfg: Any, names: tuple[str, ...], minimum: float, key: Callable[[str], str]) -> None:
+    """``key(name) must be >= minimum, got value`` for the first field of ``names`` below ``minimum``.
+    ``key`` maps a field to the name the user sets (``algo.rollout_steps``)."""
+    for name in names:
+        value = getattr(cfg, name)
+        require(value >= minimum, f"{key(name)} must be >= {minimum}, got {value}")
 
 
 SECTIONS = ("algo", "env", "experiment")

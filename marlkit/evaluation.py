@@ -8,7 +8,6 @@ package ``libosmesa6``). ``.gif`` is written with Pillow; ``.mp4`` needs ``pip i
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import numpy as np
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
 from marlkit.errors import MarlkitError
-from marlkit.experiment import RunConfig, episode_returns, load_checkpoint
+from marlkit.experiment import RunConfig, episode_returns, load_checkpoint, read_run_config
 
 
 def find_checkpoint(run: Path, which: str) -> Path:
@@ -35,16 +34,15 @@ def find_checkpoint(run: Path, which: str) -> Path:
 
 
 def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Any, Path]:
-    config_path = run / "config.json"
-    if not config_path.exists():
-        raise MarlkitError(f"{run} is not a run directory (no config.json)")
-    config = RunConfig.from_json(json.loads(config_path.read_text()))
+    config = read_run_config(run)
     path = find_checkpoint(run, which)
     state = load_checkpoint(path)
     probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
     spec = algorithm(config.algo_name)
     learner = spec.learner(config.algo, probe.groups, probe.state_dim, seed=config.experiment.seed)
-    learner.load_state_dict(state["learner"], strict=False)  # optimizer rows of clip updates are not needed
+    # PPO-clip keeps optimizer copies of actor rows in its state_dict ("actor_rows."); acting needs none.
+    weights = {k: v for k, v in state["learner"].items() if not k.startswith("actor_rows.")}
+    learner.load_state_dict(weights)
     return config, learner.eval(), path
 
 

@@ -97,6 +97,14 @@ class RunConfig:
         )
 
 
+def read_run_config(run: Path) -> RunConfig:
+    """The config a run directory was made with (its ``config.json``)."""
+    path = run / "config.json"
+    if not path.exists():
+        raise MarlkitError(f"{run} is not a run directory (no config.json)")
+    return RunConfig.from_json(json.loads(path.read_text()))
+
+
 def build_config(algo_name: str, env_name: str, overrides: dict[str, Any]) -> RunConfig:
     """Resolve ``algo.*``, ``env.*`` and ``experiment.*`` overrides on top of the algorithm's preset."""
     spec = algorithm(algo_name)
@@ -235,8 +243,7 @@ class Experiment:
                 raise MarlkitError(f"run directory {self.out} is not empty; choose another --out, or resume it")
             atomic_write_text(self.out / "config.json", json.dumps(self.config.to_json(), indent=2))
             if exp.eval_every:  # the untrained policy: every learning curve starts at frame 0
-                start_eval = evaluate(self.learner, self.eval_env, exp.seed + 10_000, exp.eval_max_steps)
-                self.rows.append({"frames": 0, **start_eval})
+                self.rows.append({"frames": 0, **self._evaluate()})
                 self.timing.append({"frames": 0, "wall_s": 0.0, "fps": 0.0})
             self._start_episodes()
         self._rewrite_csvs()
@@ -295,7 +302,7 @@ class Experiment:
                 row.update({f"return_{a}": float(r) for a, r in zip(spec.agents, stats.agent_returns[g], strict=True)})
         row.update(metrics)
         if self.frames >= self.next_eval or self.frames >= exp.frames:
-            row.update(evaluate(self.learner, self.eval_env, exp.seed + 10_000, exp.eval_max_steps))
+            row.update(self._evaluate())
             self.last_eval = row["eval_return_mean"]
             self.next_eval += exp.eval_every or exp.frames
             if self.last_eval > self.best_eval:
@@ -316,6 +323,11 @@ class Experiment:
         bar.set_postfix(
             fps=f"{self.timing[-1]['fps']:.0f}", ret=f"{row['return_mean']:.3f}", eval=f"{self.last_eval:.3f}"
         )
+
+    def _evaluate(self) -> dict[str, float]:
+        # The same seed every time: evaluations differ only by the policy.
+        exp = self.config.experiment
+        return evaluate(self.learner, self.eval_env, exp.seed + 10_000, exp.eval_max_steps)
 
     def _start_episodes(self) -> None:
         # Checkpoint k starts new episodes from seed (seed, k) in every run, resumed or not.

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.config import option, require
+from marlkit.config import option, require, require_at_least
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,11 @@ class CEMConfig:
     iterations: int = option(5, "CEM iterations per planning call")
     momentum: float = option(0.1, "weight of the previous mean/std when refitting (0: elites only)")
 
-    def validate(self) -> None:
-        for name in ("horizon", "population", "iterations"):
-            require(getattr(self, name) >= 1, f"planner.{name} must be >= 1, got {getattr(self, name)}")
-        require(0 < self.elite_ratio <= 1, f"planner.elite_ratio must be in (0, 1], got {self.elite_ratio}")
-        require(0 <= self.momentum < 1, f"planner.momentum must be in [0, 1), got {self.momentum}")
+    def validate(self, key: Callable[[str], str] = lambda name: f"planner.{name}") -> None:
+        """``key`` names a field as its user sets it (PETS exposes these as ``algo.*`` keys)."""
+        require_at_least(self, ("horizon", "population", "iterations"), 1, key)
+        require(0 < self.elite_ratio <= 1, f"{key('elite_ratio')} must be in (0, 1], got {self.elite_ratio}")
+        require(0 <= self.momentum < 1, f"{key('momentum')} must be in [0, 1), got {self.momentum}")
 
     @property
     def n_elites(self) -> int:

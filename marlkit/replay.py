@@ -59,12 +59,11 @@ class ReplayBuffer:
         """Append every row of ``batch`` (any batch shape; flattened). The oldest rows are overwritten."""
         rows = batch.reshape(-1)
         n = rows.shape[0]
-        if self.storage is None:
-            if not self._device_fixed and rows.device is not None and rows.device != self.device:
-                self._place(rows.device)
-            rows = rows.to(self.device)
-            self.storage = rows[0].expand(self.capacity).clone()
+        if self.storage is None and not self._device_fixed and rows.device is not None and rows.device != self.device:
+            self._place(rows.device)  # the buffer follows the env's device
         rows = rows.to(self.device)
+        if self.storage is None:
+            self.storage = rows[0].expand(self.capacity).clone()
         if n > self.capacity:
             rows, n = rows[-self.capacity :], self.capacity
         index = (self.cursor + torch.arange(n, device=self.device)) % self.capacity

@@ -45,7 +45,7 @@ class Run:
         return self.returns[-1] if self.returns else math.nan
 
 
-def _floats(path: Path) -> list[dict[str, str]]:
+def _csv_rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
     with path.open() as f:
@@ -66,11 +66,11 @@ def load_runs(root: str | Path, measure: str = "eval_return_mean") -> list[Run]:
             int(config["experiment"]["seed"]),
             (run_dir / "summary.json").exists(),
         )
-        for row in _floats(run_dir / "metrics.csv"):
+        for row in _csv_rows(run_dir / "metrics.csv"):
             if row.get(measure):
                 run.frames.append(int(row["frames"]))
                 run.returns.append(float(row[measure]))
-        run.wall_at = {int(r["frames"]): float(r["wall_s"]) for r in _floats(run_dir / "timing.csv")}
+        run.wall_at = {int(r["frames"]): float(r["wall_s"]) for r in _csv_rows(run_dir / "timing.csv")}
         if run.returns:
             runs.append(run)
     if not runs:
@@ -84,15 +84,14 @@ def iqm(values: np.ndarray) -> float:
     return float(x[cut : len(x) - cut].mean())
 
 
-def bootstrap_ci(values: np.ndarray, statistic=np.mean, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap CI of ``statistic`` over resampled runs."""
+def bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap CI of the mean over resampled runs."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return float(x.mean()), float(x.mean())
     rng = np.random.default_rng(seed)
     samples = x[rng.integers(0, len(x), size=(BOOTSTRAP_SAMPLES, len(x)))]
-    stats = np.array([statistic(s) for s in samples]) if statistic is not np.mean else samples.mean(1)
-    low, high = np.percentile(stats, [2.5, 97.5])
+    low, high = np.percentile(samples.mean(1), [2.5, 97.5])
     return float(low), float(high)
 
 

@@ -29,6 +29,16 @@ class Box:
         )
 
 
+def from_unit(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """Actions in [-1, 1] (what tanh actors and planners produce) rescaled to ``[low, high]``."""
+    return low + (action + 1) * (high - low) / 2
+
+
+def to_unit(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:
+    """The inverse of :func:`from_unit`, clamped to [-1, 1]."""
+    return (2 * (action - low) / (high - low) - 1).clamp(-1, 1)
+
+
 @dataclass(frozen=True)
 class Discrete:
     """A categorical action space with ``n`` actions."""

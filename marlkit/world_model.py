@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marlkit.config import option, require
+from marlkit.config import option, require, require_at_least
 from marlkit.errors import MarlkitError
 from marlkit.nets import EnsembleMLP
 
@@ -44,15 +44,14 @@ class WorldModelConfig:
     patience: int = option(5, "epochs without a 1% held-out improvement of any member before stopping")
     logvar_penalty: float = option(0.01, "weight of sum(max_logvar - min_logvar)")
 
-    def validate(self) -> None:
-        require(self.ensemble_size >= 1, f"model.ensemble_size must be >= 1, got {self.ensemble_size}")
+    def validate(self, key: Callable[[str], str] = lambda name: f"model.{name}") -> None:
+        """``key`` names a field as its user sets it (PETS exposes these as ``algo.*`` keys)."""
+        require_at_least(self, ("ensemble_size", "batch_size", "max_epochs", "patience"), 1, key)
         require(
             1 <= self.elites <= self.ensemble_size,
-            f"model.elites must be in [1, ensemble_size={self.ensemble_size}], got {self.elites}",
+            f"{key('elites')} must be in [1, {key('ensemble_size')}={self.ensemble_size}], got {self.elites}",
         )
-        require(0 < self.holdout < 1, f"model.holdout must be in (0, 1), got {self.holdout}")
-        for name in ("batch_size", "max_epochs", "patience"):
-            require(getattr(self, name) >= 1, f"model.{name} must be >= 1, got {getattr(self, name)}")
+        require(0 < self.holdout < 1, f"{key('holdout')} must be in (0, 1), got {self.holdout}")
 
 
 class EnsembleWorldModel(nn.Module):

@@ -49,3 +49,11 @@ def test_pets_refuses_discrete_actions():
     groups = {"agent": GroupSpec("agent", ("agent_0",), (2,), Discrete(3))}
     with pytest.raises(MarlkitError, match="continuous"):
         spec.learner(spec.config(), groups, 2)
+
+
+def test_nested_config_errors_name_the_keys_users_set():
+    from marlkit.algorithms.pets import PETSConfig
+
+    for key, value in (("cem_iterations", 0), ("model_patience", 0), ("elites", 9)):
+        with pytest.raises(MarlkitError, match=f"algo.{key} must be"):
+            with_overrides(PETSConfig(), {key: value}, "algo")

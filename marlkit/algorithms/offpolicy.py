@@ -33,14 +33,14 @@ import torch.nn.functional as F
 from tensordict import TensorDictBase
 from torch import nn
 
-from marlkit.config import option, require
+from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.errors import MarlkitError
-from marlkit.groups import GroupModule, joint_observations, mlp
+from marlkit.groups import GroupModule, central_input, central_input_dim, mlp
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.nets import EnsembleMLP, clip_grad_norm_per_member_
 from marlkit.policies import MASKED_LOGIT
 from marlkit.replay import ReplayBuffer
-from marlkit.specs import Box, Discrete, GroupSpec
+from marlkit.specs import Box, Discrete, GroupSpec, from_unit, to_unit
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -83,15 +83,16 @@ class OffPolicyConfig:
     activation: str = option("relu", "activation of actors and critics")
 
     def validate(self) -> None:
-        for name in ("n_critics", "policy_delay", "rollout_steps", "buffer_size", "batch_size"):
-            require(getattr(self, name) >= 1, f"algo.{name} must be >= 1, got {getattr(self, name)}")
-        require(self.warmup_frames >= 0, f"algo.warmup_frames must be >= 0, got {self.warmup_frames}")
+        positive = ("n_critics", "policy_delay", "rollout_steps", "buffer_size", "batch_size")
+        require_at_least(self, positive, 1, algo_key)
+        require_at_least(self, ("warmup_frames",), 0, algo_key)
         require(self.updates_per_frame > 0, f"algo.updates_per_frame must be > 0, got {self.updates_per_frame}")
         require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
-        for name in ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"):
-            require(getattr(self, name) >= 0, f"algo.{name} must be >= 0, got {getattr(self, name)}")
+        require_at_least(
+            self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, algo_key
+        )
 
 
 def polyak_(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
@@ -200,12 +201,8 @@ class OffPolicy(nn.Module):
         if cfg.critic == "local":
             in_dim = s.obs_dim + self.act_dims[g]
         else:
-            base = (
-                self.state_dim
-                if cfg.central_input == "state"
-                else sum(x.n_agents * x.obs_dim for x in self.groups.values())
-            )
-            in_dim = base + self.joint_act_dim + (s.n_agents if self._agent_id(g) else 0)
+            joint = central_input_dim(self.groups, self.state_dim, cfg.central_input, with_actions=True)
+            in_dim = joint + (s.n_agents if self._agent_id(g) else 0)
         members = cfg.n_critics * (1 if cfg.share_critic else s.n_agents)
         return EnsembleMLP(members, in_dim, 1, cfg.hidden, cfg.activation)
 
@@ -271,15 +268,13 @@ class OffPolicy(nn.Module):
     def to_env(self, g: str, action: torch.Tensor) -> torch.Tensor:
         if isinstance(self.groups[g].action, Discrete):
             return action.argmax(-1)
-        low, high = self._bounds(g)
-        return low + (action + 1) * (high - low) / 2
+        return from_unit(action, *self._bounds(g))
 
     def from_env(self, g: str, action: torch.Tensor) -> torch.Tensor:
         spec = self.groups[g].action
         if isinstance(spec, Discrete):
             return F.one_hot(action.long(), spec.n).float()
-        low, high = self._bounds(g)
-        return (2 * (action - low) / (high - low) - 1).clamp(-1, 1)
+        return to_unit(action, *self._bounds(g))
 
     def noise_std(self) -> float:
         cfg = self.cfg
@@ -354,10 +349,9 @@ class OffPolicy(nn.Module):
                 "terminated": group[TERMINATED].float(),
                 "next_obs": rows[NEXT, g, OBS],
             }
-        if self.cfg.central_input == "state":
-            base, next_base = rows[STATE], rows[NEXT, STATE]
-        else:
-            base, next_base = joint_observations(rows, self.groups), joint_observations(rows[NEXT], self.groups)
+        # rows[NEXT] holds the reached state and observations under the same keys.
+        source = self.cfg.central_input
+        base, next_base = central_input(rows, self.groups, source), central_input(rows[NEXT], self.groups, source)
         return data, base, next_base
 
     def _joint(self, actions: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from marlkit.config import option, require
+from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.groups import GroupModule, mlp
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.normalizers import RunningNorm
@@ -84,7 +84,7 @@ class OnPolicyConfig:
     def validate(self) -> None:
         require(self.max_kl > 0, f"algo.max_kl must be > 0, got {self.max_kl}")
         require(0 < self.backtrack_coef < 1, f"algo.backtrack_coef must be in (0, 1), got {self.backtrack_coef}")
-        for name in (
+        positive = (
             "rollout_steps",
             "cg_iters",
             "backtrack_iters",
@@ -92,8 +92,8 @@ class OnPolicyConfig:
             "actor_minibatches",
             "critic_epochs",
             "critic_minibatches",
-        ):
-            require(getattr(self, name) >= 1, f"algo.{name} must be >= 1, got {getattr(self, name)}")
+        )
+        require_at_least(self, positive, 1, algo_key)
         require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "algo.gamma must be in (0, 1], gae_lambda in [0, 1]")
         require(
             self.schedule == "simultaneous" or not self.share_actor or self.allow_shared_sequential,

@@ -24,12 +24,21 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from marlkit.config import option, require
+from marlkit.config import algo_key, option, require_at_least
 from marlkit.errors import MarlkitError
 from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE
 from marlkit.planning import CEMConfig, CEMPlanner
-from marlkit.specs import Box, GroupSpec
+from marlkit.specs import Box, GroupSpec, from_unit, to_unit
 from marlkit.world_model import EnsembleWorldModel, ModelRollout, WorldModelConfig
+
+# PETSConfig field names of the WorldModelConfig / CEMConfig fields whose names differ.
+_MODEL_KEYS = {
+    "hidden": "model_hidden",
+    "lr": "model_lr",
+    "max_epochs": "model_max_epochs",
+    "patience": "model_patience",
+}
+_PLANNER_KEYS = {"elite_ratio": "cem_elite_ratio", "iterations": "cem_iterations", "momentum": "cem_momentum"}
 
 
 @dataclass(frozen=True)
@@ -55,11 +64,11 @@ class PETSConfig:
     uncertainty_penalty: float = option(0.0, "planner: beta in reward - beta * disagreement")
 
     def validate(self) -> None:
-        for name in ("rollout_steps", "retrain_every", "dataset_size", "particles"):
-            require(getattr(self, name) >= 1, f"algo.{name} must be >= 1, got {getattr(self, name)}")
-        require(self.uncertainty_penalty >= 0, "algo.uncertainty_penalty must be >= 0")
-        self.model().validate()
-        self.planner().validate()
+        require_at_least(self, ("rollout_steps", "retrain_every", "dataset_size", "particles"), 1, algo_key)
+        require_at_least(self, ("uncertainty_penalty",), 0, algo_key)
+        # The nested configs report errors under the algo.* keys that set their fields.
+        self.model().validate(lambda name: algo_key(_MODEL_KEYS.get(name, name)))
+        self.planner().validate(lambda name: algo_key(_PLANNER_KEYS.get(name, name)))
 
     def model(self) -> WorldModelConfig:
         return WorldModelConfig(
@@ -118,7 +127,7 @@ class PETS(nn.Module):
     # ---------------------------------------------------------------- acting
     def _to_env(self, joint: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalized joint actions ``[N, A]`` -> per-group env actions ``[N, n, dim]``."""
-        scaled = self.low + (joint + 1) * (self.high - self.low) / 2
+        scaled = from_unit(joint, self.low, self.high)
         return {
             g: scaled[:, sl].reshape(len(joint), s.n_agents, -1)
             for (g, s), sl in zip(self.groups.items(), self.slices.values(), strict=True)
@@ -128,7 +137,7 @@ class PETS(nn.Module):
         """Env actions of every group -> normalized joint actions ``[..., A]``."""
         batch = td.batch_dims
         env = torch.cat([td[g][ACTION].flatten(start_dim=batch) for g in self.groups], dim=-1)
-        return (2 * (env - self.low) / (self.high - self.low) - 1).clamp(-1, 1)
+        return to_unit(env, self.low, self.high)
 
     @torch.no_grad()
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
