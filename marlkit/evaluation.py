@@ -39,7 +39,7 @@ def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Any, Path]:
     state = load_checkpoint(path)
     probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
     spec = algorithm(config.algo_name)
-    learner = spec.learner(config.algo, probe.groups, probe.state_dim, seed=config.experiment.seed)
+    learner = spec.build(config.algo, probe, config.experiment.seed)
     # PPO-clip keeps optimizer copies of actor rows in its state_dict ("actor_rows."); acting needs none.
     weights = {k: v for k, v in state["learner"].items() if not k.startswith("actor_rows.")}
     learner.load_state_dict(weights)

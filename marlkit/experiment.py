@@ -212,7 +212,7 @@ class Experiment:
         spec = algorithm(config.algo_name)
         self.env = make_env(config.env_name, exp.num_envs, exp.device, exp.seed, **config.env_kwargs)
         self.eval_env = make_env(config.env_name, exp.eval_episodes, exp.device, exp.seed + 10_000, **config.env_kwargs)
-        self.learner = spec.learner(config.algo, self.env.groups, self.env.state_dim, seed=exp.seed).to(exp.device)
+        self.learner = spec.build(config.algo, self.env, exp.seed).to(exp.device)
         self.collector = RolloutCollector(self.env, self.learner.act, config.algo.rollout_steps)
         self.loggers = make_loggers(config, self.out)  # fails here (before any write) if wandb is missing
         self.frames = 0
@@ -287,6 +287,8 @@ class Experiment:
             "env": self.config.env_name,
             "seed": exp.seed,
         }
+        if hasattr(self.learner, "timing_summary"):  # wall-clock profile of planners (not in metrics.csv)
+            summary.update(self.learner.timing_summary())
         atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2))
         return summary
 

@@ -44,44 +44,65 @@ Score = Callable[[torch.Tensor], torch.Tensor]
 
 
 class CEMPlanner:
-    """CEM over sequences in ``[low, high]``; ``score(candidates [P, H, A]) -> [P]`` (higher is better)."""
+    """CEM over sequences in ``[low, high]``; higher scores are better.
 
-    def __init__(self, cfg: CEMConfig, low: torch.Tensor, high: torch.Tensor, seed: int = 0) -> None:
+    Unbatched (``batch=None``): ``score(candidates [P, H, A]) -> [P]`` and plans are ``[H, A]``.
+    Batched (``batch=N``, one independent problem per env copy, solved together):
+    ``score(candidates [N, P, H, A]) -> [N, P]`` and plans are ``[N, H, A]``.
+    """
+
+    def __init__(
+        self, cfg: CEMConfig, low: torch.Tensor, high: torch.Tensor, seed: int = 0, batch: int | None = None
+    ) -> None:
         cfg.validate()
-        self.cfg = cfg
+        self.cfg, self.batch = cfg, batch
         self.low, self.high = low.float(), high.float()
         self.generator = torch.Generator(device=self.low.device).manual_seed(seed)
         self.mean = self._initial_mean()
 
-    def _initial_mean(self) -> torch.Tensor:
-        return ((self.low + self.high) / 2).expand(self.cfg.horizon, -1).clone()
+    def _middle(self) -> torch.Tensor:
+        return (self.low + self.high) / 2
 
-    def reset(self) -> None:
-        """Forget the warm start (call at the start of an episode)."""
-        self.mean = self._initial_mean()
+    def _initial_mean(self) -> torch.Tensor:
+        shape = (
+            (self.cfg.horizon, len(self.low)) if self.batch is None else (self.batch, self.cfg.horizon, len(self.low))
+        )
+        return self._middle().expand(shape).clone()
+
+    def reset(self, which: torch.Tensor | None = None) -> None:
+        """Forget the warm start (at the start of an episode); batched: only the rows where ``which``."""
+        if which is None:
+            self.mean = self._initial_mean()
+        else:
+            self.mean[which] = self._middle()
 
     def plan(self, score: Score) -> torch.Tensor:
-        """The refined mean sequence ``[H, A]``."""
+        """The refined mean sequence(s) ``[H, A]`` (batched: ``[N, H, A]``)."""
         cfg = self.cfg
-        mean = self.mean.clone()
+        mean = self.mean.clone() if self.batch is not None else self.mean.unsqueeze(0).clone()
         std = ((self.high - self.low) / 4).expand_as(mean).clone()
+        n = mean.shape[0]
         for _ in range(cfg.iterations):
             # Keep mean +- 2 std inside the bounds, so truncating at 2 std never leaves them.
             std = torch.minimum(std, torch.minimum(mean - self.low, self.high - mean) / 2).clamp_min(1e-6)
-            candidates = mean + std * self._truncated_normal((cfg.population, *mean.shape))
+            noise = self._truncated_normal((n, cfg.population, *mean.shape[1:]))
+            candidates = mean.unsqueeze(1) + std.unsqueeze(1) * noise
             candidates = torch.maximum(torch.minimum(candidates, self.high), self.low)
-            returns = score(candidates)
+            returns = score(candidates) if self.batch is not None else score(candidates[0]).unsqueeze(0)
             returns = torch.where(torch.isfinite(returns), returns, torch.full_like(returns, -math.inf))
-            elites = candidates[torch.topk(returns, cfg.n_elites).indices]
-            mean = cfg.momentum * mean + (1 - cfg.momentum) * elites.mean(0)
-            std = cfg.momentum * std + (1 - cfg.momentum) * elites.std(0, unbiased=False)
-        return mean
+            best = torch.topk(returns, cfg.n_elites, dim=1).indices  # [N, elites]
+            elites = torch.take_along_dim(candidates, best[:, :, None, None], dim=1)
+            mean = cfg.momentum * mean + (1 - cfg.momentum) * elites.mean(1)
+            std = cfg.momentum * std + (1 - cfg.momentum) * elites.std(1, unbiased=False)
+        return mean if self.batch is not None else mean[0]
 
     def act(self, score: Score) -> torch.Tensor:
-        """Plan, return the first action ``[A]``, and keep the plan shifted by one step as the next start."""
+        """Plan, return the first action ``[A]`` (batched: ``[N, A]``), and keep the plan shifted by one
+        step as the next start."""
         plan = self.plan(score)
-        self.mean = torch.cat([plan[1:], ((self.low + self.high) / 2).unsqueeze(0)], dim=0)
-        return plan[0]
+        tail = self._middle().expand(*plan.shape[:-2], 1, len(self.low))
+        self.mean = torch.cat([plan[..., 1:, :], tail], dim=-2)
+        return plan[..., 0, :]
 
     def _truncated_normal(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Standard normal truncated to [-2, 2], by inverting the CDF on a uniform draw."""

@@ -89,7 +89,7 @@ def _check_buildable(jobs: list[Job]) -> None:
         if learner_key not in seen:
             seen.add(learner_key)
             env = envs[env_key]
-            algorithm(c.algo_name).learner(c.algo, env.groups, env.state_dim, seed=0)
+            algorithm(c.algo_name).build(c.algo, env, 0)
     for env in envs.values():
         env.close()
 

@@ -11,14 +11,22 @@
   member keeps its best epoch's parameters) and elite selection (the members with the lowest
   held-out MSE).
 * Multi-agent: the input is the joint state (or all observations) and all agents' actions; for one
-  agent it is the usual single-agent model.
+  agent it is the usual single-agent model. ``reward_dim`` rewards are predicted (one per agent, or
+  one team reward).
+* Termination: tasks with a known termination function use it (:mod:`marlkit.termination`); for the
+  others an optional learned head predicts a termination logit per member (binary cross-entropy,
+  not normalized, no variance) and a transition counts as terminal when its member's probability
+  exceeds one half.
 """
 
 from __future__ import annotations
 
 import copy
+import time
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -27,6 +35,7 @@ from torch import nn
 from marlkit.config import option, require, require_at_least
 from marlkit.errors import MarlkitError
 from marlkit.nets import EnsembleMLP
+from marlkit.termination import TerminationFn
 
 
 @dataclass(frozen=True)
@@ -41,12 +50,15 @@ class WorldModelConfig:
     batch_size: int = option(256, "minibatch size per member")
     holdout: float = option(0.1, "fraction of the data held out for early stopping and elites")
     max_epochs: int = option(200, "epoch cap of one fit")
+    min_batches_per_epoch: int = option(25, "an epoch repeats the data until it has this many minibatches")
     patience: int = option(5, "epochs without a 1% held-out improvement of any member before stopping")
     logvar_penalty: float = option(0.01, "weight of sum(max_logvar - min_logvar)")
 
     def validate(self, key: Callable[[str], str] = lambda name: f"model.{name}") -> None:
         """``key`` names a field as its user sets it (PETS exposes these as ``algo.*`` keys)."""
-        require_at_least(self, ("ensemble_size", "batch_size", "max_epochs", "patience"), 1, key)
+        require_at_least(
+            self, ("ensemble_size", "batch_size", "max_epochs", "patience", "min_batches_per_epoch"), 1, key
+        )
         require(
             1 <= self.elites <= self.ensemble_size,
             f"{key('elites')} must be in [1, {key('ensemble_size')}={self.ensemble_size}], got {self.elites}",
@@ -54,8 +66,25 @@ class WorldModelConfig:
         require(0 < self.holdout < 1, f"{key('holdout')} must be in (0, 1), got {self.holdout}")
 
 
+class Prediction(NamedTuple):
+    """One model step for ``B`` particles."""
+
+    next_state: torch.Tensor  # [B, S]
+    reward: torch.Tensor  # [B] (reward_dim 1) or [B, R]
+    disagreement: torch.Tensor  # [B]
+    terminated: torch.Tensor  # [B] bool; all False without a termination head
+
+
+class ModelOutput(NamedTuple):
+    """Normalized outputs of the members that ran: ``[K, B, out]`` each; None where not modelled."""
+
+    mean: torch.Tensor
+    logvar: torch.Tensor | None
+    termination_logit: torch.Tensor | None  # [K, B]
+
+
 class EnsembleWorldModel(nn.Module):
-    """Predicts ``(delta_state, reward)`` from ``(state, action)``; every tensor is ``[..., dim]``."""
+    """Predicts ``(delta_state, reward[, termination])`` from ``(state, action)``; tensors are ``[..., dim]``."""
 
     in_mean: torch.Tensor
     in_std: torch.Tensor
@@ -63,18 +92,26 @@ class EnsembleWorldModel(nn.Module):
     out_std: torch.Tensor
     elite_idx: torch.Tensor
 
-    def __init__(self, state_dim: int, action_dim: int, cfg: WorldModelConfig | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        state_dim: int,
+        action_dim: int,
+        cfg: WorldModelConfig | None = None,
+        seed: int = 0,
+        reward_dim: int = 1,
+        termination_head: bool = False,
+    ) -> None:
         super().__init__()
         self.cfg = cfg = cfg or WorldModelConfig()
         cfg.validate()
-        self.state_dim, self.action_dim = state_dim, action_dim
-        in_dim, out_dim = state_dim + action_dim, state_dim + 1
+        self.state_dim, self.action_dim, self.reward_dim = state_dim, action_dim, reward_dim
+        self.termination_head = termination_head
+        in_dim, out_dim = state_dim + action_dim, state_dim + reward_dim
         self.out_dim = out_dim
+        net_out = out_dim * (2 if cfg.probabilistic else 1) + int(termination_head)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = EnsembleMLP(
-                cfg.ensemble_size, in_dim, out_dim * (2 if cfg.probabilistic else 1), cfg.hidden, cfg.activation
-            )
+            self.net = EnsembleMLP(cfg.ensemble_size, in_dim, net_out, cfg.hidden, cfg.activation)
         self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
         self.register_buffer("in_mean", torch.zeros(in_dim))
@@ -83,18 +120,23 @@ class EnsembleWorldModel(nn.Module):
         self.register_buffer("out_std", torch.ones(out_dim))
         self.register_buffer("elite_idx", torch.arange(cfg.elites))
         self.generator = torch.Generator().manual_seed(seed + 1)
+        self.forward_seconds = 0.0  # wall-clock of predict()'s network passes, for profiling
 
     # ---------------------------------------------------------------- forward
-    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Normalized inputs ``[E, B, in]`` -> normalized ``(mean, logvar)`` ``[E, B, out]`` (logvar None
-        in deterministic mode). With ``members [K]``, only those members run on ``x [K, B, in]``."""
+    def forward(self, x: torch.Tensor, members: torch.Tensor | None = None) -> ModelOutput:
+        """Normalized inputs ``[E, B, in]`` -> normalized mean, log-variance (None in deterministic mode)
+        and termination logit (None without the head). With ``members [K]``, only those members run on
+        ``x [K, B, in]``."""
         out = self.net(x, members)
+        logit = None
+        if self.termination_head:
+            out, logit = out[..., :-1], out[..., -1]
         if not self.cfg.probabilistic:
-            return out, None
+            return ModelOutput(out, None, logit)
         mean, raw = out.chunk(2, dim=-1)
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
-        return mean, logvar
+        return ModelOutput(mean, logvar, logit)
 
     def normalize_input(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return (torch.cat([state, action], dim=-1) - self.in_mean) / self.in_std
@@ -107,8 +149,8 @@ class EnsembleWorldModel(nn.Module):
         members: torch.Tensor | None = None,
         sample: bool = True,
         disagreement: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Next states ``[B, S]``, rewards ``[B]`` and ensemble disagreement ``[B]`` for ``B`` particles.
+    ) -> Prediction:
+        """Next states, rewards, ensemble disagreement and termination for ``B`` particles.
 
         ``members [B]`` binds each particle to one elite (TS-inf: keep them fixed across steps; TS-1:
         draw new ones each step); None draws them uniformly from the elites. ``sample`` adds the
@@ -129,42 +171,84 @@ class EnsembleWorldModel(nn.Module):
         rank = torch.arange(x.shape[0]) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
         grid = torch.zeros(len(elites), width, x.shape[-1])
         grid[slot[order], rank] = x[order]
-        mean_grid, logvar_grid = self(grid, elites)
+        start = time.perf_counter()
+        out_grid = self.forward_chunked(grid, elites)
+        self.forward_seconds += time.perf_counter() - start
         chosen = torch.empty(x.shape[0], self.out_dim)
-        chosen[order] = mean_grid[slot[order], rank]
-        if sample and logvar_grid is not None:
+        chosen[order] = out_grid.mean[slot[order], rank]
+        if sample and out_grid.logvar is not None:
             logvar = torch.empty_like(chosen)
-            logvar[order] = logvar_grid[slot[order], rank]
+            logvar[order] = out_grid.logvar[slot[order], rank]
             chosen = chosen + (0.5 * logvar).exp() * torch.randn(chosen.shape, generator=self.generator)
+        terminated = torch.zeros(x.shape[0], dtype=torch.bool)
+        if out_grid.termination_logit is not None:
+            terminated[order] = out_grid.termination_logit[slot[order], rank] > 0
+        start = time.perf_counter()
         spread = self.disagreement(x) if disagreement and len(elites) > 1 else torch.zeros(x.shape[0])
+        self.forward_seconds += time.perf_counter() - start
         out = chosen * self.out_std + self.out_mean
-        return state + out[..., : self.state_dim], out[..., self.state_dim], spread
+        reward = out[..., self.state_dim :]
+        return Prediction(
+            state + out[..., : self.state_dim], reward[..., 0] if self.reward_dim == 1 else reward, spread, terminated
+        )
+
+    def forward_chunked(
+        self, x: torch.Tensor, members: torch.Tensor | None = None, max_bytes: int = 8 << 20
+    ) -> ModelOutput:
+        """:meth:`forward` over slices of the batch dimension whose widest layer output stays under
+        ``max_bytes``. Inference only: allocations past glibc's mmap threshold (32 MB at most) are
+        fresh pages every time, and page-faulting a ``[5, 20000, 200]`` activation costs more than the
+        matmul that fills it (86 ms against 53 ms measured); small slices reuse the heap and the cache."""
+        widest = max(int(p.shape[-1]) for name, p in self.net.named_parameters() if name.endswith("weight"))
+        rows = max(16, max_bytes // (x.shape[0] * widest * x.element_size()) // 16 * 16)  # even splits
+        if x.shape[1] <= rows:
+            return self(x, members)
+        parts = [self(x[:, begin : begin + rows], members) for begin in range(0, x.shape[1], rows)]
+
+        def joined(field: list[torch.Tensor | None]) -> torch.Tensor | None:
+            return None if field[0] is None else torch.cat(typing.cast(list[torch.Tensor], field), dim=1)
+
+        mean = torch.cat([part.mean for part in parts], dim=1)
+        return ModelOutput(mean, joined([p.logvar for p in parts]), joined([p.termination_logit for p in parts]))
 
     def disagreement(self, x: torch.Tensor) -> torch.Tensor:
         """Variance across elites of their mean predictions at normalized inputs ``x [B, in]``: ``[B]``."""
-        mean, _ = self._members_forward(x, self.elite_idx)
+        mean = self._members_forward(x, self.elite_idx).mean
         return mean.var(0, unbiased=False).mean(-1)
 
-    def _members_forward(self, x: torch.Tensor, members: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _members_forward(self, x: torch.Tensor, members: torch.Tensor) -> ModelOutput:
         """Every one of ``members`` on all of ``x [B, in]``: ``[K, B, out]``."""
-        return self(x.unsqueeze(0).expand(len(members), *x.shape), members)
+        return self.forward_chunked(x.unsqueeze(0).expand(len(members), *x.shape), members)
 
     # --------------------------------------------------------------- training
-    def loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Gaussian NLL (or MSE) summed over members, averaged over samples and targets, plus the bound penalty."""
-        mean, logvar = self(x)
+    def loss(self, x: torch.Tensor, y: torch.Tensor, terminated: torch.Tensor | None = None) -> torch.Tensor:
+        """Gaussian NLL (or MSE) summed over members, averaged over samples and targets, plus the bound
+        penalty, plus the termination head's binary cross-entropy (``terminated [E, B]``)."""
+        mean, logvar, logit = self(x)
         if logvar is None:
-            return (mean - y).pow(2).mean((1, 2)).sum()
-        nll = ((mean - y).pow(2) * torch.exp(-logvar) + logvar).mean((1, 2)).sum()
-        return nll + self.cfg.logvar_penalty * (self.max_logvar - self.min_logvar).sum()
+            loss = (mean - y).pow(2).mean((1, 2)).sum()
+        else:
+            nll = ((mean - y).pow(2) * torch.exp(-logvar) + logvar).mean((1, 2)).sum()
+            loss = nll + self.cfg.logvar_penalty * (self.max_logvar - self.min_logvar).sum()
+        if logit is not None and terminated is not None:
+            loss = loss + F.binary_cross_entropy_with_logits(logit, terminated, reduction="none").mean(1).sum()
+        return loss
 
     def fit(
-        self, state: torch.Tensor, action: torch.Tensor, next_state: torch.Tensor, reward: torch.Tensor
+        self,
+        state: torch.Tensor,
+        action: torch.Tensor,
+        next_state: torch.Tensor,
+        reward: torch.Tensor,
+        terminated: torch.Tensor | None = None,
     ) -> dict[str, float]:
-        """Train on all transitions given (``[N, ...]``); returns held-out MSE, epochs and elites."""
+        """Train on all transitions given (``[N, ...]``; ``reward [N]`` or ``[N, R]``; ``terminated [N]``
+        for the termination head); returns held-out MSE, epochs and elites."""
         cfg = self.cfg
         inputs = torch.cat([state, action], dim=-1).float()
-        targets = torch.cat([next_state - state, reward.unsqueeze(-1)], dim=-1).float()
+        rewards = reward.unsqueeze(-1) if reward.dim() == state.dim() - 1 else reward
+        targets = torch.cat([next_state - state, rewards], dim=-1).float()
+        done = terminated.float() if terminated is not None else torch.zeros(len(inputs), device=inputs.device)
         n = inputs.shape[0]
         perm = torch.randperm(n, generator=self.generator)
         n_hold = max(1, round(cfg.holdout * n))
@@ -185,10 +269,15 @@ class EnsembleWorldModel(nn.Module):
         best_state = copy.deepcopy(self.net.state_dict())
         stale, epochs = 0, 0
         for epochs in range(1, cfg.max_epochs + 1):  # noqa: B007 - the count is reported
-            order = boot[:, torch.randperm(boot.shape[1], generator=self.generator)]
+            # Small datasets repeat within an epoch: a few minibatches between held-out checks would
+            # trip early stopping long before the model has fit (2 minibatches an epoch at 500 rows).
+            passes = -(-cfg.min_batches_per_epoch * cfg.batch_size // boot.shape[1])
+            order = torch.cat(
+                [boot[:, torch.randperm(boot.shape[1], generator=self.generator)] for _ in range(passes)], dim=1
+            )
             for start in range(0, order.shape[1], cfg.batch_size):
                 idx = order[:, start : start + cfg.batch_size]
-                loss = self.loss(x[idx], y[idx])
+                loss = self.loss(x[idx], y[idx], done[idx])
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -214,7 +303,7 @@ class EnsembleWorldModel(nn.Module):
     @torch.no_grad()
     def holdout_mse(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-member MSE of the mean prediction, normalized units: ``[E]``."""
-        mean, _ = self(x.unsqueeze(0).expand(self.cfg.ensemble_size, *x.shape))
+        mean = self.forward_chunked(x.unsqueeze(0).expand(self.cfg.ensemble_size, *x.shape)).mean
         return (mean - y).pow(2).mean((1, 2))
 
     def _keep_members(self, snapshot: dict[str, torch.Tensor], members: torch.Tensor) -> None:
@@ -226,15 +315,13 @@ class EnsembleWorldModel(nn.Module):
         self.net.load_state_dict(snapshot)
 
 
-TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-
 class ModelRollout:
     """Steps particles through a world model: the environment that planners and Dyna learners see.
 
     ``propagation``: ``"ts_inf"`` binds each particle to one elite for the whole rollout, ``"ts1"`` draws
     a new elite every step (Chua et al. 2018). ``termination(state, action, next_state) -> bool [B]`` is
-    the task's known termination function; after a particle terminates it earns no reward and its
+    the task's known termination function; without one the model's termination head decides (never,
+    without a head). After a particle terminates it earns no reward and its
     state stops changing. Every step also reports the ensemble disagreement of the particle's input.
     """
 
@@ -267,14 +354,10 @@ class ModelRollout:
         for t in range(horizon):  # time steps depend on each other; particles and members are batched
             if self.propagation == "ts1":
                 members = self._members(b)
-            nxt, reward, spread = self.model.predict(
+            nxt, reward, spread, learned_done = self.model.predict(
                 state, actions[:, t], members, disagreement=self.track_disagreement
             )
-            done = (
-                self.termination(state, actions[:, t], nxt)
-                if self.termination is not None
-                else torch.zeros(b, dtype=torch.bool)
-            )
+            done = self.termination(state, actions[:, t], nxt) if self.termination is not None else learned_done
             rewards.append(torch.where(alive, reward, torch.zeros_like(reward)))
             disagreement.append(torch.where(alive, spread, torch.zeros_like(spread)))
             state = torch.where(alive.unsqueeze(-1), nxt, state)

@@ -92,3 +92,77 @@ def test_sac_single_agent_learns_pendulum(tmp_path):
     }
     summary = Experiment(build_config("sac", "gym/Pendulum-v1", overrides), tmp_path / "sac").run()
     assert summary["final_eval_return_mean"] >= -250, summary
+
+
+# ----------------------------------------------------------------- model-based
+# helper_envs:PointMass: x' = x + 0.2 a, reward -x'^2, 20 steps; random actions score about -27 per
+# episode and steering straight to 0 about -4 (the mean over x0 ~ U(-2, 2)).
+POINT_MASS = {
+    "experiment.num_envs": 8,
+    "experiment.eval_every": 0,
+    "experiment.eval_episodes": 16,
+    "experiment.progress": False,
+    "experiment.tensorboard": False,
+}
+
+
+def test_pets_learns_point_mass(tmp_path):
+    overrides = {
+        **POINT_MASS,
+        "experiment.frames": 480,
+        "algo.rollout_steps": 20,
+        "algo.warmup_frames": 160,
+        "algo.retrain_every": 160,
+        "algo.model_hidden": [32, 32],
+        "algo.model_max_epochs": 200,
+        "algo.model_patience": 20,
+        "algo.ensemble_size": 5,
+        "algo.elites": 3,
+        "algo.horizon": 8,
+        "algo.population": 64,
+        "algo.particles": 4,
+        "algo.cem_iterations": 3,
+    }
+    summary = Experiment(build_config("pets", "helper_envs:PointMass", overrides), tmp_path / "pets").run()
+    assert summary["final_eval_return_mean"] >= -8, summary
+
+
+def test_mbpo_single_agent_learns_point_mass(tmp_path):
+    overrides = {
+        **POINT_MASS,
+        "experiment.frames": 1_600,
+        "algo.hidden": [64, 64],
+        "algo.warmup_frames": 320,
+        "algo.updates_per_frame": 2,
+        "algo.retrain_every": 320,
+        "algo.rollouts_per_frame": 20,
+        "algo.model_hidden": [64, 64],
+        "algo.ensemble_size": 5,
+        "algo.elites": 3,
+        "algo.alpha": 0.05,
+    }
+    summary = Experiment(build_config("mbpo", "helper_envs:PointMass", overrides), tmp_path / "mbpo").run()
+    assert summary["final_eval_return_mean"] >= -8, summary
+
+
+def test_mambpo_learns_cooperative_rendezvous(tmp_path):
+    overrides = {
+        "env.n_agents": 2,
+        "env.max_steps": 50,
+        "experiment.num_envs": 8,
+        "experiment.eval_every": 0,
+        "experiment.frames": 4_000,
+        "experiment.progress": False,
+        "experiment.tensorboard": False,
+        "algo.hidden": [64, 64],
+        "algo.warmup_frames": 400,
+        "algo.updates_per_frame": 0.5,
+        "algo.retrain_every": 400,
+        "algo.rollouts_per_frame": 10,
+        "algo.model_hidden": [64, 64],
+        "algo.ensemble_size": 5,
+        "algo.elites": 3,
+        "algo.alpha": 0.05,
+    }
+    summary = Experiment(build_config("mambpo", "envs/rendezvous", overrides), tmp_path / "mambpo").run()
+    assert summary["final_eval_return_mean"] >= 0.0, summary

@@ -63,3 +63,20 @@ def test_a_nan_or_inf_candidate_never_wins(bad):
     plan = CEMPlanner(CEMConfig(horizon=4, population=300, iterations=10), LOW, HIGH, seed=2).plan(score)
     assert bool((plan[:, 0] <= 0.5).all())
     assert bool((plan[:, 0] > 0.3).all())  # pushed towards the best finite region
+
+
+def test_batched_planner_solves_one_problem_per_env_copy_and_resets_rows():
+    targets = torch.stack([torch.full((4, 2), 0.5), torch.full((4, 2), -0.5), torch.zeros(4, 2)])
+
+    def score(candidates: torch.Tensor) -> torch.Tensor:  # [N, P, H, A] -> [N, P]
+        return -(candidates - targets.unsqueeze(1)).pow(2).sum((2, 3))
+
+    planner = CEMPlanner(CEMConfig(horizon=4, population=500, iterations=15), LOW, HIGH, seed=3, batch=3)
+    first = planner.act(score)
+    assert first.shape == (3, 2)
+    assert (first - targets[:, 0]).abs().max() < 0.05
+    assert torch.equal(planner.mean[:, -1], ((LOW + HIGH) / 2).expand(3, 2))
+    warm = planner.mean.clone()
+    planner.reset(torch.tensor([False, True, False]))
+    assert torch.equal(planner.mean[[0, 2]], warm[[0, 2]])
+    assert torch.equal(planner.mean[1], ((LOW + HIGH) / 2).expand(4, 2))

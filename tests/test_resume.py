@@ -42,6 +42,48 @@ RUNS = {
         "algo.updates_per_frame": 0.25,
         "algo.hidden": [16, 16],
     },
+    "mambpo": {
+        "env.n_agents": 2,
+        "env.max_steps": 30,
+        "experiment.frames": 1_600,
+        "experiment.num_envs": 4,
+        "experiment.checkpoint_every": 400,
+        "experiment.eval_every": 800,
+        "experiment.eval_episodes": 2,
+        "algo.rollout_steps": 25,
+        "algo.warmup_frames": 200,
+        "algo.batch_size": 32,
+        "algo.updates_per_frame": 0.25,
+        "algo.hidden": [16, 16],
+        "algo.retrain_every": 200,
+        "algo.rollouts_per_frame": 2,
+        "algo.rollout_length": [1, 2],
+        "algo.rollout_schedule": [0, 1600],
+        "algo.ensemble_size": 3,
+        "algo.elites": 2,
+        "algo.model_hidden": [16, 16],
+        "algo.model_max_epochs": 3,
+    },
+    "pets": {
+        "env.n_agents": 2,
+        "env.max_steps": 30,
+        "experiment.frames": 1_200,
+        "experiment.num_envs": 4,
+        "experiment.checkpoint_every": 400,
+        "experiment.eval_every": 400,
+        "experiment.eval_episodes": 2,
+        "algo.rollout_steps": 25,
+        "algo.warmup_frames": 200,
+        "algo.retrain_every": 200,
+        "algo.ensemble_size": 3,
+        "algo.elites": 2,
+        "algo.model_hidden": [16, 16],
+        "algo.model_max_epochs": 3,
+        "algo.horizon": 4,
+        "algo.population": 16,
+        "algo.particles": 2,
+        "algo.cem_iterations": 2,
+    },
 }
 
 
@@ -58,7 +100,7 @@ def final_learner(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "final.pt")["learner"]
 
 
-@pytest.mark.parametrize("algo", ["hatrpo", "masac"])
+@pytest.mark.parametrize("algo", ["hatrpo", "masac", "mambpo", "pets"])
 def test_sigkill_then_resume_equals_uninterrupted_run(algo, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"

@@ -37,7 +37,7 @@ def fitted() -> tuple[EnsembleWorldModel, dict]:
 def test_fits_a_known_nonlinear_system(fitted):
     model, metrics = fitted
     s, a, s2, r = data(500, seed=1)
-    pred_s2, pred_r, _ = model.predict(s, a, sample=False)
+    pred_s2, pred_r, _, _ = model.predict(s, a, sample=False)
     state_rmse = (pred_s2 - s2).pow(2).mean().sqrt().item()
     reward_rmse = (pred_r - r).pow(2).mean().sqrt().item()
     # Deltas are up to 0.2 in size and rewards span [-2.5, 0.5]: a few percent of either.
@@ -50,13 +50,13 @@ def test_uncertainty_is_larger_far_from_the_data(fitted):
     model, _ = fitted
     s_in, a_in, _, _ = data(500, seed=2)
     s_out, a_out, _, _ = data(500, low=3.0, high=4.0, seed=2)
-    _, _, inside = model.predict(s_in, a_in, sample=False)
-    _, _, outside = model.predict(s_out, a_out, sample=False)
+    inside = model.predict(s_in, a_in, sample=False).disagreement
+    outside = model.predict(s_out, a_out, sample=False).disagreement
     assert outside.mean() > 10 * inside.mean(), (outside.mean(), inside.mean())
     # The learned aleatoric variance is also larger out there than on the data.
     x_in, x_out = model.normalize_input(s_in, a_in), model.normalize_input(s_out, a_out)
-    _, logvar_in = model._members_forward(x_in, model.elite_idx)
-    _, logvar_out = model._members_forward(x_out, model.elite_idx)
+    logvar_in = model._members_forward(x_in, model.elite_idx).logvar
+    logvar_out = model._members_forward(x_out, model.elite_idx).logvar
     assert logvar_out.mean() > logvar_in.mean()
 
 
@@ -66,7 +66,7 @@ def test_members_differ(fitted):
     assert not torch.allclose(weight[0], weight[1])
     s, a, _, _ = data(100, low=2.0, high=3.0, seed=3)
     x = model.normalize_input(s, a)
-    mean, _ = model(x.unsqueeze(0).expand(model.cfg.ensemble_size, *x.shape))
+    mean = model(x.unsqueeze(0).expand(model.cfg.ensemble_size, *x.shape)).mean
     assert (mean[0] - mean[1]).abs().mean() > 1e-3
 
 
@@ -105,7 +105,7 @@ def test_deterministic_mode_predicts_means_only():
     model.fit(*data(500))
     s, a, _, _ = data(10, seed=6)
     first, second = model.predict(s, a), model.predict(s, a)
-    mean, logvar = model(model.normalize_input(s, a).unsqueeze(0).expand(3, 10, 3))
+    mean, logvar, _ = model(model.normalize_input(s, a).unsqueeze(0).expand(3, 10, 3))
     assert logvar is None and mean.shape == (3, 10, 3)
     # No aleatoric noise: particles bound to the same member get the same prediction.
     members = model.elite_idx[torch.zeros(10, dtype=torch.long)]
@@ -144,9 +144,44 @@ def test_each_particle_runs_through_its_own_member(fitted):
     s, a, _, _ = data(37, seed=7)  # uneven counts per member
     g = torch.Generator().manual_seed(0)
     members = model.elite_idx[torch.randint(len(model.elite_idx), (37,), generator=g)]
-    next_state, reward, _ = model.predict(s, a, members, sample=False, disagreement=False)
+    next_state, reward, _, _ = model.predict(s, a, members, sample=False, disagreement=False)
     x = model.normalize_input(s, a)
-    every, _ = model(x.unsqueeze(0).expand(model.cfg.ensemble_size, *x.shape))  # all members, all particles
+    every = model(x.unsqueeze(0).expand(model.cfg.ensemble_size, *x.shape)).mean  # all members, all particles
     expected = every[members, torch.arange(37)] * model.out_std + model.out_mean
     torch.testing.assert_close(next_state, s + expected[:, :2])
     torch.testing.assert_close(reward, expected[:, 2])
+
+
+def test_learned_termination_head_predicts_the_terminal_region_and_ends_rollouts():
+    from marlkit.world_model import ModelRollout
+
+    s, a, s2, r = data(3000, seed=8)
+    terminated = s2[:, 0] > 0.5  # the task ends once s_0 passes 0.5
+    cfg = WorldModelConfig(ensemble_size=3, elites=2, hidden=(64, 64), max_epochs=200, patience=20, batch_size=64)
+    model = EnsembleWorldModel(2, 1, cfg, seed=0, termination_head=True)
+    model.fit(s, a, s2, r, terminated)
+    ts, ta, ts2, _ = data(1000, seed=9)
+    predicted = model.predict(ts, ta, sample=False).terminated
+    accuracy = (predicted == (ts2[:, 0] > 0.5)).float().mean()
+    assert accuracy > 0.95, accuracy
+    # Without a known function the rollout ends where the head says so, and pays nothing afterwards.
+    start = torch.zeros(32, 2)
+    start[:, 0] = torch.linspace(0.0, 0.45, 32)
+    out = ModelRollout(model, termination=None, seed=0).rollout(start, torch.ones(32, 12, 1))
+    ended = out["terminated"]
+    assert bool(ended[:, -1].all())
+    first = ended.float().argmax(1)
+    for i in range(32):
+        assert torch.all(out["rewards"][i, int(first[i]) + 1 :] == 0)
+        assert float(out["states"][i, int(first[i]) + 1, 0]) > 0.4  # it ended near the real boundary
+
+
+def test_one_reward_per_agent():
+    s, a, s2, r = data(2000, seed=10)
+    rewards = torch.stack([r, -r, 2 * r], dim=-1)
+    model = EnsembleWorldModel(2, 1, SMALL, seed=0, reward_dim=3)
+    model.fit(s, a, s2, rewards)
+    ts, ta, _, tr = data(200, seed=11)
+    predicted = model.predict(ts, ta, sample=False).reward
+    assert predicted.shape == (200, 3)
+    torch.testing.assert_close(predicted, torch.stack([tr, -tr, 2 * tr], -1), atol=0.1, rtol=0)

@@ -80,6 +80,8 @@ def main(presets: dict[str, dict], family: str) -> None:
                     "wall_s": summary["wall_s"],
                     "frames_to_target": frames_hit,
                     "wall_s_to_target": wall_hit,
+                    # Planner profiles (PETS) ride along in summary.json.
+                    **{k: summary[k] for k in ("plan_s_per_step", "plan_forward_share") if k in summary},
                 }
             )
             print(json.dumps({"algo": algo, **runs[-1]}), flush=True)
@@ -117,6 +119,14 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
             f"| {algo} | {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] | {per_seed} | "
             f"{r['median_wall_s']:.0f} | {hits} |"
         )
+    for algo, r in results.items():
+        if all("plan_s_per_step" in x for x in r["runs"]):
+            per_step = ", ".join(f"{x['plan_s_per_step'] * 1e3:.0f}" for x in r["runs"])
+            share = ", ".join(f"{100 * x['plan_forward_share']:.0f}%" for x in r["runs"])
+            rows.append(
+                f"\n{algo} planning wall-clock per env step, per seed: {per_step} ms; share in the ensemble's "
+                f"forward passes: {share}."
+            )
     overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in preset["overrides"].items())
     body = (
         f"{preset['reference']}\n\nConfig on top of each algorithm's defaults: `{overrides}`, "

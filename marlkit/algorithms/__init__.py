@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from marlkit.adapters.base import MultiAgentEnv
+from marlkit.algorithms.mbpo import MBPO, MBPOConfig
 from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
 from marlkit.algorithms.onpolicy import OnPolicy, OnPolicyConfig
 from marlkit.algorithms.pets import PETS, PETSConfig
@@ -17,6 +19,13 @@ class AlgorithmSpec:
     config: type
     preset: dict[str, Any]
     summary: str
+
+    def build(self, cfg: Any, env: MultiAgentEnv, seed: int) -> Any:
+        """The learner for ``env``; model-based learners also get the task's name (for its known
+        termination function) and where its global state comes from."""
+        needs_facts = getattr(self.learner, "needs_env_facts", False)
+        facts = {"env_name": env.name, "state_source": env.state_source} if needs_facts else {}
+        return self.learner(cfg, env.groups, env.state_dim, seed=seed, **facts)
 
 
 def _onpolicy(critic: str, schedule: str, rule: str, summary: str) -> AlgorithmSpec:
@@ -60,6 +69,12 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         PETS, PETSConfig, {}, "PETS: ensemble model + CEM MPC; multi-agent: centralized joint planner"
     ),
     "masac": _offpolicy("multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", **_SAC),
+    "mbpo": AlgorithmSpec(
+        MBPO, MBPOConfig, {"critic": "local"}, "MBPO: SAC on real + branched model rollouts; multi-agent: ISAC"
+    ),
+    "mambpo": AlgorithmSpec(
+        MBPO, MBPOConfig, {"critic": "central"}, "multi-agent MBPO: MASAC on real + joint-model rollouts"
+    ),
 }
 
 
@@ -69,4 +84,14 @@ def algorithm(name: str) -> AlgorithmSpec:
     return ALGORITHMS[name]
 
 
-__all__ = ["ALGORITHMS", "AlgorithmSpec", "OffPolicy", "OffPolicyConfig", "OnPolicy", "OnPolicyConfig", "algorithm"]
+__all__ = [
+    "ALGORITHMS",
+    "MBPO",
+    "AlgorithmSpec",
+    "MBPOConfig",
+    "OffPolicy",
+    "OffPolicyConfig",
+    "OnPolicy",
+    "OnPolicyConfig",
+    "algorithm",
+]

@@ -142,6 +142,8 @@ def squashed_log_prob(u: torch.Tensor, loc: torch.Tensor, log_std: torch.Tensor,
 
 
 class OffPolicy(nn.Module):
+    needs_env_facts = False  # see AlgorithmSpec.build
+
     def __init__(self, cfg: OffPolicyConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
         super().__init__()
         cfg.validate()
@@ -313,15 +315,23 @@ class OffPolicy(nn.Module):
     REPLAY_GROUP_KEYS = (OBS, ACTION, ACTION_MASK, ALIVE, REWARD, TERMINATED, TRUNCATED)
 
     def update(self, batch: TensorDictBase) -> dict[str, float]:
+        self.store(batch)
+        return self.learn(batch.numel())
+
+    def store(self, batch: TensorDictBase) -> None:
+        """Append collected steps to the replay buffer."""
         keys: list = [STATE, (NEXT, STATE)]
         for g in self.groups:
             keys += [(g, k) for k in self.REPLAY_GROUP_KEYS if (g, k) in batch.keys(include_nested=True)]
             keys.append((NEXT, g, OBS))
         self.replay.extend(batch.select(*keys))
         self.frames += batch.numel()
+
+    def learn(self, new_frames: int) -> dict[str, float]:
+        """``updates_per_frame`` gradient steps per new frame (fractions carry over), after warm-up."""
         if self.frames < self.cfg.warmup_frames or len(self.replay) == 0:
             return {"replay_size": float(len(self.replay))}
-        self._update_credit += batch.numel() * self.cfg.updates_per_frame
+        self._update_credit += new_frames * self.cfg.updates_per_frame
         steps = int(self._update_credit)
         self._update_credit -= steps
         metrics: dict[str, torch.Tensor] = {}
@@ -368,8 +378,12 @@ class OffPolicy(nn.Module):
         n = self.groups[g].n_agents
         return self.critic_input(g, obs, base, joint.unsqueeze(1).expand(-1, n, -1) if joint.dim() == 2 else joint)
 
+    def draw(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
+        """``batch_size`` replay rows, their indices and importance weights (None: uniform)."""
+        return self.replay.sample(self.cfg.batch_size)
+
     def sample(self) -> ReplayBatch:
-        rows, index, weights = self.replay.sample(self.cfg.batch_size)
+        rows, index, weights = self.draw()
         data, base, next_base = self._unpack(rows)
         joint = self._joint({g: d["action"] for g, d in data.items()})
         return ReplayBatch(data, base, next_base, joint, index, weights)

@@ -139,6 +139,8 @@ class GroupBatch:
 
 
 class OnPolicy(nn.Module):
+    needs_env_facts = False  # see AlgorithmSpec.build
+
     def __init__(self, cfg: OnPolicyConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
         super().__init__()
         cfg.validate()

@@ -6,16 +6,22 @@ single-agent PETS; with several it is a centralized planner over the joint actio
 team (limits: the plan is centralized, so execution is not decentralized, and the joint action space
 grows with the number of agents, so CEM needs a larger population; see docs/algorithms.md).
 
-Every env step replans (``population`` candidate sequences of ``horizon`` steps, ``iterations`` CEM
-rounds), warm-started from the previous plan shifted by one step. A candidate's score is the mean
+Every env step replans, for all env copies at once (one batched CEM problem per copy):
+``population`` candidate sequences of ``horizon`` steps, ``iterations`` CEM rounds, warm-started
+from the previous plan shifted by one step. A candidate's score is the mean
 return over ``particles`` model rollouts (TS-inf or TS-1 propagation), minus ``uncertainty_penalty``
 times the summed ensemble disagreement. The model is refit on all collected data every
-``retrain_every`` frames, after ``warmup_frames`` uniformly random frames. Episodes never terminate
-inside the model (no learned termination head yet): tasks whose termination matters are not served.
+``retrain_every`` frames, after ``warmup_frames`` uniformly random frames. A particle that
+terminates earns nothing afterwards: ``termination="auto"`` uses the task's known termination
+function (:mod:`marlkit.termination`) and otherwise a learned termination head.
+
+``timing`` accumulates wall-clock seconds of planning and of the ensemble's forward passes (CPU
+clocks; on CUDA the forward time is launch time only).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -26,10 +32,13 @@ from torch import nn
 
 from marlkit.config import algo_key, option, require_at_least
 from marlkit.errors import MarlkitError
-from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE
+from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE, TERMINATED
 from marlkit.planning import CEMConfig, CEMPlanner
 from marlkit.specs import Box, GroupSpec, from_unit, to_unit
+from marlkit.termination import TerminationFn, known_termination
 from marlkit.world_model import EnsembleWorldModel, ModelRollout, WorldModelConfig
+
+Termination = Literal["auto", "learned", "none"]
 
 # PETSConfig field names of the WorldModelConfig / CEMConfig fields whose names differ.
 _MODEL_KEYS = {
@@ -62,6 +71,9 @@ class PETSConfig:
     particles: int = option(10, "planner: model rollouts per candidate")
     propagation: Literal["ts_inf", "ts1"] = option("ts_inf", "planner: particle-to-member binding")
     uncertainty_penalty: float = option(0.0, "planner: beta in reward - beta * disagreement")
+    termination: Literal["auto", "learned", "none"] = option(
+        "auto", "model episodes end: auto (known function, else learned), learned, none"
+    )
 
     def validate(self) -> None:
         require_at_least(self, ("rollout_steps", "retrain_every", "dataset_size", "particles"), 1, algo_key)
@@ -91,11 +103,30 @@ class PETSConfig:
         )
 
 
+def model_termination(
+    mode: Termination, env_name: str, model_sees_observations: bool
+) -> tuple[TerminationFn | None, bool]:
+    """``(known termination function or None, whether the model needs a termination head)``."""
+    if mode == "none":
+        return None, False
+    known = known_termination(env_name) if model_sees_observations and mode == "auto" else None
+    return known, known is None
+
+
 class PETS(nn.Module):
     low: torch.Tensor
     high: torch.Tensor
+    needs_env_facts = True
 
-    def __init__(self, cfg: PETSConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
+    def __init__(
+        self,
+        cfg: PETSConfig,
+        groups: Mapping[str, GroupSpec],
+        state_dim: int,
+        seed: int = 0,
+        env_name: str = "",
+        state_source: str = "observations",
+    ) -> None:
         super().__init__()
         cfg.validate()
         self.cfg, self.groups, self.seed = cfg, dict(groups), seed
@@ -113,16 +144,19 @@ class PETS(nn.Module):
             offset += s.n_agents * s.action.dim
         self.register_buffer("low", torch.cat(lows), persistent=False)
         self.register_buffer("high", torch.cat(highs), persistent=False)
-        self.model = EnsembleWorldModel(state_dim, offset, cfg.model(), seed=seed)
+        # The model's state is the global state; known termination functions read observations.
+        known, head = model_termination(cfg.termination, env_name, state_source == "observations")
+        self.model = EnsembleWorldModel(state_dim, offset, cfg.model(), seed=seed, termination_head=head)
         self.rollouts = ModelRollout(
-            self.model, None, cfg.propagation, seed=seed, track_disagreement=cfg.uncertainty_penalty > 0
+            self.model, known, cfg.propagation, seed=seed, track_disagreement=cfg.uncertainty_penalty > 0
         )
         self.data: dict[str, torch.Tensor] = {}
         self.frames = 0
         self.fitted = False
         self._last_fit = 0
-        self._planners: dict[tuple[int, bool], list[CEMPlanner]] = {}
+        self._planners: dict[tuple[int, bool], CEMPlanner] = {}
         self.generator = torch.Generator().manual_seed(seed + 2)
+        self.timing = {"plan_s": 0.0, "plan_calls": 0.0}
 
     # ---------------------------------------------------------------- acting
     def _to_env(self, joint: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -145,51 +179,71 @@ class PETS(nn.Module):
         if not self.fitted or (not deterministic and self.frames < self.cfg.warmup_frames):
             joint = torch.rand(n, len(self.low), generator=self.generator) * 2 - 1
         else:
-            planners = self._planners_for(n, deterministic)
+            start = time.perf_counter()
+            planner = self._planner_for(n, deterministic)
             if DONE in td.keys():
-                for i in torch.nonzero(td[DONE]).flatten().tolist():
-                    planners[i].reset()
-            # One planning problem per env copy (PETS is usually run with one or a few copies).
-            joint = torch.stack([planners[i].act(self._scorer(td[STATE][i])) for i in range(n)])
+                planner.reset(td[DONE])
+            joint = planner.act(self._scorer(td[STATE]))
+            self.timing["plan_s"] += time.perf_counter() - start
+            self.timing["plan_calls"] += 1
         for g, action in self._to_env(joint).items():
             td[g][ACTION] = action
         return td
 
-    def _planners_for(self, n: int, deterministic: bool) -> list[CEMPlanner]:
+    def _planner_for(self, n: int, deterministic: bool) -> CEMPlanner:
+        """One batched planner per (env copies, mode): training and evaluation keep separate warm starts."""
         key = (n, deterministic)
         if key not in self._planners:
-            base = self.seed + 1000 * (1 + len(self._planners))
-            self._planners[key] = [
-                CEMPlanner(self.cfg.planner(), -torch.ones_like(self.low), torch.ones_like(self.high), seed=base + i)
-                for i in range(n)
-            ]
+            seed = self.seed + 1000 * (1 + int(deterministic)) + 7 * n  # independent of creation order
+            low, high = -torch.ones_like(self.low), torch.ones_like(self.high)
+            self._planners[key] = CEMPlanner(self.cfg.planner(), low, high, seed=seed, batch=n)
         return self._planners[key]
 
     def _scorer(self, state: torch.Tensor):
+        """Scores ``[N, P, H, A]`` candidates from the ``N`` env copies' states ``[N, S]``."""
         cfg = self.cfg
 
         def score(candidates: torch.Tensor) -> torch.Tensor:
-            p = candidates.shape[0]
-            actions = candidates.repeat_interleave(cfg.particles, dim=0)  # [P*K, H, A]
-            out = self.rollouts.rollout(state.expand(p * cfg.particles, -1), actions)
+            n, p = candidates.shape[:2]
+            k = cfg.particles
+            actions = candidates.repeat_interleave(k, dim=1).flatten(0, 1)  # [N*P*K, H, A]
+            starts = state.repeat_interleave(p * k, dim=0)
+            out = self.rollouts.rollout(starts, actions)
             value = out["rewards"].sum(1) - cfg.uncertainty_penalty * out["disagreement"].sum(1)
-            return value.view(p, cfg.particles).mean(1)
+            return value.view(n, p, k).mean(-1)
 
         return score
+
+    def timing_summary(self) -> dict[str, float]:
+        """Planning wall-clock per planning call (one env step of every copy) and the share of it spent
+        in the ensemble's forward passes."""
+        calls, plan_s = self.timing["plan_calls"], self.timing["plan_s"]
+        return {
+            "plan_s_per_step": plan_s / max(calls, 1),
+            "plan_forward_share": self.model.forward_seconds / plan_s if plan_s > 0 else float("nan"),
+        }
 
     # ----------------------------------------------------------------- update
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         rows = batch.reshape(-1)
         reward = torch.cat([rows[g][REWARD].sum(-1, keepdim=True) for g in self.groups], dim=-1).sum(-1)
-        new = {"state": rows[STATE], "action": self._joint(rows), "next_state": rows[NEXT, STATE], "reward": reward}
+        terminated = torch.stack([rows[g][TERMINATED].all(-1) for g in self.groups], -1).all(-1)
+        new = {
+            "state": rows[STATE],
+            "action": self._joint(rows),
+            "next_state": rows[NEXT, STATE],
+            "reward": reward,
+            "terminated": terminated,
+        }
         self.data = {
             k: torch.cat([self.data[k], v])[-self.cfg.dataset_size :] if self.data else v for k, v in new.items()
         }
         self.frames += rows.shape[0]
         metrics: dict[str, float] = {"model_data": float(len(self.data["state"]))}
         if self.frames >= self.cfg.warmup_frames and self.frames - self._last_fit >= self.cfg.retrain_every:
+            data = self.data
             metrics.update(
-                self.model.fit(self.data["state"], self.data["action"], self.data["next_state"], self.data["reward"])
+                self.model.fit(data["state"], data["action"], data["next_state"], data["reward"], data["terminated"])
             )
             self.fitted, self._last_fit = True, self.frames
         return metrics
@@ -202,6 +256,12 @@ class PETS(nn.Module):
             "last_fit": self._last_fit,
             "generator": self.generator.get_state(),
             "model_generator": self.model.generator.get_state(),
+            "rollout_generator": self.rollouts.generator.get_state(),
+            # Planners keep their warm starts and random streams across a resume.
+            "planners": {
+                f"{n}:{int(det)}": {"generator": p.generator.get_state(), "mean": p.mean.clone()}
+                for (n, det), p in self._planners.items()
+            },
         }
         if include_replay:
             state["data"] = dict(self.data)
@@ -211,4 +271,10 @@ class PETS(nn.Module):
         self.frames, self.fitted, self._last_fit = int(state["frames"]), bool(state["fitted"]), int(state["last_fit"])
         self.generator.set_state(state["generator"])
         self.model.generator.set_state(state["model_generator"])
+        self.rollouts.generator.set_state(state["rollout_generator"])
+        for key, saved in state["planners"].items():
+            n, det = key.split(":")
+            planner = self._planner_for(int(n), bool(int(det)))
+            planner.generator.set_state(saved["generator"])
+            planner.mean = saved["mean"].clone()
         self.data = dict(state.get("data", {}))

@@ -1,0 +1,97 @@
+"""Multi-agent MBPO against MASAC on vmas/navigation: env frames each needs to reach MASAC's return
+at 60k frames (target: MAMBPO needs <= 1/3 of them).
+
+MASAC runs with the off-policy navigation benchmark's config (``offpolicy_learning.py navigation``);
+MAMBPO adds a joint world model over all agents' observations and actions on top of the same config.
+Runs go to ``runs/bench/mambpo_navigation`` and finished ones are skipped.
+
+    python experiments/benchmarks/mambpo_vs_masac.py [--seeds 0 1 2] [--mambpo-frames 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from _learning import ROOT, run_one
+from _report import write_section
+from offpolicy_learning import PRESETS
+
+MASAC = {**PRESETS["navigation"], "frames": 60_000}
+MODEL = {
+    "algo.updates_per_frame": 0.5,
+    "algo.real_ratio": 0.5,
+    "algo.retrain_every": 2_000,
+    "algo.rollouts_per_frame": 5,
+    "algo.model_refreshes": 4,
+    "experiment.eval_every": 2_000,
+}
+
+
+def eval_curve(run: Path) -> list[tuple[int, float]]:
+    with open(run / "metrics.csv") as f:
+        return [(int(r["frames"]), float(r["eval_return_mean"])) for r in csv.DictReader(f) if r["eval_return_mean"]]
+
+
+def first_reaching(curve: list[tuple[int, float]], target: float) -> int | None:
+    return next((frames for frames, value in curve if frames > 0 and value >= target), None)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--mambpo-frames", type=int, default=20_000)
+    args = parser.parse_args()
+    out = ROOT / "runs" / "bench"
+    mambpo = {**MASAC, "frames": args.mambpo_frames, "overrides": {**MASAC["overrides"], **MODEL}}
+    finals = [run_one(MASAC, "mambpo_navigation", "masac", s, out)["final_eval_return_mean"] for s in args.seeds]
+    target = statistics.median(finals)
+    rows = {}
+    for algo, preset in (("masac", MASAC), ("mambpo", mambpo)):
+        runs = []
+        for seed in args.seeds:
+            summary = run_one(preset, "mambpo_navigation", algo, seed, out)
+            curve = eval_curve(out / "mambpo_navigation" / f"{algo}-s{seed}")
+            runs.append(
+                {
+                    "seed": seed,
+                    "final": summary["final_eval_return_mean"],
+                    "frames_to_target": first_reaching(curve, target),
+                    "wall_s": summary["wall_s"],
+                    "curve": curve,
+                }
+            )
+            print(json.dumps({"algo": algo, **{k: v for k, v in runs[-1].items() if k != "curve"}}), flush=True)
+        rows[algo] = runs
+    reached = [r["frames_to_target"] for r in rows["mambpo"]]
+    results = {"target": target, "masac_frames": MASAC["frames"], "mambpo_frames": args.mambpo_frames, "runs": rows}
+    print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
+    table = ["| algo | frames | final eval per seed | frames to reach the target, per seed | wall-clock per seed (s) |"]
+    table.append("|---|---|---|---|---|")
+    for algo, runs in rows.items():
+        frames = MASAC["frames"] if algo == "masac" else args.mambpo_frames
+        finals = ", ".join(f"{r['final']:.2f}" for r in runs)
+        hits = ", ".join(str(r["frames_to_target"]) if r["frames_to_target"] else "not reached" for r in runs)
+        walls = ", ".join(f"{r['wall_s']:.0f}" for r in runs)
+        table.append(f"| {algo} | {frames:,} | {finals} | {hits} | {walls} |")
+    met = all(f is not None and f <= MASAC["frames"] / 3 for f in reached)
+    overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in MODEL.items())
+    body = (
+        f"Target return: MASAC's median final eval return at 60k frames over seeds {args.seeds}: **{target:.2f}**. "
+        f"Target for MAMBPO: reach it within {MASAC['frames'] // 3:,} frames (1/3). MAMBPO runs the MASAC config "
+        f"of the off-policy navigation benchmark plus `{overrides}` (model: 7 members, 5 elites, 4 x 200 SiLU, "
+        "learned termination head, one-step rollouts). Evaluations: MASAC every 6k frames, MAMBPO every 2k.\n\n"
+        + "\n".join(table)
+        + f"\n\nTarget {'met' if met else 'not met'}."
+    )
+    write_section("model_based_mambpo_navigation", "Multi-agent MBPO vs MASAC on vmas/navigation", body, results)
+
+
+if __name__ == "__main__":
+    main()

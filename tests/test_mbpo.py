@@ -1,0 +1,99 @@
+"""MBPO / MAMBPO: synthetic rows look like real ones, batches mix them at the configured ratio,
+rollouts stop at termination, the rollout length follows its schedule, and bad configs fail."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from marlkit.adapters import make_env
+from marlkit.algorithms import algorithm
+from marlkit.config import with_overrides
+from marlkit.errors import MarlkitError
+from marlkit.keys import NEXT, OBS, STATE
+from marlkit.rollout import RolloutCollector
+
+SMALL = {
+    "hidden": (32, 32),
+    "batch_size": 64,
+    "warmup_frames": 0,
+    "updates_per_frame": 0.05,
+    "retrain_every": 200,
+    "rollouts_per_frame": 2.0,
+    "rollout_length": (1, 3),
+    "rollout_schedule": (0, 400),
+    "real_ratio": 0.25,
+    "ensemble_size": 3,
+    "elites": 2,
+    "model_hidden": (32, 32),
+    "model_max_epochs": 5,
+}
+
+
+def learner_on_rendezvous(**overrides):
+    env = make_env("envs/rendezvous", 4, "cpu", 0, n_agents=2, max_steps=25)
+    spec = algorithm("mambpo")
+    cfg = with_overrides(spec.config(), {**spec.preset, **SMALL, **overrides})
+    return env, spec.build(cfg, env, 0)
+
+
+def test_model_vector_round_trips_observations_and_state():
+    env, learner = learner_on_rendezvous()
+    td = env.reset()
+    obs, state = learner._observations(learner._model_vector(td))
+    assert torch.equal(obs["agent"], td["agent", OBS])
+    assert torch.equal(state, td[STATE])  # the state of a VMAS env is the joint observations
+
+
+def test_batches_mix_real_and_model_rows_at_the_ratio():
+    env, learner = learner_on_rendezvous()
+    batch, _ = RolloutCollector(env, learner.act, 50).collect()
+    learner.update(batch)  # 200 frames: fit, branch, learn
+    assert learner.fitted and len(learner.model_buffer) > 0
+    real = learner.replay.storage[: len(learner.replay)]
+    fake = learner.model_buffer.storage[: len(learner.model_buffer)]
+    # Same layout: every leaf of a model row exists in real rows with the same shape and dtype.
+    for key in fake.keys(include_nested=True, leaves_only=True):
+        assert real[key].shape[1:] == fake[key].shape[1:] and real[key].dtype == fake[key].dtype, key
+    rows, _, _ = learner.draw()
+    assert rows.shape == (64,)
+    n_real = round(0.25 * 64)
+    first = rows[:n_real][NEXT, STATE]
+    is_real = (first.unsqueeze(1) == real[NEXT, STATE].unsqueeze(0)).all(-1).any(1)
+    assert bool(is_real.all()), "the first real_ratio x batch rows come from the real buffer"
+    rest = rows[n_real:][NEXT, STATE]
+    from_model = (rest.unsqueeze(1) == fake[NEXT, STATE].unsqueeze(0)).all(-1).any(1)
+    assert bool(from_model.all())
+    learner.gradient_step()  # and SAC trains on the mix
+
+
+def test_rollouts_stop_at_termination():
+    env, learner = learner_on_rendezvous(termination="none")
+    batch, _ = RolloutCollector(env, learner.act, 50).collect()
+    learner.store(batch)
+    learner.fit_model()
+    learner.frames = 10_000  # rollout length 3 by then
+    learner.branch(40)
+    assert len(learner.model_buffer) == 40 * 3
+    learner.termination = lambda s, a, s2: torch.ones(len(s), dtype=torch.bool)  # everything ends at once
+    learner.branch(40)
+    assert len(learner.model_buffer) == 40 * 3 + 40
+
+
+def test_rollout_length_schedule():
+    cfg = with_overrides(algorithm("mbpo").config(), {"rollout_length": (1, 15), "rollout_schedule": (20_000, 100_000)})
+    assert [cfg.rollout_length_at(f) for f in (0, 20_000, 60_000, 100_000, 500_000)] == [1, 1, 8, 15, 15]
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("real_ratio", 1.5), ("rollout_length", (0, 3)), ("rollout_schedule", (5, 5)), ("model_patience", 0)],
+)
+def test_bad_configs_fail_naming_the_key(key, value):
+    with pytest.raises(MarlkitError, match=f"algo.{key} must"):
+        with_overrides(algorithm("mbpo").config(), {key: value}, "algo").validate()
+
+
+def test_mbpo_needs_sac_actors():
+    with pytest.raises(MarlkitError, match="squashed_gaussian"):
+        with_overrides(algorithm("mbpo").config(), {"actor": "deterministic"}, "algo").validate()
