@@ -46,13 +46,13 @@ PRESETS: dict[str, dict] = {
         "budget on one core. The model is refit every 200 steps on all data.",
     },
     "mbpo_inverted_pendulum": {
-        "title": "MBPO on gym/InvertedPendulum-v5, 10k env steps",
+        "title": "MBPO on gym/InvertedPendulum-v5, 6k env steps",
         "env": "gym/InvertedPendulum-v5",
         "algos": ["mbpo"],
-        "frames": 10_000,
+        "frames": 6_000,
         "overrides": {
             "experiment.num_envs": 1,
-            "experiment.eval_every": 1_000,
+            "experiment.eval_every": 500,
             "experiment.eval_episodes": 5,
             "experiment.torch_threads": 1,
             "algo.warmup_frames": 500,
@@ -60,10 +60,12 @@ PRESETS: dict[str, dict] = {
         },
         "measure": "eval_return_mean",
         "target": 900.0,
-        "reference": "Target (mbrl-lib's budget for this task): eval return >= 900 within 20k env steps; this "
-        "run stops at 10k. SAC updates per env step: 10 (MBPO used 20), 5% real data per batch, model refit "
+        "reference": "Target (mbrl-lib's budget for this task): eval return >= 900 within 20k env steps; these "
+        "runs stop at 6k. SAC updates per env step: 10 (MBPO used 20), 5% real data per batch, model refit "
         "every 250 steps, 400 one-step rollouts per env step from real states, termination from the task's "
-        "known function (|angle| > 0.2). Eval return = mean of 5 deterministic episodes (1000 at most).",
+        "known function (|angle| > 0.2), synthetic transitions from the elites' means (`rollout_noise=false`). "
+        "Eval return = mean of 5 deterministic episodes (1000 at most). For reference, SAC with the same "
+        "10 updates per step reached 150 at 2.5k and 1000 at 3k steps in a single-seed check (seed 0).",
     },
 }
 

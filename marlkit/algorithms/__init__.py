@@ -65,10 +65,10 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     ),
     "sac": _offpolicy("SAC; on a multi-agent env it is ISAC", critic="local", **_SAC),
     "isac": _offpolicy("independent SAC, local twin critics Q_i(o_i, a_i)", critic="local", **_SAC),
+    "masac": _offpolicy("multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", **_SAC),
     "pets": AlgorithmSpec(
         PETS, PETSConfig, {}, "PETS: ensemble model + CEM MPC; multi-agent: centralized joint planner"
     ),
-    "masac": _offpolicy("multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", **_SAC),
     "mbpo": AlgorithmSpec(
         MBPO, MBPOConfig, {"critic": "local"}, "MBPO: SAC on real + branched model rollouts; multi-agent: ISAC"
     ),

@@ -16,6 +16,12 @@ of its own) and the joint action, and predicts every agent's reward and the epis
 (the task's known function where marlkit has one, else a learned head). With one agent this is
 MBPO; with several and a centralized critic it is MAMBPO (Willemsen et al. 2021). Each synthetic
 particle runs through one elite drawn at random at every step (TS-1, as in MBPO).
+
+Unlike MBPO, synthetic transitions are the chosen elite's mean prediction by default
+(``rollout_noise=false``): on deterministic tasks the learned variance mostly restates the model's
+own error, and sampling it made the critic's TD error on synthetic rows 3.6x that on real rows
+(InvertedPendulum after 2.7k steps: 6.3 against 1.75; with means 1.2). Epistemic spread remains, as
+each step picks a random elite.
 """
 
 from __future__ import annotations
@@ -56,6 +62,7 @@ class MBPOConfig(OffPolicyConfig):
     rollout_schedule: tuple[int, int] = option((0, 1), "frames over which k grows linearly from first to last")
     model_refreshes: int = option(4, "refreshes of synthetic data the model buffer keeps")
     real_ratio: float = option(0.05, "fraction of each SAC batch drawn from real transitions")
+    rollout_noise: bool = option(False, "add the model's predicted aleatoric noise to synthetic transitions")
     ensemble_size: int = option(7, "model: ensemble members")
     elites: int = option(5, "model: members used for rollouts")
     model_hidden: tuple[int, ...] = option((200, 200, 200, 200), "model: hidden layer sizes")
@@ -196,7 +203,9 @@ class MBPO(OffPolicy):
             obs, state = self._observations(vector)
             actions = {g: self.policy(self.actors, g, obs[g], None, "explore")[0] for g in self.groups}
             joint = self._joint(actions)
-            nxt, reward, _, learned_done = self.model.predict(vector, joint, disagreement=False)
+            nxt, reward, _, learned_done = self.model.predict(
+                vector, joint, sample=self.cfg.rollout_noise, disagreement=False
+            )
             done = self.termination(vector, joint, nxt) if self.termination is not None else learned_done
             self.model_buffer.extend(self._synthetic_rows(obs, state, actions, nxt, reward, done))
             added += len(vector)

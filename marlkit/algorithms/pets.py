@@ -194,7 +194,7 @@ class PETS(nn.Module):
         """One batched planner per (env copies, mode): training and evaluation keep separate warm starts."""
         key = (n, deterministic)
         if key not in self._planners:
-            seed = self.seed + 1000 * (1 + int(deterministic)) + 7 * n  # independent of creation order
+            seed = self.seed + 1000 * (1 + int(deterministic))  # independent of creation order
             low, high = -torch.ones_like(self.low), torch.ones_like(self.high)
             self._planners[key] = CEMPlanner(self.cfg.planner(), low, high, seed=seed, batch=n)
         return self._planners[key]
