@@ -65,3 +65,13 @@ KNOWN: dict[str, TerminationFn] = {
 def known_termination(env_name: str) -> TerminationFn | None:
     """The task's termination function, or None when marlkit does not know it."""
     return KNOWN.get(env_name)
+
+
+def model_termination(mode: str, env_name: str, model_sees_observations: bool) -> tuple[TerminationFn | None, bool]:
+    """``(known termination function or None, whether the model needs a learned termination head)``
+    for ``mode`` auto (the known function where there is one), learned, or none (episodes never end
+    inside the model). Known functions read observations, so a model over another state learns."""
+    if mode == "none":
+        return None, False
+    known = known_termination(env_name) if model_sees_observations and mode == "auto" else None
+    return known, known is None

@@ -26,13 +26,13 @@ import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marlkit.config import option, require, require_at_least
+from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.errors import MarlkitError
 from marlkit.nets import EnsembleMLP
 from marlkit.termination import TerminationFn
@@ -64,6 +64,46 @@ class WorldModelConfig:
             f"{key('elites')} must be in [1, {key('ensemble_size')}={self.ensemble_size}], got {self.elites}",
         )
         require(0 < self.holdout < 1, f"{key('holdout')} must be in (0, 1), got {self.holdout}")
+
+
+# ModelOptions field names of the WorldModelConfig fields whose names differ.
+_MODEL_KEYS = {
+    "hidden": "model_hidden",
+    "lr": "model_lr",
+    "max_epochs": "model_max_epochs",
+    "patience": "model_patience",
+}
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """World-model options of a model-based learner's config, set as ``algo.*`` keys (PETS, MBPO)."""
+
+    ensemble_size: int = option(7, "model: ensemble members")
+    elites: int = option(5, "model: members used for prediction, chosen by held-out error")
+    model_hidden: tuple[int, ...] = option((200, 200, 200, 200), "model: hidden layer sizes")
+    probabilistic: bool = option(True, "model: predict mean and log-variance (false: the mean only)")
+    model_lr: float = option(1e-3, "model: Adam learning rate")
+    model_max_epochs: int = option(50, "model: epoch cap per fit")
+    model_patience: int = option(5, "model: epochs without held-out improvement before stopping")
+    termination: Literal["auto", "learned", "none"] = option(
+        "auto", "model episodes end: auto (known function, else learned), learned, none"
+    )
+
+    def model(self) -> WorldModelConfig:
+        return WorldModelConfig(
+            ensemble_size=self.ensemble_size,
+            elites=self.elites,
+            hidden=self.model_hidden,
+            probabilistic=self.probabilistic,
+            lr=self.model_lr,
+            max_epochs=self.model_max_epochs,
+            patience=self.model_patience,
+        )
+
+    def validate_model(self) -> None:
+        # Errors name the algo.* keys that users set, not the nested config's fields.
+        self.model().validate(lambda name: algo_key(_MODEL_KEYS.get(name, name)))
 
 
 class Prediction(NamedTuple):

@@ -109,7 +109,7 @@ POINT_MASS = {
 def test_pets_learns_point_mass(tmp_path):
     overrides = {
         **POINT_MASS,
-        "experiment.frames": 480,
+        "experiment.frames": 640,
         "algo.rollout_steps": 20,
         "algo.warmup_frames": 160,
         "algo.retrain_every": 160,
@@ -118,13 +118,14 @@ def test_pets_learns_point_mass(tmp_path):
         "algo.model_patience": 20,
         "algo.ensemble_size": 5,
         "algo.elites": 3,
-        "algo.horizon": 8,
-        "algo.population": 64,
+        "algo.horizon": 10,
+        "algo.population": 100,
         "algo.particles": 4,
-        "algo.cem_iterations": 3,
+        "algo.cem_iterations": 4,
     }
     summary = Experiment(build_config("pets", "helper_envs:PointMass", overrides), tmp_path / "pets").run()
-    assert summary["final_eval_return_mean"] >= -8, summary
+    # Untrained about -23; seeds 0 / 1 / 2 reach -3.8 / -7.0 / -4.8.
+    assert summary["final_eval_return_mean"] >= -9, summary
 
 
 def test_mbpo_single_agent_learns_point_mass(tmp_path):

@@ -47,9 +47,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mambpo-frames", type=int, default=20_000)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench"))
+    parser.add_argument("--only", choices=["masac", "mambpo"], help="run one algorithm's seeds, write no docs")
     args = parser.parse_args()
-    out = ROOT / "runs" / "bench"
+    out = Path(args.out)
     mambpo = {**MASAC, "frames": args.mambpo_frames, "overrides": {**MASAC["overrides"], **MODEL}}
+    if args.only:  # parallel workers: run, then aggregate with a plain call that skips finished runs
+        for seed in args.seeds:
+            run_one(mambpo if args.only == "mambpo" else MASAC, "mambpo_navigation", args.only, seed, out)
+        return
     finals = [run_one(MASAC, "mambpo_navigation", "masac", s, out)["final_eval_return_mean"] for s in args.seeds]
     target = statistics.median(finals)
     rows = {}

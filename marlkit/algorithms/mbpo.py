@@ -34,24 +34,17 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
-from marlkit.algorithms.pets import model_termination
 from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.groups import joint_observations
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.replay import ReplayBuffer
 from marlkit.specs import GroupSpec
-from marlkit.world_model import EnsembleWorldModel, WorldModelConfig
-
-_MODEL_KEYS = {
-    "hidden": "model_hidden",
-    "lr": "model_lr",
-    "max_epochs": "model_max_epochs",
-    "patience": "model_patience",
-}
+from marlkit.termination import model_termination
+from marlkit.world_model import EnsembleWorldModel, ModelOptions
 
 
 @dataclass(frozen=True)
-class MBPOConfig(OffPolicyConfig):
+class MBPOConfig(OffPolicyConfig, ModelOptions):
     # SAC's switches and MBPO's update ratio (Janner et al. 2019: 20 SAC updates per env step).
     actor: Literal["deterministic", "squashed_gaussian"] = option("squashed_gaussian", "MBPO trains SAC actors")
     n_critics: int = option(2, "Q networks per agent; 2 takes the min (twin critics)")
@@ -63,15 +56,6 @@ class MBPOConfig(OffPolicyConfig):
     model_refreshes: int = option(4, "refreshes of synthetic data the model buffer keeps")
     real_ratio: float = option(0.05, "fraction of each SAC batch drawn from real transitions")
     rollout_noise: bool = option(False, "add the model's predicted aleatoric noise to synthetic transitions")
-    ensemble_size: int = option(7, "model: ensemble members")
-    elites: int = option(5, "model: members used for rollouts")
-    model_hidden: tuple[int, ...] = option((200, 200, 200, 200), "model: hidden layer sizes")
-    model_lr: float = option(1e-3, "model: Adam learning rate")
-    model_max_epochs: int = option(50, "model: epoch cap per fit")
-    model_patience: int = option(5, "model: epochs without held-out improvement before stopping")
-    termination: Literal["auto", "learned", "none"] = option(
-        "auto", "model episodes end: auto (known function, else learned), learned, none"
-    )
 
     def validate(self) -> None:
         super().validate()
@@ -88,17 +72,7 @@ class MBPOConfig(OffPolicyConfig):
         require(0 <= self.real_ratio <= 1, f"algo.real_ratio must be in [0, 1], got {self.real_ratio}")
         require(self.actor == "squashed_gaussian", "MBPO trains SAC actors; algo.actor must be squashed_gaussian")
         require(not self.prioritized, "MBPO samples real and model data uniformly; set algo.prioritized=false")
-        self.model().validate(lambda name: algo_key(_MODEL_KEYS.get(name, name)))
-
-    def model(self) -> WorldModelConfig:
-        return WorldModelConfig(
-            ensemble_size=self.ensemble_size,
-            elites=self.elites,
-            hidden=self.model_hidden,
-            lr=self.model_lr,
-            max_epochs=self.model_max_epochs,
-            patience=self.model_patience,
-        )
+        self.validate_model()
 
     def rollout_length_at(self, frames: int) -> int:
         (first, last), (start, end) = self.rollout_length, self.rollout_schedule

@@ -35,34 +35,20 @@ from marlkit.errors import MarlkitError
 from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE, TERMINATED
 from marlkit.planning import CEMConfig, CEMPlanner
 from marlkit.specs import Box, GroupSpec, from_unit, to_unit
-from marlkit.termination import TerminationFn, known_termination
-from marlkit.world_model import EnsembleWorldModel, ModelRollout, WorldModelConfig
+from marlkit.termination import model_termination
+from marlkit.world_model import EnsembleWorldModel, ModelOptions, ModelRollout
 
-Termination = Literal["auto", "learned", "none"]
-
-# PETSConfig field names of the WorldModelConfig / CEMConfig fields whose names differ.
-_MODEL_KEYS = {
-    "hidden": "model_hidden",
-    "lr": "model_lr",
-    "max_epochs": "model_max_epochs",
-    "patience": "model_patience",
-}
+# PETSConfig field names of the CEMConfig fields whose names differ.
 _PLANNER_KEYS = {"elite_ratio": "cem_elite_ratio", "iterations": "cem_iterations", "momentum": "cem_momentum"}
 
 
 @dataclass(frozen=True)
-class PETSConfig:
+class PETSConfig(ModelOptions):
+    model_hidden: tuple[int, ...] = option((200, 200, 200), "model: hidden layer sizes")
     rollout_steps: int = option(25, "env steps per env copy per iteration of the training loop")
     warmup_frames: int = option(200, "uniformly random frames before planning starts")
     retrain_every: int = option(250, "frames between model fits (all data each time)")
     dataset_size: int = option(100_000, "transitions kept for model fits (the oldest are dropped)")
-    ensemble_size: int = option(7, "model: ensemble members")
-    elites: int = option(5, "model: members used for prediction")
-    model_hidden: tuple[int, ...] = option((200, 200, 200), "model: hidden layer sizes")
-    probabilistic: bool = option(True, "model: predict mean and log-variance")
-    model_lr: float = option(1e-3, "model: Adam learning rate")
-    model_max_epochs: int = option(50, "model: epoch cap per fit")
-    model_patience: int = option(5, "model: epochs without held-out improvement before stopping")
     horizon: int = option(15, "planner: horizon")
     population: int = option(200, "planner: candidate sequences per CEM iteration")
     cem_elite_ratio: float = option(0.1, "planner: elite fraction")
@@ -71,27 +57,13 @@ class PETSConfig:
     particles: int = option(10, "planner: model rollouts per candidate")
     propagation: Literal["ts_inf", "ts1"] = option("ts_inf", "planner: particle-to-member binding")
     uncertainty_penalty: float = option(0.0, "planner: beta in reward - beta * disagreement")
-    termination: Literal["auto", "learned", "none"] = option(
-        "auto", "model episodes end: auto (known function, else learned), learned, none"
-    )
 
     def validate(self) -> None:
         require_at_least(self, ("rollout_steps", "retrain_every", "dataset_size", "particles"), 1, algo_key)
         require_at_least(self, ("uncertainty_penalty",), 0, algo_key)
         # The nested configs report errors under the algo.* keys that set their fields.
-        self.model().validate(lambda name: algo_key(_MODEL_KEYS.get(name, name)))
+        self.validate_model()
         self.planner().validate(lambda name: algo_key(_PLANNER_KEYS.get(name, name)))
-
-    def model(self) -> WorldModelConfig:
-        return WorldModelConfig(
-            ensemble_size=self.ensemble_size,
-            elites=self.elites,
-            hidden=self.model_hidden,
-            probabilistic=self.probabilistic,
-            lr=self.model_lr,
-            max_epochs=self.model_max_epochs,
-            patience=self.model_patience,
-        )
 
     def planner(self) -> CEMConfig:
         return CEMConfig(
@@ -101,16 +73,6 @@ class PETSConfig:
             iterations=self.cem_iterations,
             momentum=self.cem_momentum,
         )
-
-
-def model_termination(
-    mode: Termination, env_name: str, model_sees_observations: bool
-) -> tuple[TerminationFn | None, bool]:
-    """``(known termination function or None, whether the model needs a termination head)``."""
-    if mode == "none":
-        return None, False
-    known = known_termination(env_name) if model_sees_observations and mode == "auto" else None
-    return known, known is None
 
 
 class PETS(nn.Module):
