@@ -151,7 +151,7 @@ class EnsembleWorldModel(nn.Module):
         net_out = out_dim * (2 if cfg.probabilistic else 1) + int(termination_head)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            self.net = EnsembleMLP(cfg.ensemble_size, in_dim, net_out, cfg.hidden, cfg.activation)
+            self.net = EnsembleMLP(cfg.ensemble_size, in_dim, net_out, cfg.hidden, cfg.activation, fast_inference=True)
         self.max_logvar = nn.Parameter(torch.full((out_dim,), 0.5))
         self.min_logvar = nn.Parameter(torch.full((out_dim,), -10.0))
         self.register_buffer("in_mean", torch.zeros(in_dim))
