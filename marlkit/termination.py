@@ -8,11 +8,19 @@ PETS otherwise keep collecting reward past a fall). Tasks that never terminate m
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
+from tensordict import TensorDictBase
+
+from marlkit.keys import TERMINATED
 
 TerminationFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def episode_terminated(rows: TensorDictBase, groups: Iterable[str]) -> torch.Tensor:
+    """``[B]``: the joint episode ended (every agent of every group terminated) in rows ``[B]``."""
+    return torch.stack([rows[g][TERMINATED].flatten(1).all(-1) for g in groups], -1).all(-1)
 
 
 def never(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:

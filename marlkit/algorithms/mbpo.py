@@ -39,7 +39,7 @@ from marlkit.groups import joint_observations
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.replay import ReplayBuffer
 from marlkit.specs import GroupSpec
-from marlkit.termination import model_termination
+from marlkit.termination import episode_terminated, model_termination
 from marlkit.world_model import EnsembleWorldModel, ModelOptions
 
 
@@ -134,9 +134,6 @@ class MBPO(OffPolicy):
     def _rewards(self, td: TensorDictBase) -> torch.Tensor:
         return torch.cat([td[g][REWARD].flatten(1) for g in self.groups], dim=-1)
 
-    def _terminated(self, td: TensorDictBase) -> torch.Tensor:
-        return torch.stack([td[g][TERMINATED].flatten(1).all(-1) for g in self.groups], -1).all(-1)
-
     # ------------------------------------------------------------- learning
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         self.store(batch)
@@ -160,7 +157,7 @@ class MBPO(OffPolicy):
             actions,
             self._model_vector(rows[NEXT]),
             self._rewards(rows),
-            self._terminated(rows),
+            episode_terminated(rows, self.groups),
         )
         self.fitted = True
         return metrics

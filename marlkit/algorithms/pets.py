@@ -32,10 +32,10 @@ from torch import nn
 
 from marlkit.config import algo_key, option, require_at_least
 from marlkit.errors import MarlkitError
-from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE, TERMINATED
+from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE
 from marlkit.planning import CEMConfig, CEMPlanner
 from marlkit.specs import Box, GroupSpec, from_unit, to_unit
-from marlkit.termination import model_termination
+from marlkit.termination import episode_terminated, model_termination
 from marlkit.world_model import EnsembleWorldModel, ModelOptions, ModelRollout
 
 # PETSConfig field names of the CEMConfig fields whose names differ.
@@ -189,7 +189,7 @@ class PETS(nn.Module):
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         rows = batch.reshape(-1)
         reward = torch.cat([rows[g][REWARD].sum(-1, keepdim=True) for g in self.groups], dim=-1).sum(-1)
-        terminated = torch.stack([rows[g][TERMINATED].all(-1) for g in self.groups], -1).all(-1)
+        terminated = episode_terminated(rows, self.groups)
         new = {
             "state": rows[STATE],
             "action": self._joint(rows),
