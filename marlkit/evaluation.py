@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
@@ -53,6 +54,8 @@ def evaluate_run(
     if video is not None and Path(video).suffix.lower() not in (".gif", ".mp4"):
         raise MarlkitError(f"--video must end in .gif or .mp4, got '{video}'")
     config, learner, path = load_learner(run, which)
+    if config.experiment.torch_threads:  # as in training: a planner on 2 threads beside other runs thrashes
+        torch.set_num_threads(config.experiment.torch_threads)
     max_steps = config.experiment.eval_max_steps
     env = make_env(config.env_name, episodes, "cpu", seed, **config.env_kwargs)
     returns = episode_returns(learner, env, seed, max_steps)

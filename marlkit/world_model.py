@@ -131,6 +131,7 @@ class EnsembleWorldModel(nn.Module):
     out_mean: torch.Tensor
     out_std: torch.Tensor
     elite_idx: torch.Tensor
+    fitted: torch.Tensor
 
     def __init__(
         self,
@@ -159,6 +160,8 @@ class EnsembleWorldModel(nn.Module):
         self.register_buffer("out_mean", torch.zeros(out_dim))
         self.register_buffer("out_std", torch.ones(out_dim))
         self.register_buffer("elite_idx", torch.arange(cfg.elites))
+        # In the weights, not the training state: acting with a loaded model (``marlkit eval``) needs it.
+        self.register_buffer("fitted", torch.tensor(False))
         self.generator = torch.Generator().manual_seed(seed + 1)
         self.forward_seconds = 0.0  # wall-clock of predict()'s network passes, for profiling
 
@@ -334,6 +337,7 @@ class EnsembleWorldModel(nn.Module):
         self._restore_members(best_state)
         final = self.holdout_mse(x_hold, y_hold)
         self.elite_idx.copy_(torch.argsort(final)[: cfg.elites])
+        self.fitted.fill_(True)
         return {
             "model_holdout_mse": float(final[self.elite_idx].mean()),
             "model_epochs": float(epochs),

@@ -49,7 +49,7 @@ def test_batches_mix_real_and_model_rows_at_the_ratio():
     env, learner = learner_on_rendezvous()
     batch, _ = RolloutCollector(env, learner.act, 50).collect()
     learner.update(batch)  # 200 frames: fit, branch, learn
-    assert learner.fitted and len(learner.model_buffer) > 0
+    assert learner.model.fitted and len(learner.model_buffer) > 0
     real = learner.replay.storage[: len(learner.replay)]
     fake = learner.model_buffer.storage[: len(learner.model_buffer)]
     # Same layout: every leaf of a model row exists in real rows with the same shape and dtype.

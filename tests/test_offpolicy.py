@@ -52,6 +52,17 @@ def test_soft_target_matches_seed_example():
     assert y.item() == pytest.approx(1.0)
 
 
+@pytest.mark.parametrize(("per_dim", "direction"), [(-50.0, -1), (50.0, 1)])
+def test_temperature_moves_towards_the_entropy_target(per_dim, direction):
+    # The policy's entropy (a few nats) is far above a target of -50 per dimension and far below +50:
+    # alpha must fall in the first case and rise in the second.
+    learner = filled("masac", target_entropy_per_dim=per_dim, alpha_lr=0.1)
+    before = {g: a.detach().clone() for g, a in learner.log_alpha.items()}
+    learner.gradient_step()
+    for g, a in learner.log_alpha.items():
+        assert torch.all(torch.sign(a.detach() - before[g]) == direction)
+
+
 @pytest.mark.parametrize("name", ["masac", "maddpg", "sac"])
 def test_targets_use_terminated_never_truncated(name):
     learner = filled(name)

@@ -1,4 +1,5 @@
-"""PETS: after a model fit on random data, the planner steers a point mass towards its goal."""
+"""PETS: after a model fit on random data, the planner steers a point mass towards its goal, also
+when rebuilt from the weights alone."""
 
 from __future__ import annotations
 
@@ -34,14 +35,20 @@ def test_planner_steers_towards_the_reward_after_a_fit():
     learner = spec.learner(with_overrides(spec.config(), SMALL), env.groups, env.state_dim, seed=0)
     batch, _ = RolloutCollector(env, learner.act, 40).collect()  # random actions during warm-up
     metrics = learner.update(batch)
-    assert learner.fitted and metrics["model_holdout_mse"] < 0.1, metrics
+    assert learner.model.fitted and metrics["model_holdout_mse"] < 0.1, metrics
     td = env.reset(seed=1)
     x = torch.linspace(-1.8, 1.8, 8).view(8, 1, 1)
     td["agent", OBS] = x
     td[STATE] = x.view(8, 1)
-    actions = learner.act(td, deterministic=True)["agent", ACTION].view(8)
+    actions = learner.act(td.clone(), deterministic=True)["agent", ACTION].view(8)
     # Reward -x'^2: every start is at least one step of 0.2 away from 0, so the first move heads to 0.
     assert bool((actions[:4] > 0.2).all()) and bool((actions[4:] < -0.2).all()), actions
+    # The weights alone (what `marlkit eval` loads) make a planner, not a random policy.
+    loaded = spec.learner(with_overrides(spec.config(), SMALL), env.groups, env.state_dim, seed=0)
+    loaded.load_state_dict(learner.state_dict())
+    again = loaded.act(td.clone(), deterministic=True)["agent", ACTION].view(8)
+    assert loaded.timing["plan_calls"] == 1
+    assert bool((again[:4] > 0.2).all()) and bool((again[4:] < -0.2).all()), again
 
 
 def test_pets_refuses_discrete_actions():

@@ -6,6 +6,7 @@ MAMBPO adds a joint world model over all agents' observations and actions on top
 Runs go to ``runs/bench/mambpo_navigation`` and finished ones are skipped.
 
     python experiments/benchmarks/mambpo_vs_masac.py [--seeds 0 1 2] [--mambpo-frames 20000]
+    python experiments/benchmarks/mambpo_vs_masac.py --only mambpo --seeds 1   # one worker, no docs
 """
 
 from __future__ import annotations
@@ -32,6 +33,12 @@ MODEL = {
     "algo.model_refreshes": 4,
     "experiment.eval_every": 2_000,
 }
+# The control: MASAC with MAMBPO's frames, evaluations and gradient steps per frame, without a model.
+# It separates what the model's data buys from what the 10x higher update ratio alone buys.
+CONTROL_KEYS = ("algo.updates_per_frame", "experiment.eval_every")
+
+
+RUNS = ("masac", "mambpo", "masac_same_updates")
 
 
 def eval_curve(run: Path) -> list[tuple[int, float]]:
@@ -47,25 +54,36 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--mambpo-seeds", type=int, nargs="+", help="MAMBPO's seeds if not --seeds")
+    parser.add_argument("--control-seeds", type=int, nargs="*", help="no-model control seeds (default: MAMBPO's)")
     parser.add_argument("--mambpo-frames", type=int, default=20_000)
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench"))
-    parser.add_argument("--only", choices=["masac", "mambpo"], help="run one algorithm's seeds, write no docs")
+    parser.add_argument("--only", choices=RUNS, help="run one row's seeds, write no docs")
     args = parser.parse_args()
     out = Path(args.out)
-    mambpo = {**MASAC, "frames": args.mambpo_frames, "overrides": {**MASAC["overrides"], **MODEL}}
+    short = {"frames": args.mambpo_frames}
+    mambpo = {**MASAC, **short, "overrides": {**MASAC["overrides"], **MODEL}}
+    control = {**MASAC, **short, "overrides": {**MASAC["overrides"], **{k: MODEL[k] for k in CONTROL_KEYS}}}
+    # row name -> (registry algo, preset, run directory under --out)
+    plan = {
+        "masac": ("masac", MASAC, "mambpo_navigation"),
+        "mambpo": ("mambpo", mambpo, "mambpo_navigation"),
+        "masac_same_updates": ("masac", control, "mambpo_navigation_control"),
+    }
     if args.only:  # parallel workers: run, then aggregate with a plain call that skips finished runs
+        algo, preset, name = plan[args.only]
         for seed in args.seeds:
-            run_one(mambpo if args.only == "mambpo" else MASAC, "mambpo_navigation", args.only, seed, out)
+            run_one(preset, name, algo, seed, out)
         return
     finals = [run_one(MASAC, "mambpo_navigation", "masac", s, out)["final_eval_return_mean"] for s in args.seeds]
     target = statistics.median(finals)
     rows = {}
     seeds = {"masac": args.seeds, "mambpo": args.mambpo_seeds or args.seeds}
-    for algo, preset in (("masac", MASAC), ("mambpo", mambpo)):
+    seeds["masac_same_updates"] = args.control_seeds if args.control_seeds is not None else seeds["mambpo"]
+    for row, (algo, preset, name) in plan.items():
         runs = []
-        for seed in seeds[algo]:
-            summary = run_one(preset, "mambpo_navigation", algo, seed, out)
-            curve = eval_curve(out / "mambpo_navigation" / f"{algo}-s{seed}")
+        for seed in seeds[row]:
+            summary = run_one(preset, name, algo, seed, out)
+            curve = eval_curve(out / name / f"{algo}-s{seed}")
             runs.append(
                 {
                     "seed": seed,
@@ -75,27 +93,35 @@ def main() -> None:
                     "curve": curve,
                 }
             )
-            print(json.dumps({"algo": algo, **{k: v for k, v in runs[-1].items() if k != "curve"}}), flush=True)
-        rows[algo] = runs
+            print(json.dumps({"row": row, **{k: v for k, v in runs[-1].items() if k != "curve"}}), flush=True)
+        rows[row] = runs
     reached = [r["frames_to_target"] for r in rows["mambpo"]]
     results = {"target": target, "masac_frames": MASAC["frames"], "mambpo_frames": args.mambpo_frames, "runs": rows}
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
-    table = ["| algo | frames | final eval per seed | frames to reach the target, per seed | wall-clock per seed (s) |"]
-    table.append("|---|---|---|---|---|")
-    for algo, runs in rows.items():
-        frames = MASAC["frames"] if algo == "masac" else args.mambpo_frames
-        finals = ", ".join(f"{r['final']:.2f}" for r in runs)
+    table = [
+        "| run | frames | final eval median [min, max] | per seed | frames to reach the target, per seed "
+        "| wall-clock per seed (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row, runs in rows.items():
+        frames = MASAC["frames"] if row == "masac" else args.mambpo_frames
+        finals = [r["final"] for r in runs]
+        spread = f"{statistics.median(finals):.2f} [{min(finals):.2f}, {max(finals):.2f}]" if runs else "-"
+        per_seed = ", ".join(f"{r['final']:.2f}" for r in runs)
         hits = ", ".join(str(r["frames_to_target"]) if r["frames_to_target"] else "not reached" for r in runs)
         walls = ", ".join(f"{r['wall_s']:.0f}" for r in runs)
-        table.append(f"| {algo} | {frames:,} | {finals} | {hits} | {walls} |")
+        table.append(f"| {row} | {frames:,} | {spread} | {per_seed} | {hits} | {walls} |")
     met = all(f is not None and f <= MASAC["frames"] / 3 for f in reached)
     overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in MODEL.items())
+    control_overrides = " ".join(f"{k}={json.dumps(MODEL[k])}" for k in CONTROL_KEYS)
     body = (
         f"Target return: MASAC's median final eval return at 60k frames over seeds {args.seeds}: **{target:.2f}**. "
         f"MAMBPO seeds: {seeds['mambpo']}. Target for MAMBPO: reach it within {MASAC['frames'] // 3:,} "
         "frames (1/3). MAMBPO runs the MASAC config "
         f"of the off-policy navigation benchmark plus `{overrides}` (model: 7 members, 5 elites, 4 x 200 SiLU, "
-        "learned termination head, one-step rollouts). Evaluations: MASAC every 6k frames, MAMBPO every 2k.\n\n"
+        "learned termination head, one-step rollouts). `masac_same_updates` is the control: MASAC with "
+        f"MAMBPO's frames and `{control_overrides}`, no model (seeds {seeds['masac_same_updates']}). "
+        "Evaluations (16 episodes, mean over agents): MASAC every 6k frames, the others every 2k.\n\n"
         + "\n".join(table)
         + f"\n\nTarget {'met' if met else 'not met'}."
     )

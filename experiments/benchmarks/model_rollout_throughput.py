@@ -1,7 +1,7 @@
 """Model-rollout throughput: model transitions per second of a 7-member ensemble (4 x 200 SiLU, the
-PETS/MBPO default) on 100k (and 2k) particles, each bound to one of 5 elites, against the same ensemble run
-as a Python loop over members (one ``nn.Sequential`` per member with the same weights, each on its
-own particles). Interleaved repeats, medians; prints JSON and writes docs/benchmarks.md.
+PETS/MBPO default) on 100k (and 2k) particles, each bound to one of 5 elites, against the same model
+step run as a Python loop over members (one ``nn.Sequential`` per member with the same weights, each on
+its own particles). Interleaved repeats, medians; prints JSON and writes docs/benchmarks.md.
 
     python experiments/benchmarks/model_rollout_throughput.py [--particles 100000 2000] [--repeats 5]
 """
@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import torch
 from _report import write_section
 from torch import nn
+from torch.nn import functional as F
 
 from marlkit.world_model import EnsembleWorldModel, WorldModelConfig
 
@@ -49,28 +50,57 @@ def measure(model: EnsembleWorldModel, nets: list[nn.Sequential], particles: int
     state = torch.randn(particles, STATE_DIM, generator=g)
     action = torch.rand(particles, ACTION_DIM, generator=g) * 2 - 1
     members = model.elite_idx[torch.randint(len(model.elite_idx), (particles,), generator=g)]
-    x = model.normalize_input(state, action)
-    groups = [(int(e), (members == e).nonzero().squeeze(1)) for e in model.elite_idx]
+    noise = torch.Generator().manual_seed(1)
+    out_dim = model.out_dim
 
     @torch.no_grad()
-    def batched() -> None:
+    def batched_step() -> None:
         model.predict(state, action, members, sample=True, disagreement=False)
 
     @torch.no_grad()
-    def looped() -> None:
-        out = torch.empty(particles, model.out_dim * 2)
-        for e, idx in groups:
-            out[idx] = nets[e](x[idx])
+    def looped_step() -> torch.Tensor:
+        """The same model step with a Python loop over members: same normalization, log-variance
+        bounds, sampling and denormalization, one network call per member on its own particles."""
+        x = model.normalize_input(state, action)
+        mean, logvar = torch.empty(particles, out_dim), torch.empty(particles, out_dim)
+        for e in model.elite_idx.tolist():
+            idx = (members == e).nonzero().squeeze(1)
+            m, raw = nets[e](x[idx]).chunk(2, dim=-1)
+            bounded = model.max_logvar - F.softplus(model.max_logvar - raw)
+            mean[idx], logvar[idx] = m, model.min_logvar + F.softplus(bounded - model.min_logvar)
+        delta = (mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=noise)) * model.out_std
+        return state + (delta + model.out_mean)[:, :STATE_DIM]
+
+    # The networks alone, on inputs already grouped by member (what each path's matmuls cost).
+    x = model.normalize_input(state, action)
+    groups = [(members == e).nonzero().squeeze(1) for e in model.elite_idx.tolist()]
+    width = max(len(idx) for idx in groups)
+    grid = torch.zeros(len(groups), width, x.shape[-1])
+    for slot, idx in enumerate(groups):
+        grid[slot, : len(idx)] = x[idx]
+    inputs = [x[idx] for idx in groups]
+
+    @torch.no_grad()
+    def batched_net() -> None:
+        model.forward_chunked(grid, model.elite_idx)
+
+    @torch.no_grad()
+    def looped_net() -> None:
+        for e, rows in zip(model.elite_idx.tolist(), inputs, strict=True):
+            nets[e](rows)
 
     # Same numbers: the batched means equal the per-member networks' outputs.
     with torch.no_grad():
-        means = model(x[groups[0][1]].unsqueeze(0), model.elite_idx[:1]).mean
-        reference = nets[groups[0][0]](x[groups[0][1]])[:, : model.out_dim]
+        means = model(x[groups[0]].unsqueeze(0), model.elite_idx[:1]).mean
+        reference = nets[int(model.elite_idx[0])](x[groups[0]])[:, :out_dim]
         assert torch.allclose(means[0], reference, atol=1e-4)
+        # and the looped step is the batched step up to the noise draw
+        assert looped_step().shape == model.predict(state, action, members, sample=False, disagreement=False)[0].shape
     calls = max(3, 300_000 // particles)
-    times: dict[str, list[float]] = {"batched": [], "loop": []}
-    for _ in range(repeats):
-        for name, fn in (("batched", batched), ("loop", looped)):
+    fns = {"step": batched_step, "step_loop": looped_step, "net": batched_net, "net_loop": looped_net}
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):  # interleaved, so that load on the machine hits every path alike
+        for name, fn in fns.items():
             fn()
             start = time.perf_counter()
             for _ in range(calls):
@@ -79,9 +109,10 @@ def measure(model: EnsembleWorldModel, nets: list[nn.Sequential], particles: int
     med = {k: statistics.median(v) for k, v in times.items()}
     return {
         "particles": particles,
-        "batched_transitions_per_s": round(particles / med["batched"]),
-        "loop_transitions_per_s": round(particles / med["loop"]),
-        "speedup": round(med["loop"] / med["batched"], 2),
+        "batched_transitions_per_s": round(particles / med["step"]),
+        "loop_transitions_per_s": round(particles / med["step_loop"]),
+        "speedup": round(med["step_loop"] / med["step"], 2),
+        "network_only_speedup": round(med["net_loop"] / med["net"], 2),
     }
 
 
@@ -102,25 +133,27 @@ def main() -> None:
     print(json.dumps(results, indent=1))
     table = "\n".join(
         f"| {r['particles']:,} | {r['batched_transitions_per_s']:,} | "
-        f"{r['loop_transitions_per_s']:,} | {r['speedup']}x |"
+        f"{r['loop_transitions_per_s']:,} | {r['speedup']}x | {r['network_only_speedup']}x |"
         for r in rows
     )
     body = (
         f"Particles, each bound to one of {model.cfg.elites} elites of a {model.cfg.ensemble_size}-member "
         f"ensemble (4 x 200 SiLU, Pendulum-sized inputs), one model step with aleatoric sampling and without "
-        f"the disagreement term, {results['threads']} torch threads. The batched path sorts particles by member "
-        "into one `[elites, n, in]` batch and runs one batched product per layer over row blocks of at most 8 MB "
-        "(it includes normalization, sampling and the scatter back); the reference loops over members with one "
-        "`nn.Sequential` each on its own particles (network only).\n\n"
-        "| particles | marlkit batched ensemble (transitions/s) | Python loop over members | speedup |\n"
-        "|---|---|---|---|\n" + table + "\n\n"
-        "At 100k particles both paths are bound by the same matrix products, so parity is the ceiling on CPU. "
-        "Three fixes got the batched path there from 0.44x (measured 2026-11-21 before them): row blocks "
+        f"the disagreement term, {results['threads']} torch threads. The batched path "
+        "(`EnsembleWorldModel.predict`) sorts particles by member into one `[elites, n, in]` batch and runs one "
+        "batched product per layer over row blocks of at most 8 MB. The reference is the same model step "
+        "as a Python loop over members: the same normalization, log-variance bounds, sampling and "
+        "denormalization, with one `nn.Sequential` (same weights) per member on its own particles. The last "
+        "column times the networks alone on inputs already grouped by member.\n\n"
+        "| particles | marlkit batched ensemble (transitions/s) | Python loop over members (transitions/s) "
+        "| speedup | speedup, networks only |\n"
+        "|---|---|---|---|---|\n" + table + "\n\n"
+        "On CPU both paths are bound by the same matrix products at 100k particles, so parity of the "
+        "networks is the ceiling; three fixes got the batched path there from 0.44x (2026-11-21): row blocks "
         "instead of one 80 MB activation per layer (allocations past glibc's mmap threshold page-fault every "
         "time: 86 ms against 53 ms for the same bmm into a reused buffer); bmm plus an in-place bias add and "
         "activation instead of `baddbmm` (15%); and splitting each member's rows so that the batch count "
-        "divides the thread count (5 members on 2 threads left one thread idle: 480 against 410 ns a row). "
-        "At planning-call sizes the loop's per-member Python and dispatch cost shows."
+        "divides the thread count (5 members on 2 threads left one thread idle: 480 against 410 ns a row)."
     )
     write_section("model_rollout_throughput", "Model-rollout throughput (issue: model-based)", body, results)
 

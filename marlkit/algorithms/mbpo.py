@@ -109,7 +109,6 @@ class MBPO(OffPolicy):
             termination_head=head,
         )
         self.model_buffer = ReplayBuffer(self._model_capacity(), None, seed + 4)
-        self.fitted = False
         self._last_fit = 0
 
     def _model_capacity(self) -> int:
@@ -159,7 +158,6 @@ class MBPO(OffPolicy):
             self._rewards(rows),
             episode_terminated(rows, self.groups),
         )
-        self.fitted = True
         return metrics
 
     @torch.no_grad()
@@ -231,7 +229,6 @@ class MBPO(OffPolicy):
     def training_state(self, include_replay: bool = True) -> dict[str, object]:
         state = super().training_state(include_replay)
         state.update(
-            fitted=self.fitted,
             last_fit=self._last_fit,
             model_generator=self.model.generator.get_state(),
         )
@@ -241,7 +238,7 @@ class MBPO(OffPolicy):
 
     def load_training_state(self, state: Mapping) -> None:
         super().load_training_state(state)
-        self.fitted, self._last_fit = bool(state["fitted"]), int(state["last_fit"])
+        self._last_fit = int(state["last_fit"])
         self.model.generator.set_state(state["model_generator"])
         if "model_buffer" in state:
             self.model_buffer.load_state_dict(state["model_buffer"])

@@ -71,7 +71,8 @@ class OffPolicyConfig:
     critic_lr: float = option(3e-4, "critic Adam learning rate")
     max_grad_norm: float = option(0.0, "per-agent gradient-norm clip of actors and critics (0 = off)")
     alpha: float = option(0.2, "SAC: initial (or fixed) temperature")
-    auto_alpha: bool = option(True, "SAC: learn the temperature towards entropy -|A| per agent")
+    auto_alpha: bool = option(True, "SAC: learn the temperature towards the entropy target per agent")
+    target_entropy_per_dim: float = option(-1.0, "SAC: entropy target per action dimension (-1: the usual -|A|)")
     alpha_lr: float = option(3e-4, "SAC: temperature Adam learning rate")
     exploration: Literal["gaussian", "ou"] = option("gaussian", "deterministic actors: exploration noise")
     noise_std: float = option(0.1, "deterministic actors: initial noise std (normalized actions)")
@@ -474,7 +475,7 @@ class OffPolicy(nn.Module):
         if self.sac and cfg.auto_alpha:
             alpha_loss = torch.zeros((), device=batch.base.device)
             for g, d in batch.data.items():
-                gap = (logps[g].detach() - float(self.act_dims[g])) * d["alive"]
+                gap = (logps[g].detach() + cfg.target_entropy_per_dim * self.act_dims[g]) * d["alive"]
                 alpha_loss = alpha_loss - (self.log_alpha[g] * gap).mean()
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()

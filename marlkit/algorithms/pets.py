@@ -114,7 +114,6 @@ class PETS(nn.Module):
         )
         self.data: dict[str, torch.Tensor] = {}
         self.frames = 0
-        self.fitted = False
         self._last_fit = 0
         self._planners: dict[tuple[int, bool], CEMPlanner] = {}
         self.generator = torch.Generator().manual_seed(seed + 2)
@@ -138,7 +137,7 @@ class PETS(nn.Module):
     @torch.no_grad()
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
         n = td.batch_size[0]
-        if not self.fitted or (not deterministic and self.frames < self.cfg.warmup_frames):
+        if not bool(self.model.fitted) or (not deterministic and self.frames < self.cfg.warmup_frames):
             joint = torch.rand(n, len(self.low), generator=self.generator) * 2 - 1
         else:
             start = time.perf_counter()
@@ -207,14 +206,13 @@ class PETS(nn.Module):
             metrics.update(
                 self.model.fit(data["state"], data["action"], data["next_state"], data["reward"], data["terminated"])
             )
-            self.fitted, self._last_fit = True, self.frames
+            self._last_fit = self.frames
         return metrics
 
     # ------------------------------------------------------------- checkpoints
     def training_state(self, include_replay: bool = True) -> dict[str, object]:
         state: dict[str, object] = {
             "frames": self.frames,
-            "fitted": self.fitted,
             "last_fit": self._last_fit,
             "generator": self.generator.get_state(),
             "model_generator": self.model.generator.get_state(),
@@ -230,7 +228,7 @@ class PETS(nn.Module):
         return state
 
     def load_training_state(self, state: Mapping) -> None:
-        self.frames, self.fitted, self._last_fit = int(state["frames"]), bool(state["fitted"]), int(state["last_fit"])
+        self.frames, self._last_fit = int(state["frames"]), int(state["last_fit"])
         self.generator.set_state(state["generator"])
         self.model.generator.set_state(state["model_generator"])
         self.rollouts.generator.set_state(state["rollout_generator"])
