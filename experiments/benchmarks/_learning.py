@@ -40,6 +40,19 @@ def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> di
     return Experiment(build_config(algo, preset["env"], overrides), out).run()
 
 
+def final_eval(run_dir: Path, episodes: int) -> dict[str, float]:
+    """A larger deterministic evaluation of the final checkpoint (``marlkit eval``), cached in the run
+    directory: the periodic evaluations of some presets are a few episodes and noisy."""
+    path = run_dir / f"final_eval_{episodes}.json"
+    if not path.exists():
+        from marlkit.evaluation import evaluate_run
+
+        result = evaluate_run(run_dir, episodes, "last")
+        path.write_text(json.dumps(result))
+    groups = [v for v in json.loads(path.read_text()).values() if isinstance(v, dict)]
+    return groups[0]  # single-group (N=1) presets
+
+
 def frames_to_target(run_dir: Path, measure: str, target: float | None) -> tuple[int | None, float | None]:
     """The first evaluation after training started that reaches ``target``, and its wall-clock."""
     if target is None:
@@ -80,6 +93,11 @@ def main(presets: dict[str, dict], family: str) -> None:
                     "wall_s": summary["wall_s"],
                     "frames_to_target": frames_hit,
                     "wall_s_to_target": wall_hit,
+                    **(
+                        {"final_eval": final_eval(run_dir, preset["final_eval_episodes"])}
+                        if "final_eval_episodes" in preset
+                        else {}
+                    ),
                     # Planner profiles (PETS) ride along in summary.json.
                     **{k: summary[k] for k in ("plan_s_per_step", "plan_forward_share") if k in summary},
                 }
@@ -120,6 +138,13 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
             f"{r['median_wall_s']:.0f} | {hits} |"
         )
     for algo, r in results.items():
+        if all("final_eval" in x for x in r["runs"]):
+            evals = [x["final_eval"]["mean"] for x in r["runs"]]
+            per_seed = ", ".join(f"{x['final_eval']['mean']:.4g} +- {x['final_eval']['std']:.3g}" for x in r["runs"])
+            rows.append(
+                f"\n{algo} final checkpoint, `marlkit eval --episodes {preset['final_eval_episodes']}` (mean +- std "
+                f"over episodes), per seed: {per_seed}; median {statistics.median(evals):.4g}."
+            )
         if all("plan_s_per_step" in x for x in r["runs"]):
             per_step = ", ".join(f"{x['plan_s_per_step'] * 1e3:.0f}" for x in r["runs"])
             share = ", ".join(f"{100 * x['plan_forward_share']:.0f}%" for x in r["runs"])
