@@ -125,7 +125,7 @@ def test_pets_learns_point_mass(tmp_path):
     }
     summary = Experiment(build_config("pets", "helper_envs:PointMass", overrides), tmp_path / "pets").run()
     # Untrained about -23; seeds 0 / 1 / 2 reach -3.8 / -7.0 / -4.8.
-    assert summary["final_eval_return_mean"] >= -9, summary
+    assert summary["final_eval_return_mean"] >= -8, summary
 
 
 def test_mbpo_single_agent_learns_point_mass(tmp_path):
