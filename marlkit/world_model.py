@@ -177,9 +177,13 @@ class EnsembleWorldModel(nn.Module):
         if not self.cfg.probabilistic:
             return ModelOutput(out, None, logit)
         mean, raw = out.chunk(2, dim=-1)
+        return ModelOutput(mean, self.bound_logvar(raw), logit)
+
+    def bound_logvar(self, raw: torch.Tensor) -> torch.Tensor:
+        """The soft bounds on the raw log-variance output: ``max - softplus(max - raw)``, then
+        ``min + softplus(. - min)``."""
         logvar = self.max_logvar - F.softplus(self.max_logvar - raw)
-        logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
-        return ModelOutput(mean, logvar, logit)
+        return self.min_logvar + F.softplus(logvar - self.min_logvar)
 
     def normalize_input(self, state: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return (torch.cat([state, action], dim=-1) - self.in_mean) / self.in_std

@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).parent))
 import torch
 from _report import write_section
 from torch import nn
-from torch.nn import functional as F
 
 from marlkit.world_model import EnsembleWorldModel, WorldModelConfig
 
@@ -66,8 +65,7 @@ def measure(model: EnsembleWorldModel, nets: list[nn.Sequential], particles: int
         for e in model.elite_idx.tolist():
             idx = (members == e).nonzero().squeeze(1)
             m, raw = nets[e](x[idx]).chunk(2, dim=-1)
-            bounded = model.max_logvar - F.softplus(model.max_logvar - raw)
-            mean[idx], logvar[idx] = m, model.min_logvar + F.softplus(bounded - model.min_logvar)
+            mean[idx], logvar[idx] = m, model.bound_logvar(raw)
         delta = (mean + (0.5 * logvar).exp() * torch.randn(mean.shape, generator=noise)) * model.out_std
         return state + (delta + model.out_mean)[:, :STATE_DIM]
 
