@@ -222,6 +222,7 @@ class Experiment:
         self.last_eval = float("nan")
         self.best_eval = -float("inf")
         self.wall_s = 0.0
+        self.eval_wall_s = 0.0  # the part of wall_s spent in periodic evaluations
         self.rows: list[dict[str, Any]] = []
         self.timing: list[dict[str, Any]] = []
         self._written: dict[str, tuple[int, list[str]]] = {"metrics.csv": (0, []), "timing.csv": (0, [])}
@@ -244,7 +245,7 @@ class Experiment:
             atomic_write_text(self.out / "config.json", json.dumps(self.config.to_json(), indent=2))
             if exp.eval_every:  # the untrained policy: every learning curve starts at frame 0
                 self.rows.append({"frames": 0, **self._evaluate()})
-                self.timing.append({"frames": 0, "wall_s": 0.0, "fps": 0.0})
+                self.timing.append({"frames": 0, "wall_s": 0.0, "eval_s": 0.0, "fps": 0.0})
             self._start_episodes()
         self._rewrite_csvs()
         self.loggers.open(purge_step=self.frames if resume else None)
@@ -280,6 +281,7 @@ class Experiment:
         summary = {
             "frames": self.frames,
             "wall_s": round(self.wall_s, 3),
+            "eval_wall_s": round(self.eval_wall_s, 3),
             "final_eval_return_mean": self.last_eval,
             "final_eval_return_team": self.rows[-1].get("eval_return_team"),
             "best_eval_return_mean": self.best_eval,
@@ -304,7 +306,9 @@ class Experiment:
                 row.update({f"return_{a}": float(r) for a, r in zip(spec.agents, stats.agent_returns[g], strict=True)})
         row.update(metrics)
         if self.frames >= self.next_eval or self.frames >= exp.frames:
+            eval_start = time.perf_counter()
             row.update(self._evaluate())
+            self.eval_wall_s += time.perf_counter() - eval_start
             self.last_eval = row["eval_return_mean"]
             self.next_eval += exp.eval_every or exp.frames
             if self.last_eval > self.best_eval:
@@ -316,6 +320,7 @@ class Experiment:
             {
                 "frames": self.frames,
                 "wall_s": round(self.wall_s, 3),
+                "eval_s": round(self.eval_wall_s, 3),
                 "fps": round(self.frames / max(self.wall_s, 1e-9), 1),
             }
         )
@@ -376,6 +381,7 @@ class Experiment:
                 "last_eval": self.last_eval,
                 "best_eval": self.best_eval,
                 "wall_s": self.wall_s,
+                "eval_wall_s": self.eval_wall_s,
             },
             "rows": self.rows,
             "timing": self.timing,

@@ -34,7 +34,11 @@ def test_run_directory_holds_config_metrics_and_a_safe_checkpoint(tmp_path):
         rows = list(csv.DictReader(f))
     assert [int(r["frames"]) for r in rows] == [0, 200, 400]  # frame 0: the untrained policy
     with open(run / "timing.csv") as f:
-        assert [int(r["frames"]) for r in csv.DictReader(f)] == [0, 200, 400]
+        timing = list(csv.DictReader(f))
+    assert [int(r["frames"]) for r in timing] == [0, 200, 400]
+    # Both evaluations after frame 0 fall inside the wall-clock; evaluation time only accumulates.
+    eval_s = [float(r["eval_s"]) for r in timing]
+    assert 0 == eval_s[0] < eval_s[1] < eval_s[2] == summary["eval_wall_s"] < summary["wall_s"]
     for column in (
         "frames",
         "return_mean",

@@ -91,6 +91,8 @@ def main(presets: dict[str, dict], family: str) -> None:
                     "seed": seed,
                     "final": final,
                     "wall_s": summary["wall_s"],
+                    # The periodic evaluations' share of wall_s (runs from before it was recorded: None).
+                    "eval_wall_s": summary.get("eval_wall_s"),
                     "frames_to_target": frames_hit,
                     "wall_s_to_target": wall_hit,
                     **(
@@ -120,7 +122,7 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
     target = preset["target"]
     rows = [
         f"| algo | {preset['measure']} median [min, max] over seeds {args.seeds} | per seed | "
-        "training wall-clock median (s) | frames / wall-clock (s) to reach target, per seed |",
+        "wall-clock median (s), of it in evaluations | frames / wall-clock (s) to reach target, per seed |",
         "|---|---|---|---|---|",
     ]
     for algo, r in results.items():
@@ -133,9 +135,11 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
             if target is not None
             else "n/a"
         )
+        eval_walls = [x.get("eval_wall_s") for x in r["runs"]]
+        in_evals = ", ".join("not recorded" if e is None else f"{e:.0f}" for e in eval_walls)
         rows.append(
             f"| {algo} | {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] | {per_seed} | "
-            f"{r['median_wall_s']:.0f} | {hits} |"
+            f"{r['median_wall_s']:.0f}; evaluations per seed: {in_evals} | {hits} |"
         )
     for algo, r in results.items():
         if all("final_eval" in x for x in r["runs"]):
