@@ -10,7 +10,7 @@ from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
 from marlkit.config import with_overrides
 from marlkit.errors import MarlkitError
-from marlkit.keys import NEXT, OBS, STATE
+from marlkit.keys import NEXT, OBS, REWARD, STATE
 from marlkit.rollout import RolloutCollector
 
 SMALL = {
@@ -97,3 +97,17 @@ def test_bad_configs_fail_naming_the_key(key, value):
 def test_mbpo_needs_sac_actors():
     with pytest.raises(MarlkitError, match="squashed_gaussian"):
         with_overrides(algorithm("mbpo").config(), {"actor": "deterministic"}, "algo").validate()
+
+
+def test_known_rewards_label_synthetic_rows():
+    env = make_env("vmas/navigation", 4, "cpu", 0, n_agents=2, max_steps=25)
+    spec = algorithm("mambpo")
+    cfg = with_overrides(spec.config(), {**spec.preset, **SMALL, "reward": "known"})
+    learner = spec.build(cfg, env, 0)
+    learner.update(RolloutCollector(env, learner.act, 50).collect()[0])
+    fake = learner.model_buffer.storage[: len(learner.model_buffer)]
+    assert len(fake) > 0
+    expected = learner.known_reward(fake["agent", OBS].flatten(1), None, fake[NEXT, "agent", OBS].flatten(1))
+    assert torch.equal(fake["agent", REWARD], expected)
+    with pytest.raises(MarlkitError, match="no reward function for 'envs/rendezvous'"):
+        learner_on_rendezvous(reward="known")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from tensordict import NestedKey, TensorDict, TensorDictBase
@@ -43,6 +43,9 @@ class MultiAgentEnv(abc.ABC):
         self.state_dim = state_dim
         self.state_source: StateSource = state_source
         self.seed = seed
+        # The simulator's scenario object where the backend has one (VMAS): known reward functions
+        # of model-based learners read its options.
+        self.scenario: Any = None
         self.check_finite = True
         self._generator = torch.Generator(device=device)
         self._generator.manual_seed(seed)

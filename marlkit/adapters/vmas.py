@@ -88,6 +88,7 @@ class VmasEnv(MultiAgentEnv):
             specs[g] = GroupSpec(g, tuple(members), shapes[members[0]], action_space_from_gym(g, members, act_spaces))
         state_dim = sum(spec.n_agents * spec.obs_dim for spec in specs.values())
         super().__init__(label, num_envs, torch.device(device), specs, state_dim, "observations", seed)
+        self.scenario = env.scenario
         self._alive = {
             g: torch.ones(num_envs, s.n_agents, dtype=torch.bool, device=self.device) for g, s in specs.items()
         }

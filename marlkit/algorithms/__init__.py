@@ -22,9 +22,12 @@ class AlgorithmSpec:
 
     def build(self, cfg: Any, env: MultiAgentEnv, seed: int) -> Any:
         """The learner for ``env``; model-based learners also get the task's name (for its known
-        termination function) and where its global state comes from."""
+        termination function), where its global state comes from and, for known reward functions,
+        the simulator's scenario object."""
         needs_facts = getattr(self.learner, "needs_env_facts", False)
-        facts = {"env_name": env.name, "state_source": env.state_source} if needs_facts else {}
+        facts: dict[str, Any] = {"env_name": env.name, "state_source": env.state_source} if needs_facts else {}
+        if getattr(self.learner, "needs_scenario", False):
+            facts["scenario"] = env.scenario
         return self.learner(cfg, env.groups, env.state_dim, seed=seed, **facts)
 
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -38,6 +38,7 @@ from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.groups import joint_observations
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.replay import ReplayBuffer
+from marlkit.rewards import known_reward
 from marlkit.specs import GroupSpec
 from marlkit.termination import episode_terminated, model_termination
 from marlkit.world_model import EnsembleWorldModel, ModelOptions
@@ -56,6 +57,9 @@ class MBPOConfig(OffPolicyConfig, ModelOptions):
     model_refreshes: int = option(4, "refreshes of synthetic data the model buffer keeps")
     real_ratio: float = option(0.05, "fraction of each SAC batch drawn from real transitions")
     rollout_noise: bool = option(False, "add the model's predicted aleatoric noise to synthetic transitions")
+    reward: Literal["learned", "known"] = option(
+        "learned", "synthetic rewards: the model's, or the task's known function of the predicted observations"
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -82,6 +86,7 @@ class MBPOConfig(OffPolicyConfig, ModelOptions):
 
 class MBPO(OffPolicy):
     needs_env_facts = True
+    needs_scenario = True
 
     def __init__(
         self,
@@ -91,12 +96,18 @@ class MBPO(OffPolicy):
         seed: int = 0,
         env_name: str = "",
         state_source: str = "observations",
+        scenario: Any = None,
     ) -> None:
         super().__init__(cfg, groups, state_dim, seed)
         self.cfg: MBPOConfig = cfg
         # A global state that is just the joint observations is rebuilt from them, not modelled twice.
         self.model_state = state_source != "observations"
-        obs_dim = sum(s.n_agents * s.obs_dim for s in groups.values())
+        self.joint_obs_width = obs_dim = sum(s.n_agents * s.obs_dim for s in groups.values())
+        self.known_reward = (
+            known_reward(env_name, scenario, [a for s in groups.values() for a in s.agents])
+            if cfg.reward == "known"
+            else None
+        )
         self.n_rewards = sum(s.n_agents for s in groups.values())
         known, head = model_termination(cfg.termination, env_name, not self.model_state)
         self.termination = known
@@ -176,6 +187,9 @@ class MBPO(OffPolicy):
                 vector, joint, sample=self.cfg.rollout_noise, disagreement=False
             )
             done = self.termination(vector, joint, nxt) if self.termination is not None else learned_done
+            if self.known_reward is not None:  # it reads the joint observations, never an appended state
+                width = self.joint_obs_width
+                reward = self.known_reward(vector[:, :width], joint, nxt[:, :width])
             self.model_buffer.extend(self._synthetic_rows(obs, state, actions, nxt, reward, done))
             added += len(vector)
             vector = nxt[~done]
