@@ -8,7 +8,8 @@ import io
 import pytest
 import torch
 
-from marlkit.world_model import EnsembleWorldModel, WorldModelConfig
+from marlkit.errors import MarlkitError
+from marlkit.world_model import EnsembleWorldModel, WorldModelConfig, gaussian_nll
 
 SMALL = WorldModelConfig(ensemble_size=5, elites=3, hidden=(64, 64), max_epochs=300, patience=20, batch_size=64)
 
@@ -185,3 +186,18 @@ def test_one_reward_per_agent():
     predicted = model.predict(ts, ta, sample=False).reward
     assert predicted.shape == (200, 3)
     torch.testing.assert_close(predicted, torch.stack([tr, -tr, 2 * tr], -1), atol=0.1, rtol=0)
+
+
+def test_beta_nll_reweights_by_the_variance_and_gives_beta_one_the_squared_error_gradient():
+    torch.manual_seed(0)
+    mean = torch.randn(3, 5, requires_grad=True)
+    logvar = torch.randn(3, 5, requires_grad=True)
+    target = torch.randn(3, 5)
+    plain = gaussian_nll(mean, logvar, target)
+    torch.testing.assert_close(plain, (mean - target) ** 2 / logvar.exp() + logvar)
+    half = gaussian_nll(mean, logvar, target, 0.5)
+    torch.testing.assert_close(half, plain * (0.5 * logvar).exp())
+    (grad_mean,) = torch.autograd.grad(gaussian_nll(mean, logvar, target, 1.0).sum(), mean)
+    torch.testing.assert_close(grad_mean, 2 * (mean - target))  # d/dmean of (mean - target)^2
+    with pytest.raises(MarlkitError, match=r"model.nll_beta must be in \[0, 1\], got 2"):
+        WorldModelConfig(nll_beta=2).validate()

@@ -39,7 +39,14 @@ MODEL = {
 CONTROL_KEYS = ("algo.updates_per_frame", "experiment.eval_every")
 
 
-RUNS = ("masac", "mambpo", "mambpo_known_reward", "masac_same_updates")
+RUNS = (
+    "masac",
+    "mambpo",
+    "mambpo_known_reward",
+    "mambpo_beta_nll",
+    "mambpo_beta_nll_known_reward",
+    "masac_same_updates",
+)
 
 
 def eval_curve(run: Path) -> list[tuple[int, float]]:
@@ -66,12 +73,17 @@ def main() -> None:
     # The same MAMBPO with synthetic rewards from navigation's known reward function (marlkit.rewards):
     # it separates what the learned reward costs from what the rest of the model does.
     known = {**mambpo, "overrides": {**mambpo["overrides"], "algo.reward": "known"}}
+    # beta-NLL (0.5): plain NLL left the velocity change unfit (marlkit.world_model.gaussian_nll).
+    beta = {**mambpo, "overrides": {**mambpo["overrides"], "algo.nll_beta": 0.5}}
+    beta_known = {**known, "overrides": {**known["overrides"], "algo.nll_beta": 0.5}}
     control = {**MASAC, **short, "overrides": {**MASAC["overrides"], **{k: MODEL[k] for k in CONTROL_KEYS}}}
     # row name -> (registry algo, preset, run directory under --out)
     plan = {
         "masac": ("masac", MASAC, "mambpo_navigation"),
         "mambpo": ("mambpo", mambpo, "mambpo_navigation"),
         "mambpo_known_reward": ("mambpo", known, "mambpo_navigation_known_reward"),
+        "mambpo_beta_nll": ("mambpo", beta, "mambpo_navigation_beta_nll"),
+        "mambpo_beta_nll_known_reward": ("mambpo", beta_known, "mambpo_navigation_beta_nll_known_reward"),
         "masac_same_updates": ("masac", control, "mambpo_navigation_control"),
     }
     if args.only:  # parallel workers: run, then aggregate with a plain call that skips finished runs
@@ -83,7 +95,8 @@ def main() -> None:
     target = statistics.median(finals)
     rows = {}
     seeds = {"masac": args.seeds, "mambpo": args.mambpo_seeds or args.seeds}
-    seeds["mambpo_known_reward"] = seeds["mambpo"]
+    for row in ("mambpo_known_reward", "mambpo_beta_nll", "mambpo_beta_nll_known_reward"):
+        seeds[row] = seeds["mambpo"]
     seeds["masac_same_updates"] = args.control_seeds if args.control_seeds is not None else seeds["mambpo"]
     for row, (algo, preset, name) in plan.items():
         runs = []
@@ -103,7 +116,7 @@ def main() -> None:
         rows[row] = runs
     met = {
         row: all(r["frames_to_target"] is not None and r["frames_to_target"] <= MASAC["frames"] / 3 for r in rows[row])
-        for row in ("mambpo", "mambpo_known_reward")
+        for row in ("mambpo", "mambpo_known_reward", "mambpo_beta_nll", "mambpo_beta_nll_known_reward")
     }
     results = {"target": target, "masac_frames": MASAC["frames"], "mambpo_frames": args.mambpo_frames, "runs": rows}
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
@@ -129,7 +142,8 @@ def main() -> None:
         f"of the off-policy navigation benchmark plus `{overrides}` (model: 7 members, 5 elites, 4 x 200 SiLU, "
         "learned termination head, one-step rollouts). `mambpo_known_reward` is the same with `algo.reward=known`: "
         "synthetic rewards come from navigation's reward function applied to the model's predicted observations "
-        "(`marlkit/rewards.py`) instead of the model's reward outputs. `masac_same_updates` is the control: MASAC with "
+        "(`marlkit/rewards.py`) instead of the model's reward outputs. The `mambpo_beta_nll` rows train the "
+        "model with beta-NLL (`algo.nll_beta=0.5`) instead of the Gaussian NLL. `masac_same_updates` is the control: MASAC with "
         f"MAMBPO's frames and `{control_overrides}`, no model (seeds {seeds['masac_same_updates']}). "
         "Evaluations (16 episodes, mean over agents): MASAC every 6k frames, the others every 2k.\n\n"
         + "\n".join(table)
