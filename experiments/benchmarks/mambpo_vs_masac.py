@@ -143,7 +143,8 @@ def main() -> None:
         "learned termination head, one-step rollouts). `mambpo_known_reward` is the same with `algo.reward=known`: "
         "synthetic rewards come from navigation's reward function applied to the model's predicted observations "
         "(`marlkit/rewards.py`) instead of the model's reward outputs. The `mambpo_beta_nll` rows train the "
-        "model with beta-NLL (`algo.nll_beta=0.5`) instead of the Gaussian NLL. `masac_same_updates` is the control: MASAC with "
+        "model with beta-NLL (`algo.nll_beta=0.5`) instead of the Gaussian NLL. `masac_same_updates` is the "
+        "control: MASAC with "
         f"MAMBPO's frames and `{control_overrides}`, no model (seeds {seeds['masac_same_updates']}). "
         "Evaluations (16 episodes, mean over agents): MASAC every 6k frames, the others every 2k.\n\n"
         + "\n".join(table)
