@@ -95,7 +95,8 @@ def main() -> None:
     target = statistics.median(finals)
     rows = {}
     seeds = {"masac": args.seeds, "mambpo": args.mambpo_seeds or args.seeds}
-    for row in ("mambpo_known_reward", "mambpo_beta_nll", "mambpo_beta_nll_known_reward"):
+    model_rows = [row for row, (algo, _, _) in plan.items() if algo == "mambpo"]
+    for row in model_rows:
         seeds[row] = seeds["mambpo"]
     seeds["masac_same_updates"] = args.control_seeds if args.control_seeds is not None else seeds["mambpo"]
     for row, (algo, preset, name) in plan.items():
@@ -116,7 +117,7 @@ def main() -> None:
         rows[row] = runs
     met = {
         row: all(r["frames_to_target"] is not None and r["frames_to_target"] <= MASAC["frames"] / 3 for r in rows[row])
-        for row in ("mambpo", "mambpo_known_reward", "mambpo_beta_nll", "mambpo_beta_nll_known_reward")
+        for row in model_rows
     }
     results = {"target": target, "masac_frames": MASAC["frames"], "mambpo_frames": args.mambpo_frames, "runs": rows}
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))

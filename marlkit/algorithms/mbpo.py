@@ -102,7 +102,7 @@ class MBPO(OffPolicy):
         self.cfg: MBPOConfig = cfg
         # A global state that is just the joint observations is rebuilt from them, not modelled twice.
         self.model_state = state_source != "observations"
-        self.joint_obs_width = obs_dim = sum(s.n_agents * s.obs_dim for s in groups.values())
+        self.joint_obs_width = sum(s.n_agents * s.obs_dim for s in groups.values())
         self.known_reward = (
             known_reward(env_name, scenario, [a for s in groups.values() for a in s.agents])
             if cfg.reward == "known"
@@ -112,7 +112,7 @@ class MBPO(OffPolicy):
         known, head = model_termination(cfg.termination, env_name, not self.model_state)
         self.termination = known
         self.model = EnsembleWorldModel(
-            obs_dim + (state_dim if self.model_state else 0),
+            self.joint_obs_width + (state_dim if self.model_state else 0),
             self.joint_act_dim,
             cfg.model(),
             seed=seed + 3,
