@@ -63,8 +63,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from marlkit.config import load_config_file
-    from marlkit.experiment import Experiment, build_config
+    from marlkit.config import build_config, load_config_file
+    from marlkit.experiment import Experiment
 
     names, overrides = load_config_file(args.config) if args.config else ({}, {})
     args.algo = args.algo or names.get("algo_name")
@@ -82,7 +82,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
-    from marlkit.experiment import Experiment, read_run_config
+    from marlkit.config import read_run_config
+    from marlkit.experiment import Experiment
 
     run = Path(args.run_dir)
     config = read_run_config(run)
@@ -160,23 +161,24 @@ def cmd_report(args: argparse.Namespace) -> None:
 def print_config_help(algo: str | None = None) -> None:
     """Every option with its type, default and doc; with ``algo``, that algorithm's preset defaults."""
     from marlkit.algorithms import ALGORITHMS, algorithm
-    from marlkit.config import describe
-    from marlkit.experiment import ExperimentConfig
+    from marlkit.config import ExperimentConfig
+    from marlkit.options import describe
 
     print("algorithms: " + ", ".join(f"{k} ({v.summary})" for k, v in ALGORITHMS.items()))
     if algo is not None:
-        spec = algorithm(algo)
-        configs = [(f"algo.* of {algo}", spec.config, spec.preset)]
+        configs = [(f"algo.* of {algo}", "algo", algorithm(algo).default_config())]
     else:
         families: dict[type, str] = {}
         for name, spec in ALGORITHMS.items():
             families.setdefault(spec.config, name)
-        configs = [(f"algo.* of {name} and its family", cls, ALGORITHMS[name].preset) for cls, name in families.items()]
-    for title, cls, preset in [*configs, ("experiment.*", ExperimentConfig, {})]:
-        print(f"\n{title} options (override as KEY=VALUE, e.g. {title.split('*')[0]}KEY=VALUE):")
-        for name, tp, default, doc in describe(cls):
-            section = title.split(".")[0]
-            print(f"  {section}.{name:<24} {tp:<28} default {preset.get(name, default)!r:<14} {doc}")
+        configs = [
+            (f"algo.* of {name} and its family", "algo", ALGORITHMS[name].default_config())
+            for name in families.values()
+        ]
+    for title, section, cfg in [*configs, ("experiment.*", "experiment", ExperimentConfig())]:
+        print(f"\n{title} options (override as KEY=VALUE, e.g. {section}.KEY=VALUE):")
+        for name, tp, default, doc in describe(cfg, f"{section}."):
+            print(f"  {name:<30} {tp:<28} default {default!r:<14} {doc}")
     print("\nenv.* options are passed to the scenario (e.g. env.n_agents=4, env.max_steps=100).")
 
 

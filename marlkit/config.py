@@ -1,138 +1,154 @@
-"""Frozen, typed configs: defaults and one-line docs live in the dataclass fields.
+"""Run configs: what one training run is made of (algorithm, env, experiment settings), and config files.
 
-``option(default, doc)`` declares a field; ``with_overrides(cfg, {...})`` returns a new config with
-type-checked values and fails loudly (with close matches) on unknown keys. Configs are never
-mutated: derived values are computed by methods.
+``build_config(algo, env, {"algo.model.lr": 1e-3, "env.n_agents": 3, "experiment.frames": 1e5})``
+resolves overrides on top of the algorithm's preset; ``RunConfig.to_json`` is a run's ``config.json``
+(format 2: nested parts are nested tables) and ``RunConfig.from_json`` reads it back, including the
+flat format 1 written before configs were nested.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import types
-import typing
-from collections.abc import Callable, Mapping
-from typing import Any, Literal, TypeVar, get_args, get_origin
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+from marlkit.algorithms import algorithm
 from marlkit.errors import MarlkitError, suggest
-
-C = TypeVar("C")
-
-
-def option(default: Any, doc: str) -> Any:
-    """A config field with its default and one-line documentation."""
-    if isinstance(default, list | dict):
-        raise TypeError("use tuples for sequence defaults: configs are frozen")
-    return dataclasses.field(default=default, metadata={"doc": doc})
-
-
-def describe(cls: type) -> list[tuple[str, str, Any, str]]:
-    """``(name, type, default, doc)`` of every field, for ``--help``."""
-    hints = typing.get_type_hints(cls)
-    return [(f.name, _type_name(hints[f.name]), f.default, f.metadata.get("doc", "")) for f in dataclasses.fields(cls)]
-
-
-def _type_name(tp: Any) -> str:
-    if get_origin(tp) is Literal:
-        return "|".join(repr(a) for a in get_args(tp))
-    return getattr(tp, "__name__", str(tp))
-
-
-def coerce(name: str, tp: Any, value: Any) -> Any:
-    """Convert ``value`` to the field type ``tp`` or raise a one-line error."""
-    origin = get_origin(tp)
-    if origin is Literal:
-        if value not in get_args(tp):
-            raise MarlkitError(
-                f"{name} must be one of {', '.join(repr(a) for a in get_args(tp))}, got {value!r}"
-                f"{suggest(str(value), [str(a) for a in get_args(tp)])}"
-            )
-        return value
-    if origin in (types.UnionType, typing.Union):
-        errors = []
-        for arg in get_args(tp):
-            if arg is type(None) and value is None:
-                return None
-            try:
-                return coerce(name, arg, value)
-            except MarlkitError as err:
-                errors.append(str(err))
-        raise MarlkitError(f"{name}: {value!r} fits none of {_type_name(tp)}")
-    if origin is tuple:
-        items = value if isinstance(value, list | tuple) else [value]
-        (item_type, *_rest) = get_args(tp)
-        return tuple(coerce(name, item_type, v) for v in items)
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise MarlkitError(f"{name} must be true or false, got {value!r}")
-    if tp is int:
-        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
-            raise MarlkitError(f"{name} must be an integer, got {value!r}")
-        return int(value)
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise MarlkitError(f"{name} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise MarlkitError(f"{name} must be a string, got {value!r}")
-        return value
-    return value
-
-
-def with_overrides(cfg: C, overrides: Mapping[str, Any], section: str = "") -> C:
-    """A copy of ``cfg`` with ``overrides`` applied, type-checked, then ``cfg.validate()`` if defined."""
-    hints = typing.get_type_hints(type(cfg))
-    names = [f.name for f in dataclasses.fields(cfg)]  # type: ignore[arg-type]
-    prefix = f"{section}." if section else ""
-    changes = {}
-    for key, value in overrides.items():
-        if key not in names:
-            raise MarlkitError(
-                f"unknown key '{prefix}{key}'.{suggest(key, names)} Valid {section or 'keys'}: {', '.join(names)}"
-            )
-        changes[key] = coerce(prefix + key, hints[key], value)
-    new = dataclasses.replace(cfg, **changes)  # type: ignore[type-var]
-    validate = getattr(new, "validate", None)
-    if validate is not None:
-        validate()
-    return new
-
-
-def to_dict(cfg: Any) -> dict[str, Any]:
-    return {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
-
-
-def algo_key(name: str) -> str:
-    """The key a user sets for field ``name`` of an algorithm config."""
-    return f"algo.{name}"
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise MarlkitError(message)
-
-
-def require_at_least(cfg: Any, names: tuple[str, ...], minimum: float, key: Callable[[str], str]) -> None:
-    """``key(name) must be >= minimum, got value`` for the first field of ``names`` below ``minimum``.
-    ``key`` maps a field to the name the user sets (``algo.rollout_steps``)."""
-    for name in names:
-        value = getattr(cfg, name)
-        require(value >= minimum, f"{key(name)} must be >= {minimum}, got {value}")
-
+from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict, with_overrides
 
 SECTIONS = ("algo", "env", "experiment")
+CONFIG_FORMAT = 2  # 1: flat algo tables (before nested configs); 2: nested tables
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    frames: int = option(100_000, "environment frames to train for (one frame = one step of one env copy)")
+    seed: int = option(0, "seed of every random source (torch, numpy, python, envs)")
+    num_envs: int = option(16, "env copies stepped together for training")
+    device: str = option("cpu", "torch device of envs and networks")
+    eval_every: int = option(20_000, "frames between deterministic evaluations (0: only at the end)")
+    eval_episodes: int = option(16, "episodes per evaluation, one per evaluation env copy")
+    eval_max_steps: int = option(10_000, "step cap of one evaluation; episodes cut there count as they stand")
+    progress: bool = option(True, "show a progress bar")
+    torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
+    checkpoint_every: int = option(0, "frames between checkpoints, each starting new episodes (0: a tenth of the run)")
+    keep_checkpoints: int = option(3, "periodic checkpoints kept; older ones are deleted")
+    save_replay: bool = option(True, "include the off-policy replay buffer in checkpoints")
+    tensorboard: bool = option(True, "write TensorBoard event files to RUN_DIR/tensorboard")
+    wandb: bool = option(False, "also log to Weights & Biases (needs `pip install wandb`)")
+    wandb_project: str = option("marlkit", "Weights & Biases project name")
+
+    def checkpoint_interval(self) -> int:
+        return self.checkpoint_every or max(self.frames // 10, 1)
+
+    def validate(self, key: KeyFn) -> None:
+        for name in ("frames", "num_envs", "eval_episodes", "keep_checkpoints", "eval_max_steps"):
+            require(getattr(self, name) >= 1, f"{key(name)} must be > 0, got {getattr(self, name)}")
+        for name in ("eval_every", "checkpoint_every", "torch_threads"):
+            require(getattr(self, name) >= 0, f"{key(name)} must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    algo_name: str
+    env_name: str
+    experiment: ExperimentConfig
+    algo: Any
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": CONFIG_FORMAT,
+            "algo_name": self.algo_name,
+            "env_name": self.env_name,
+            "experiment": to_dict(self.experiment),
+            "algo": to_dict(self.algo),
+            "env": dict(self.env_kwargs),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> RunConfig:
+        version = data.get("format", 1)
+        algo = flatten(data["algo"])
+        if version == 1:
+            algo = _upgrade_format_1(data["algo_name"], algo)
+        elif version != CONFIG_FORMAT:
+            raise MarlkitError(
+                f"config format {version!r} is unknown; this marlkit reads formats 1 to {CONFIG_FORMAT}"
+            )
+        return build_config(
+            data["algo_name"],
+            data["env_name"],
+            {
+                **{f"experiment.{k}": v for k, v in data["experiment"].items()},
+                **{f"algo.{k}": v for k, v in algo.items()},
+                **{f"env.{k}": v for k, v in data["env"].items()},
+            },
+        )
+
+
+def _upgrade_format_1(algo_name: str, algo: dict[str, Any]) -> dict[str, Any]:
+    """Flat keys of a format-1 ``config.json`` renamed to their nested homes."""
+    config = algorithm(algo_name).config
+    renames: dict[str, str] = getattr(config, "LEGACY_KEYS", {})
+    valid = set(leaf_keys(config()))
+    out = {}
+    for key, value in algo.items():
+        new = renames.get(key, key)
+        if new not in valid:
+            raise MarlkitError(
+                f"config.json format 1 has key 'algo.{key}', which format {CONFIG_FORMAT} of {algo_name} "
+                "does not know; re-create the run with this marlkit"
+            )
+        out[new] = value
+    return out
+
+
+def read_run_config(run: Path) -> RunConfig:
+    """The config a run directory was made with (its ``config.json``)."""
+    path = run / "config.json"
+    if not path.exists():
+        raise MarlkitError(f"{run} is not a run directory (no config.json)")
+    return RunConfig.from_json(json.loads(path.read_text()))
+
+
+def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) -> RunConfig:
+    """Resolve ``algo.*``, ``env.*`` and ``experiment.*`` overrides on top of the algorithm's preset."""
+    spec = algorithm(algo_name)
+    by_section: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for key, value in overrides.items():
+        section, dot, name = key.partition(".")
+        if not dot or section not in SECTIONS:
+            home = (
+                "experiment"
+                if key in leaf_keys(ExperimentConfig())
+                else "algo"
+                if key in leaf_keys(spec.config())
+                else "env"
+            )
+            raise MarlkitError(
+                f"override '{key}' needs a section prefix ({', '.join(s + '.' for s in SECTIONS)}); "
+                f"did you mean '{home}.{key}'?"
+            )
+        if section != "env" and isinstance(value, Mapping):  # a nested table: algo.model={lr: ...}
+            by_section[section].update(flatten(value, f"{name}."))
+        else:
+            by_section[section][name] = value
+    algo_cfg = with_overrides(spec.default_config(), by_section["algo"], "algo")
+    exp_cfg = with_overrides(ExperimentConfig(), by_section["experiment"], "experiment")
+    return RunConfig(algo_name, env_name, exp_cfg, algo_cfg, by_section["env"])
 
 
 def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A YAML, TOML or JSON file -> ``(top-level names, flat "section.key" overrides)``.
 
     Layout: optional top-level names (``algo_name``, ``env_name``; for sweeps ``algos``, ``envs``,
-    ``seeds``, ``frames``) and the tables ``algo``, ``env`` and ``experiment``. A run's own
-    ``config.json`` has this layout, so ``--config RUN/config.json`` re-creates that run."""
-    import json
+    ``seeds``, ``frames``) and the tables ``algo``, ``env`` and ``experiment`` (nested parts as nested
+    tables or dotted keys). A run's own ``config.json`` has this layout, so ``--config RUN/config.json``
+    re-creates that run."""
     import tomllib
-    from pathlib import Path
 
     import yaml
 
@@ -153,6 +169,7 @@ def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
         raise MarlkitError(f"cannot parse {path}: {str(err).splitlines()[0]}") from None
     if not isinstance(data, dict):
         raise MarlkitError(f"config file {path} must hold a mapping at the top level")
+    version = data.pop("format", CONFIG_FORMAT)
     names = {k: v for k, v in data.items() if k not in SECTIONS}
     valid = ("algo_name", "env_name", "algos", "envs", "seeds", "frames")
     for key in names:
@@ -161,10 +178,13 @@ def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
                 f"unknown top-level key '{key}' in {path}.{suggest(key, [*valid, *SECTIONS])} "
                 f"Valid: {', '.join([*valid, *SECTIONS])}"
             )
-    overrides = {}
+    tables = {}
     for section in SECTIONS:
         table = data.get(section) or {}
         if not isinstance(table, dict):
             raise MarlkitError(f"'{section}' in {path} must be a table of key = value")
-        overrides.update({f"{section}.{k}": v for k, v in table.items()})
+        tables[section] = flatten(table) if section != "env" else dict(table)
+    if version == 1 and "algo_name" in names:  # an old run's config.json
+        tables["algo"] = _upgrade_format_1(names["algo_name"], tables["algo"])
+    overrides = {f"{section}.{k}": v for section, table in tables.items() for k, v in table.items()}
     return names, overrides

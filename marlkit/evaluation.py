@@ -1,4 +1,5 @@
-"""``marlkit eval``: deterministic evaluation of a run's last or best checkpoint, and videos.
+"""Deterministic evaluation: the loop's periodic evaluations, and ``marlkit eval`` of a run's last or best
+checkpoint, with videos.
 
 Videos: VMAS renders ``rgb_array`` frames natively (headless). PettingZoo and Gymnasium envs are
 built with ``render_mode="rgb_array"``; MuJoCo-based ones (MaMuJoCo, ``gym/HalfCheetah-v5``, ...)
@@ -8,6 +9,7 @@ package ``libosmesa6``). ``.gif`` is written with Pillow; ``.mp4`` needs ``pip i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,9 +17,51 @@ import numpy as np
 import torch
 
 from marlkit.adapters import make_env
+from marlkit.adapters.base import MultiAgentEnv
 from marlkit.algorithms import algorithm
+from marlkit.checkpoint import load_checkpoint
+from marlkit.config import RunConfig, read_run_config
 from marlkit.errors import MarlkitError
-from marlkit.experiment import RunConfig, episode_returns, load_checkpoint, read_run_config
+from marlkit.keys import DONE, REWARD
+from marlkit.learner import Learner
+
+
+@torch.no_grad()
+def episode_returns(
+    learner: Learner,
+    env: MultiAgentEnv,
+    seed: int,
+    max_steps: int,
+    on_step: Callable[[MultiAgentEnv], None] | None = None,
+) -> dict[str, torch.Tensor]:
+    """Deterministic actions; the first episode of every env copy counts, ``[num_envs, n_agents]`` per
+    group. An episode still running after ``max_steps`` counts with its return so far (the cap acts as
+    a time limit). ``on_step(env)`` is called after every step (video)."""
+    td = env.reset(seed=seed)
+    returns = {g: torch.zeros(env.num_envs, s.n_agents, device=env.device) for g, s in env.groups.items()}
+    finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
+    for _ in range(max_steps):
+        out = env.step(learner.act(td, deterministic=True))
+        if on_step is not None:
+            on_step(env)
+        for g in returns:
+            returns[g] += out[g][REWARD] * (~finished).unsqueeze(-1)
+        finished |= out[DONE]
+        td = out
+        if bool(finished.all()):
+            break
+    return {g: r.cpu() for g, r in returns.items()}
+
+
+def evaluate(learner: Learner, env: MultiAgentEnv, seed: int, max_steps: int) -> dict[str, float]:
+    """Per-group and overall means of :func:`episode_returns`."""
+    returns = episode_returns(learner, env, seed, max_steps)
+    result = {f"eval_return_{g}": float(r.mean()) for g, r in returns.items()}
+    agent_returns = torch.cat(list(returns.values()), dim=-1)
+    result["eval_return_mean"] = float(agent_returns.mean())
+    result["eval_return_team"] = float(agent_returns.sum(-1).mean())
+    result["eval_episodes"] = int(agent_returns.shape[0])
+    return result
 
 
 def find_checkpoint(run: Path, which: str) -> Path:
@@ -34,7 +78,7 @@ def find_checkpoint(run: Path, which: str) -> Path:
     raise MarlkitError(f"{run} has no {which} checkpoint (looked for {', '.join(p.name for p in candidates)})")
 
 
-def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Any, Path]:
+def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Learner, Path]:
     config = read_run_config(run)
     path = find_checkpoint(run, which)
     state = load_checkpoint(path)
@@ -72,7 +116,7 @@ def evaluate_run(
     return result
 
 
-def write_video(config: RunConfig, learner: Any, path: Path, seed: int, max_steps: int) -> str:
+def write_video(config: RunConfig, learner: Learner, path: Path, seed: int, max_steps: int) -> str:
     kwargs = dict(config.env_kwargs)
     if not config.env_name.startswith("vmas/"):
         kwargs.setdefault("render_mode", "rgb_array")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import typing
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
@@ -24,7 +25,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from marlkit.errors import MarlkitError, suggest
 from marlkit.keys import ACTION, OBS, STATE
-from marlkit.specs import Discrete, GroupSpec
+from marlkit.specs import Box, Discrete, GroupSpec, from_unit, to_unit
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "tanh": nn.Tanh,
@@ -228,29 +229,89 @@ def joint_observations(td: TensorDictBase, groups: Mapping[str, GroupSpec]) -> t
     return torch.cat([td[g][OBS].flatten(start_dim=batch) for g in groups], dim=-1)
 
 
-def joint_actions(td: TensorDictBase, groups: Mapping[str, GroupSpec]) -> torch.Tensor:
-    """All agents' actions (one-hot for discrete), flattened and concatenated: ``[*batch, D]``."""
-    batch = td.batch_dims
-    parts = []
-    for g, spec in groups.items():
-        action = td[g][ACTION]
-        if isinstance(spec.action, Discrete):
-            action = nn.functional.one_hot(action.long(), spec.action.n).float()
-        parts.append(action.flatten(start_dim=batch))
-    return torch.cat(parts, dim=-1)
+def action_width(spec: GroupSpec) -> int:
+    """One agent's width in a joint action vector: the action dim, or ``n`` one-hot entries."""
+    return spec.action.n if isinstance(spec.action, Discrete) else spec.action.dim
 
 
-def central_input(
-    td: TensorDictBase, groups: Mapping[str, GroupSpec], source: str = "state", with_actions: bool = False
-) -> torch.Tensor:
-    """Input of a centralized critic: the global state or all observations, optionally with all actions."""
+class JointActions(nn.Module):
+    """The one packing of all agents' actions into a joint vector: group by group, agent by agent.
+
+    Learners work in *unit space*: continuous actions rescaled to [-1, 1] (what tanh actors and
+    planners produce), discrete ones one-hot. :meth:`unit` and :meth:`env` convert one group's actions
+    between the env's space and unit space; :meth:`pack` and :meth:`unpack` join and split unit
+    actions ``[*batch, n_agents, width]`` per group and ``[*batch, dim]`` jointly. Bounds and agent
+    slots are non-persistent buffers: they follow ``.to(device)`` and stay out of checkpoints."""
+
+    def __init__(self, groups: Mapping[str, GroupSpec]) -> None:
+        super().__init__()
+        self.groups = dict(groups)
+        self.widths = {g: action_width(s) for g, s in groups.items()}
+        self.sizes = [s.n_agents * self.widths[g] for g, s in groups.items()]
+        self.dim = sum(self.sizes)
+        offset = 0
+        for g, s in groups.items():
+            width = self.widths[g]
+            # Agent i's slots in the joint vector: [n_agents, dim] of 0/1.
+            slots = torch.zeros(s.n_agents, self.dim)
+            for i in range(s.n_agents):
+                slots[i, offset + i * width : offset + (i + 1) * width] = 1
+            self.register_buffer(f"slots_{g}", slots, persistent=False)
+            offset += s.n_agents * width
+            if isinstance(s.action, Box):
+                low, high = s.action.bounds("cpu")
+                self.register_buffer(f"low_{g}", low, persistent=False)
+                self.register_buffer(f"high_{g}", high, persistent=False)
+
+    def slots(self, g: str) -> torch.Tensor:
+        return typing.cast(torch.Tensor, getattr(self, f"slots_{g}"))
+
+    def bounds(self, g: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A continuous group's action bounds ``[dim]`` each."""
+        return getattr(self, f"low_{g}"), getattr(self, f"high_{g}")
+
+    def unit(self, g: str, action: torch.Tensor) -> torch.Tensor:
+        """Env actions of group ``g`` -> unit space (one-hot for discrete)."""
+        spec = self.groups[g].action
+        if isinstance(spec, Discrete):
+            return nn.functional.one_hot(action.long(), spec.n).float()
+        return to_unit(action, *self.bounds(g))
+
+    def env(self, g: str, action: torch.Tensor) -> torch.Tensor:
+        """Unit-space actions of group ``g`` -> env actions (argmax for discrete)."""
+        if isinstance(self.groups[g].action, Discrete):
+            return action.argmax(-1)
+        return from_unit(action, *self.bounds(g))
+
+    def pack(self, actions: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Per-group unit actions ``[*batch, n_agents, width]`` -> joint ``[*batch, dim]``."""
+        return torch.cat([actions[g].flatten(start_dim=actions[g].dim() - 2) for g in self.groups], dim=-1)
+
+    def pack_env(self, td: TensorDictBase) -> torch.Tensor:
+        """Every group's env actions in ``td`` -> joint unit actions ``[*td.batch_size, dim]``."""
+        return self.pack({g: self.unit(g, td[g][ACTION]) for g in self.groups})
+
+    def unpack(self, joint: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Joint ``[*batch, dim]`` -> per-group ``[*batch, n_agents, width]`` (views)."""
+        parts = joint.split(self.sizes, dim=-1)
+        return {
+            g: part.unflatten(-1, (s.n_agents, self.widths[g]))
+            for (g, s), part in zip(self.groups.items(), parts, strict=True)
+        }
+
+    def with_agent(self, g: str, behaviour: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
+        """``[B, n, dim]``: row i is the joint ``behaviour`` ``[B, dim]`` with agent i's slot from ``fresh``."""
+        slots = self.slots(g)
+        return behaviour.unsqueeze(1) * (1 - slots) + fresh.unsqueeze(1) * slots
+
+
+def central_input(td: TensorDictBase, groups: Mapping[str, GroupSpec], source: str = "state") -> torch.Tensor:
+    """Input of a centralized critic: the global state or all observations."""
     if source == "state":
-        base = td[STATE]
-    elif source == "observations":
-        base = joint_observations(td, groups)
-    else:
-        raise MarlkitError(f"unknown central input source '{source}'; valid: 'state', 'observations'")
-    return torch.cat([base, joint_actions(td, groups)], dim=-1) if with_actions else base
+        return td[STATE]
+    if source == "observations":
+        return joint_observations(td, groups)
+    raise MarlkitError(f"unknown central input source '{source}'; valid: 'state', 'observations'")
 
 
 def central_input_dim(
@@ -258,7 +319,5 @@ def central_input_dim(
 ) -> int:
     base = state_dim if source == "state" else sum(s.n_agents * s.obs_dim for s in groups.values())
     if with_actions:
-        base += sum(
-            s.n_agents * (s.action.n if isinstance(s.action, Discrete) else s.action.dim) for s in groups.values()
-        )
+        base += sum(s.n_agents * action_width(s) for s in groups.values())
     return base

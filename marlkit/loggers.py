@@ -1,19 +1,64 @@
-"""Metric sinks besides ``metrics.csv``: TensorBoard (on by default) and Weights & Biases (opt-in).
+"""Metric sinks: the run directory's CSV files, TensorBoard (on by default) and Weights & Biases (opt-in).
 
-Both receive every numeric column of every row, keyed by frames. A missing optional package fails
-when the experiment is built (before anything is written), never in the middle of a run.
+TensorBoard and W&B receive every numeric column of every row, keyed by frames. A missing optional
+package fails when the experiment is built (before anything is written), never in the middle of a run.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from marlkit.checkpoint import atomic_write_text
+from marlkit.config import RunConfig
 from marlkit.errors import MarlkitError
 
-if TYPE_CHECKING:
-    from marlkit.experiment import RunConfig
+
+class MetricFiles:
+    """CSV files, one row per entry of their row lists, which the loop appends to; columns grow as
+    new keys appear (e.g. the first evaluation)."""
+
+    def __init__(self, out: Path, files: dict[str, list[dict[str, Any]]]) -> None:
+        self.out = out
+        self.files = files
+        self._written: dict[str, tuple[int, list[str]]] = {name: (0, []) for name in files}
+
+    def append(self) -> None:
+        """Write the rows added since the last call."""
+        for name, rows in self.files.items():
+            written, columns = self._written[name]
+            new_columns = list(columns)
+            for row in rows[written:]:
+                new_columns += [k for k in row if k not in new_columns]
+            path = self.out / name
+            if new_columns != columns or not path.exists():
+                # A new column rewrites the file; otherwise append: rewriting every iteration would be
+                # quadratic in the run length.
+                atomic_write_text(path, _csv_text(new_columns, rows, header=True))
+            else:
+                with path.open("a") as f:
+                    f.write(_csv_text(new_columns, rows[written:], header=False))
+            self._written[name] = (len(rows), new_columns)
+
+    def rewrite(self) -> None:
+        """Write the files anew from the rows (after a resume restored them)."""
+        self._written = {name: (0, []) for name in self.files}
+        for name in self.files:
+            (self.out / name).unlink(missing_ok=True)
+        if any(self.files.values()):
+            self.append()
+
+
+def _csv_text(columns: list[str], rows: list[dict[str, Any]], header: bool) -> str:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=columns)
+    if header:
+        writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
 
 
 class Loggers:

@@ -18,19 +18,18 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.config import option, require, require_at_least
+from marlkit.options import KeyFn, option, require, require_at_least
 
 
 @dataclass(frozen=True)
 class CEMConfig:
     horizon: int = option(15, "planning horizon H (steps)")
-    population: int = option(350, "candidate sequences per iteration")
+    population: int = option(200, "candidate sequences per iteration")
     elite_ratio: float = option(0.1, "fraction of candidates that refit the sampling distribution")
     iterations: int = option(5, "CEM iterations per planning call")
     momentum: float = option(0.1, "weight of the previous mean/std when refitting (0: elites only)")
 
-    def validate(self, key: Callable[[str], str] = lambda name: f"planner.{name}") -> None:
-        """``key`` names a field as its user sets it (PETS exposes these as ``algo.*`` keys)."""
+    def validate(self, key: KeyFn = lambda name: f"planner.{name}") -> None:
         require_at_least(self, ("horizon", "population", "iterations"), 1, key)
         require(0 < self.elite_ratio <= 1, f"{key('elite_ratio')} must be in (0, 1], got {self.elite_ratio}")
         require(0 <= self.momentum < 1, f"{key('momentum')} must be in [0, 1), got {self.momentum}")

@@ -1,16 +1,24 @@
-"""Group policies: a diagonal Gaussian (state-independent log-std) or a masked Categorical.
+"""Policies: on-policy group policies, and the actor heads of off-policy learners.
 
-A policy maps observations to *distribution parameters* (``dist``: ``[loc, log_std]`` or logits) and
-the functions here work on those tensors, so a learner can keep ``dist_old`` fixed and evaluate
-``log_prob``, the exact ``kl(dist_old, dist_new)`` and ``entropy`` under candidate parameters.
+On-policy: a diagonal Gaussian (state-independent log-std) or a masked Categorical. A policy maps
+observations to *distribution parameters* (``dist``: ``[loc, log_std]`` or logits) and the functions
+here work on those tensors, so a learner can keep ``dist_old`` fixed and evaluate ``log_prob``, the
+exact ``kl(dist_old, dist_new)`` and ``entropy`` under candidate parameters.
+
+Off-policy actor heads turn a network's raw output into unit-space actions (``[-1, 1]``, one-hot for
+discrete): deterministic ``tanh`` (DDPG), Gumbel-softmax with straight-through (discrete MADDPG) and
+the tanh-squashed Gaussian of SAC. ``mode`` is ``sample`` (differentiable: reparameterized or
+straight-through), ``mean`` (deterministic) or ``explore`` (the behaviour policy's draw).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from marlkit.groups import GroupModule, mlp
@@ -19,6 +27,8 @@ from marlkit.specs import Box, GroupSpec
 # Finite, so that masked actions have probability exactly 0 and 0 * log p stays 0 (no NaN).
 MASKED_LOGIT = -1e9
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+ActorMode = Literal["sample", "mean", "explore"]
 
 
 class GaussianNet(nn.Module):
@@ -133,3 +143,39 @@ class GroupPolicy(nn.Module):
             return (log_std + 0.5 + _LOG_SQRT_2PI).sum(-1)
         logp = torch.log_softmax(dist, -1)
         return -(logp.exp() * logp).sum(-1)
+
+
+# ------------------------------------------------------------ off-policy actor heads
+def gumbel_head(
+    out: torch.Tensor, mask: torch.Tensor | None, mode: ActorMode
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits -> one-hot actions; also returns the raw logits (for a logits regularizer) except in ``mean``."""
+    logits = out if mask is None else out.masked_fill(~mask, MASKED_LOGIT)
+    if mode == "mean":
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float(), None
+    # The regularizer gets the raw logits: masked ones are -1e9 and would dominate it.
+    return F.gumbel_softmax(logits, tau=1.0, hard=True), out
+
+
+def squashed_gaussian_head(
+    out: torch.Tensor, mode: ActorMode, log_scale: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``[loc, raw log_std]`` -> ``tanh(u)`` actions and log pi (None in ``mean``); ``log_scale`` is
+    ``log((high - low) / 2)``, so that log pi is the density of the env's action."""
+    loc, log_std = out.chunk(2, dim=-1)
+    if mode == "mean":
+        return torch.tanh(loc), None
+    log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
+    u = loc + log_std.exp() * torch.randn_like(loc)
+    return torch.tanh(u), squashed_log_prob(u, loc, log_std, log_scale)
+
+
+def squashed_log_prob(u: torch.Tensor, loc: torch.Tensor, log_std: torch.Tensor, log_scale: torch.Tensor):
+    """log pi(a) of ``a = low + (tanh(u) + 1) * scale`` with ``u ~ N(loc, std)``, summed over dims.
+
+    The tanh Jacobian uses ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, evaluated at the
+    pre-squash ``u`` (stable for large |u|; no atanh of stored actions)."""
+    z = (u - loc) * torch.exp(-log_std)
+    gauss = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
+    log_det = 2 * (math.log(2) - u - F.softplus(-2 * u))
+    return (gauss - log_det - log_scale).sum(-1)

@@ -21,8 +21,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from marlkit.config import RunConfig, build_config
 from marlkit.errors import MarlkitError
-from marlkit.experiment import RunConfig, build_config
 
 # The default comparison: `marlkit compare` with no arguments (about 5 minutes on 2 CPU cores).
 DEFAULT_ALGOS = ("itrpo", "matrpo", "hatrpo")
@@ -34,7 +34,7 @@ DEFAULT_OVERRIDES: dict[str, Any] = {
     "env.max_steps": 100,
     "experiment.num_envs": 20,
     "experiment.eval_every": 12_000,
-    "algo.max_kl": 0.02,
+    "algo.trust_region.max_kl": 0.02,
 }
 
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 
+from marlkit.options import KeyFn, option, require, require_at_least
+
 EPS = 1e-8
 # Guards CG's divisions against 0/0 once a row has converged, without biasing the other rows.
 TINY = 1e-30
@@ -26,20 +28,19 @@ TINY = 1e-30
 
 @dataclass(frozen=True)
 class TrustRegionConfig:
-    max_kl: float = 0.01
-    """KL radius delta of each step (mean over states of KL(old || new))."""
-    cg_iters: int = 10
-    """Conjugate-gradient iterations."""
-    cg_damping: float = 0.1
-    """Damping added to the Fisher-vector product: F v + damping * v."""
-    cg_residual_tol: float = 1e-10
-    """Stop CG early once every row's squared residual is below this."""
-    backtrack_coef: float = 0.8
-    """Line search tries fractions backtrack_coef ** j of the full step."""
-    backtrack_iters: int = 10
-    """Number of fractions tried before the step is rejected."""
-    accept_ratio: float = 0.5
-    """Minimum actual / expected improvement for a step to be accepted."""
+    max_kl: float = option(0.01, "KL radius delta of each step (mean over states of KL(old || new))")
+    cg_iters: int = option(10, "conjugate-gradient iterations")
+    cg_damping: float = option(0.1, "damping added to the Fisher-vector product: F v + damping * v")
+    cg_residual_tol: float = option(1e-10, "stop CG early once every row's squared residual is below this")
+    backtrack_coef: float = option(0.8, "the line search tries fractions backtrack_coef ** j of the full step")
+    backtrack_iters: int = option(10, "fractions tried before the step is rejected")
+    accept_ratio: float = option(0.5, "minimum actual / expected improvement for a step to be accepted")
+
+    def validate(self, key: KeyFn = lambda name: f"trust_region.{name}") -> None:
+        require(self.max_kl > 0, f"{key('max_kl')} must be > 0, got {self.max_kl}")
+        require(0 < self.backtrack_coef < 1, f"{key('backtrack_coef')} must be in (0, 1), got {self.backtrack_coef}")
+        require_at_least(self, ("cg_iters", "backtrack_iters"), 1, key)
+        require_at_least(self, ("cg_damping", "cg_residual_tol"), 0, key)
 
 
 @dataclass

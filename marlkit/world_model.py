@@ -24,17 +24,16 @@ from __future__ import annotations
 import copy
 import time
 import typing
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.errors import MarlkitError
 from marlkit.nets import EnsembleMLP
+from marlkit.options import KeyFn, nested, option, require, require_at_least
 from marlkit.termination import TerminationFn
 
 
@@ -49,14 +48,13 @@ class WorldModelConfig:
     weight_decay: float = option(5e-5, "Adam weight decay")
     batch_size: int = option(256, "minibatch size per member")
     holdout: float = option(0.1, "fraction of the data held out for early stopping and elites")
-    max_epochs: int = option(200, "epoch cap of one fit")
+    max_epochs: int = option(50, "epoch cap of one fit")
     min_batches_per_epoch: int = option(25, "an epoch repeats the data until it has this many minibatches")
     patience: int = option(5, "epochs without a 1% held-out improvement of any member before stopping")
     logvar_penalty: float = option(0.01, "weight of sum(max_logvar - min_logvar)")
     nll_beta: float = option(0.0, "beta-NLL: each target's NLL weighted by its stop-gradient variance^beta (0: NLL)")
 
-    def validate(self, key: Callable[[str], str] = lambda name: f"model.{name}") -> None:
-        """``key`` names a field as its user sets it (PETS exposes these as ``algo.*`` keys)."""
+    def validate(self, key: KeyFn = lambda name: f"model.{name}") -> None:
         require_at_least(
             self, ("ensemble_size", "batch_size", "max_epochs", "patience", "min_batches_per_epoch"), 1, key
         )
@@ -68,46 +66,26 @@ class WorldModelConfig:
         require(0 <= self.nll_beta <= 1, f"{key('nll_beta')} must be in [0, 1], got {self.nll_beta}")
 
 
-# ModelOptions field names of the WorldModelConfig fields whose names differ.
-_MODEL_KEYS = {
-    "hidden": "model_hidden",
-    "lr": "model_lr",
-    "max_epochs": "model_max_epochs",
-    "patience": "model_patience",
-}
-
-
 @dataclass(frozen=True)
 class ModelOptions:
-    """World-model options of a model-based learner's config, set as ``algo.*`` keys (PETS, MBPO)."""
+    """The world-model part of a model-based learner's config (PETS, MBPO): ``algo.model.*``, ``algo.termination``."""
 
-    ensemble_size: int = option(7, "model: ensemble members")
-    elites: int = option(5, "model: members used for prediction, chosen by held-out error")
-    model_hidden: tuple[int, ...] = option((200, 200, 200, 200), "model: hidden layer sizes")
-    probabilistic: bool = option(True, "model: predict mean and log-variance (false: the mean only)")
-    model_lr: float = option(1e-3, "model: Adam learning rate")
-    model_max_epochs: int = option(50, "model: epoch cap per fit")
-    model_patience: int = option(5, "model: epochs without held-out improvement before stopping")
-    nll_beta: float = option(0.0, "model: beta-NLL exponent (0: Gaussian NLL; 0.5 fits the means of low-noise targets)")
+    # config.json files written before configs were nested (format 1) named these keys flat.
+    LEGACY_KEYS: ClassVar[dict[str, str]] = {
+        "ensemble_size": "model.ensemble_size",
+        "elites": "model.elites",
+        "model_hidden": "model.hidden",
+        "probabilistic": "model.probabilistic",
+        "model_lr": "model.lr",
+        "model_max_epochs": "model.max_epochs",
+        "model_patience": "model.patience",
+        "nll_beta": "model.nll_beta",
+    }
+
+    model: WorldModelConfig = nested(WorldModelConfig, "the ensemble world model")
     termination: Literal["auto", "learned", "none"] = option(
         "auto", "model episodes end: auto (known function, else learned), learned, none"
     )
-
-    def model(self) -> WorldModelConfig:
-        return WorldModelConfig(
-            ensemble_size=self.ensemble_size,
-            elites=self.elites,
-            hidden=self.model_hidden,
-            probabilistic=self.probabilistic,
-            lr=self.model_lr,
-            max_epochs=self.model_max_epochs,
-            patience=self.model_patience,
-            nll_beta=self.nll_beta,
-        )
-
-    def validate_model(self) -> None:
-        # Errors name the algo.* keys that users set, not the nested config's fields.
-        self.model().validate(lambda name: algo_key(_MODEL_KEYS.get(name, name)))
 
 
 def gaussian_nll(mean: torch.Tensor, logvar: torch.Tensor, target: torch.Tensor, beta: float = 0.0) -> torch.Tensor:

@@ -114,3 +114,34 @@ class PointMass(ParallelEnv):
         if done:
             self.agents = []
         return obs, {"agent_0": -(self.x**2)}, {"agent_0": False}, {"agent_0": done}, {"agent_0": {}}
+
+
+class Clock(ParallelEnv):
+    """One agent whose observation is the number of steps taken so far (never reset), so every
+    transition of a copy is unique: stored data shows at once whether rows were overwritten."""
+
+    metadata = {"name": "clock_v0"}
+
+    def __init__(self, max_steps: int = 10_000) -> None:
+        self.possible_agents = ["agent_0"]
+        self.agents: list[str] = []
+        self.max_steps = max_steps
+        self.clock = 0
+
+    def observation_space(self, agent):
+        return spaces.Box(0, np.inf, (1,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, seed=None, options=None):
+        self.agents = ["agent_0"]
+        return {"agent_0": np.array([self.clock], np.float32)}, {"agent_0": {}}
+
+    def step(self, actions):
+        self.clock += 1
+        done = self.clock % self.max_steps == 0
+        obs = {"agent_0": np.array([self.clock], np.float32)}
+        if done:
+            self.agents = []
+        return obs, {"agent_0": 0.0}, {"agent_0": False}, {"agent_0": done}, {"agent_0": {}}

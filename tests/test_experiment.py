@@ -74,9 +74,13 @@ def test_same_seed_same_numbers(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"algo.max_kll": 0.1}, "unknown key 'algo.max_kll'. Did you mean 'max_kl'"),
-        ({"algo.max_kl": 0}, "algo.max_kl must be > 0"),
-        ({"algo.cg_iters": "ten"}, "algo.cg_iters must be an integer"),
+        ({"algo.max_kll": 0.1}, "unknown key 'algo.max_kll'. Did you mean 'algo.trust_region.max_kl'"),
+        ({"algo.max_kl": 0.1}, "unknown key 'algo.max_kl'. Did you mean 'algo.trust_region.max_kl'"),
+        ({"algo.trust_region.max_kll": 0.1}, "Did you mean 'algo.trust_region.max_kl'"),
+        ({"algo.trust_region": 0.1}, "'algo.trust_region' is a group of options"),
+        ({"algo.critic.max_kl": 0.1}, "unknown key 'algo.critic.max_kl'"),
+        ({"algo.trust_region.max_kl": 0}, "algo.trust_region.max_kl must be > 0"),
+        ({"algo.trust_region.cg_iters": "ten"}, "algo.trust_region.cg_iters must be an integer"),
         ({"experiment.frames": -5}, "experiment.frames must be > 0"),
         ({"frames": 5}, "did you mean 'experiment.frames'"),
         ({"algo.critic": "centre"}, "algo.critic must be one of 'local', 'central'"),
@@ -97,7 +101,7 @@ def test_unknown_algorithm_suggests_close_matches():
 @pytest.mark.parametrize(
     "argv",
     [
-        ["train", "hatrpo", "vmas/navigation", "algo.max_kl=0"],
+        ["train", "hatrpo", "vmas/navigation", "algo.trust_region.max_kl=0"],
         ["train", "hatrpo", "vmas/navigaton"],
         ["train", "hatrpoo", "vmas/navigation"],
         ["train", "hatrpo", "vmas/navigation", "env.n_agentz=3"],

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marlkit import make_env
-from marlkit.groups import GroupModule, central_input, central_input_dim, joint_actions, mlp
+from marlkit.groups import GroupModule, JointActions, central_input, central_input_dim, mlp
 
 
 def make(in_dim=5, out_dim=3):
@@ -83,15 +83,41 @@ def test_flat_params_round_trip(share):
     assert torch.equal(group.flat_params(), flat)
 
 
-def test_central_inputs_from_state_and_from_observations_with_actions():
+def test_central_inputs_and_joint_actions():
     env = make_env("mpe/simple_adversary_v3", num_envs=4, seed=0)  # discrete, two groups
     td = env.rand_action(env.reset())
     state = central_input(td, env.groups, "state")
     assert state.shape == (4, central_input_dim(env.groups, env.state_dim, "state"))
-    joint = central_input(td, env.groups, "observations", with_actions=True)
-    assert joint.shape == (4, central_input_dim(env.groups, env.state_dim, "observations", with_actions=True))
-    one_hot = joint_actions(td, env.groups)
-    assert one_hot.shape == (4, 3 * 5)
+    obs = central_input(td, env.groups, "observations")
+    joint = JointActions(env.groups)
+    one_hot = joint.pack_env(td)
+    assert obs.shape[-1] + one_hot.shape[-1] == central_input_dim(
+        env.groups, env.state_dim, "observations", with_actions=True
+    )
+    assert one_hot.shape == (4, 3 * 5) and joint.dim == 15
     assert bool((one_hot.sum(-1) == 3).all())
-    # The adversary's observations come first, then the agents'.
-    torch.testing.assert_close(joint[:, :8], td["adversary"]["observation"][:, 0])
+    # The adversary's observations and actions come first, then the agents'.
+    torch.testing.assert_close(obs[:, :8], td["adversary"]["observation"][:, 0])
+    parts = joint.unpack(one_hot)
+    for g in env.groups:
+        assert torch.equal(joint.env(g, parts[g]), td[g]["action"])
+    # Agent i of a group owns its width of slots after the groups before it: agent_1 holds 10..14.
+    assert torch.equal(joint.slots("agent")[1], (torch.arange(15) >= 10).float())
+    assert torch.equal(joint.slots("agent")[0], ((torch.arange(15) >= 5) & (torch.arange(15) < 10)).float())
+
+
+def test_joint_actions_round_trip_continuous_bounds():
+    env = make_env("vmas/navigation", num_envs=3, seed=0, n_agents=2)
+    joint = JointActions(env.groups)
+    low, high = joint.bounds("agent")
+    td = env.rand_action(env.reset())
+    unit = joint.pack_env(td)
+    assert unit.shape == (3, 4) and bool((unit.abs() <= 1).all())
+    back = joint.env("agent", joint.unpack(unit)["agent"])
+    torch.testing.assert_close(back, td["agent"]["action"].clamp(low, high))
+    # Row i of with_agent is the behaviour joint action with agent i's slot replaced.
+    behaviour, fresh = torch.zeros(3, 4), torch.ones(3, 4)
+    mixed = joint.with_agent("agent", behaviour, fresh)
+    assert mixed.shape == (3, 2, 4)
+    assert torch.equal(mixed[:, 0], torch.tensor([1.0, 1, 0, 0]).expand(3, 4))
+    assert torch.equal(mixed[:, 1], torch.tensor([0.0, 0, 1, 1]).expand(3, 4))

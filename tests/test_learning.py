@@ -17,7 +17,7 @@ NAVIGATION = {
     "experiment.eval_every": 0,
     "experiment.frames": 60_000,
     "experiment.progress": False,
-    "algo.max_kl": 0.02,
+    "algo.trust_region.max_kl": 0.02,
 }
 
 
@@ -113,15 +113,15 @@ def test_pets_learns_point_mass(tmp_path):
         "algo.rollout_steps": 20,
         "algo.warmup_frames": 160,
         "algo.retrain_every": 160,
-        "algo.model_hidden": [32, 32],
-        "algo.model_max_epochs": 200,
-        "algo.model_patience": 20,
-        "algo.ensemble_size": 5,
-        "algo.elites": 3,
-        "algo.horizon": 10,
-        "algo.population": 100,
+        "algo.model.hidden": [32, 32],
+        "algo.model.max_epochs": 200,
+        "algo.model.patience": 20,
+        "algo.model.ensemble_size": 5,
+        "algo.model.elites": 3,
+        "algo.planner.horizon": 10,
+        "algo.planner.population": 100,
         "algo.particles": 4,
-        "algo.cem_iterations": 4,
+        "algo.planner.iterations": 4,
     }
     summary = Experiment(build_config("pets", "helper_envs:PointMass", overrides), tmp_path / "pets").run()
     # Untrained about -23; seeds 0 / 1 / 2 reach -3.8 / -7.0 / -4.8.
@@ -137,9 +137,9 @@ def test_mbpo_single_agent_learns_point_mass(tmp_path):
         "algo.updates_per_frame": 2,
         "algo.retrain_every": 320,
         "algo.rollouts_per_frame": 20,
-        "algo.model_hidden": [64, 64],
-        "algo.ensemble_size": 5,
-        "algo.elites": 3,
+        "algo.model.hidden": [64, 64],
+        "algo.model.ensemble_size": 5,
+        "algo.model.elites": 3,
         "algo.alpha": 0.05,
     }
     summary = Experiment(build_config("mbpo", "helper_envs:PointMass", overrides), tmp_path / "mbpo").run()
@@ -160,9 +160,9 @@ def test_mambpo_learns_cooperative_rendezvous(tmp_path):
         "algo.updates_per_frame": 0.5,
         "algo.retrain_every": 400,
         "algo.rollouts_per_frame": 10,
-        "algo.model_hidden": [64, 64],
-        "algo.ensemble_size": 5,
-        "algo.elites": 3,
+        "algo.model.hidden": [64, 64],
+        "algo.model.ensemble_size": 5,
+        "algo.model.elites": 3,
         "algo.alpha": 0.05,
     }
     summary = Experiment(build_config("mambpo", "envs/rendezvous", overrides), tmp_path / "mambpo").run()

@@ -8,9 +8,9 @@ import torch
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.config import with_overrides
 from marlkit.errors import MarlkitError
 from marlkit.keys import NEXT, OBS, REWARD, STATE
+from marlkit.options import with_overrides
 from marlkit.rollout import RolloutCollector
 
 SMALL = {
@@ -23,10 +23,10 @@ SMALL = {
     "rollout_length": (1, 3),
     "rollout_schedule": (0, 400),
     "real_ratio": 0.25,
-    "ensemble_size": 3,
-    "elites": 2,
-    "model_hidden": (32, 32),
-    "model_max_epochs": 5,
+    "model.ensemble_size": 3,
+    "model.elites": 2,
+    "model.hidden": (32, 32),
+    "model.max_epochs": 5,
 }
 
 
@@ -55,7 +55,7 @@ def test_batches_mix_real_and_model_rows_at_the_ratio():
     # Same layout: every leaf of a model row exists in real rows with the same shape and dtype.
     for key in fake.keys(include_nested=True, leaves_only=True):
         assert real[key].shape[1:] == fake[key].shape[1:] and real[key].dtype == fake[key].dtype, key
-    rows, _, _ = learner.draw()
+    rows, _, _ = learner.sample_rows()
     assert rows.shape == (64,)
     n_real = round(0.25 * 64)
     first = rows[:n_real][NEXT, STATE]
@@ -72,7 +72,7 @@ def test_rollouts_stop_at_termination():
     batch, _ = RolloutCollector(env, learner.act, 50).collect()
     learner.store(batch)
     learner.fit_model()
-    learner.frames = 10_000  # rollout length 3 by then
+    learner.schedule.frames = 10_000  # rollout length 3 by then
     learner.branch(40)
     assert len(learner.model_buffer) == 40 * 3
     learner.termination = lambda s, a, s2: torch.ones(len(s), dtype=torch.bool)  # everything ends at once
@@ -87,16 +87,16 @@ def test_rollout_length_schedule():
 
 @pytest.mark.parametrize(
     ("key", "value"),
-    [("real_ratio", 1.5), ("rollout_length", (0, 3)), ("rollout_schedule", (5, 5)), ("model_patience", 0)],
+    [("real_ratio", 1.5), ("rollout_length", (0, 3)), ("rollout_schedule", (5, 5)), ("model.patience", 0)],
 )
 def test_bad_configs_fail_naming_the_key(key, value):
     with pytest.raises(MarlkitError, match=f"algo.{key} must"):
-        with_overrides(algorithm("mbpo").config(), {key: value}, "algo").validate()
+        with_overrides(algorithm("mbpo").config(), {key: value}, "algo")
 
 
 def test_mbpo_needs_sac_actors():
     with pytest.raises(MarlkitError, match="squashed_gaussian"):
-        with_overrides(algorithm("mbpo").config(), {"actor": "deterministic"}, "algo").validate()
+        with_overrides(algorithm("mbpo").config(), {"actor": "deterministic"}, "algo")
 
 
 def test_known_rewards_label_synthetic_rows():

@@ -13,10 +13,12 @@ from tensordict import TensorDict
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.algorithms.offpolicy import OffPolicy, polyak_, squashed_log_prob, td_target
-from marlkit.config import with_overrides
+from marlkit.algorithms.offpolicy import OffPolicy, polyak_, td_target
 from marlkit.errors import MarlkitError
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.learner import EnvInfo
+from marlkit.options import with_overrides
+from marlkit.policies import squashed_log_prob
 from marlkit.replay import ReplayBuffer
 from marlkit.rollout import RolloutCollector
 from marlkit.specs import Box, Discrete, GroupSpec
@@ -25,7 +27,7 @@ from marlkit.specs import Box, Discrete, GroupSpec
 def make_learner(name: str, groups, state_dim: int, **overrides) -> OffPolicy:
     spec = algorithm(name)
     cfg = with_overrides(spec.config(), {**spec.preset, "hidden": (32, 32), "batch_size": 64, **overrides})
-    return OffPolicy(cfg, groups, state_dim, seed=0)
+    return OffPolicy(cfg, EnvInfo("test", groups, state_dim), seed=0)
 
 
 def filled(name: str, env_name: str = "vmas/navigation", frames: int = 400, **overrides) -> OffPolicy:

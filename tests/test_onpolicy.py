@@ -9,9 +9,9 @@ import torch
 
 from marlkit import MarlkitError, make_env
 from marlkit.algorithms import algorithm
-from marlkit.config import with_overrides
-from marlkit.experiment import seed_everything
+from marlkit.checkpoint import seed_everything
 from marlkit.keys import ACTION, OBS
+from marlkit.options import with_overrides
 from marlkit.rollout import RolloutCollector
 
 
@@ -29,7 +29,7 @@ def setup(
     env = make_env(env_name, num_envs=num_envs, seed=seed, **kwargs)
     spec = algorithm(algo)
     cfg = with_overrides(spec.config(), {**spec.preset, "rollout_steps": steps, **overrides})
-    learner = spec.learner(cfg, env.groups, env.state_dim, seed=seed)
+    learner = spec.build(cfg, env, seed)
     return env, learner, RolloutCollector(env, learner.act, steps, reuse_buffer=False)
 
 

@@ -33,11 +33,11 @@ def kv(overrides: dict) -> list[str]:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["train", "hatrpo", "vmas/navigation", "algo.max_kll=0.1"], "did you mean 'max_kl'"),
+        (["train", "hatrpo", "vmas/navigation", "algo.max_kll=0.1"], "did you mean 'algo.trust_region.max_kl'"),
         (["train", "hatrpoo", "vmas/navigation"], "did you mean 'hatrpo'"),
-        (["train", "hatrpo", "vmas/navigation", "algo.max_kl=abc"], "must be a number"),
+        (["train", "hatrpo", "vmas/navigation", "algo.trust_region.max_kl=abc"], "must be a number"),
         (["train", "hatrpo", "vmas/navigation", "--frames", "-5"], "frames must be > 0"),
-        (["train", "hatrpo", "vmas/navigation", "algo.max_kl=0"], "max_kl must be > 0"),
+        (["train", "hatrpo", "vmas/navigation", "algo.trust_region.max_kl=0"], "max_kl must be > 0"),
         (["train", "hatrpo", "vmas/navigation", "algo.share_actor=true"], "sequential schedule"),
         (["train", "masac", "mpe/simple_spread_v3"], "need continuous actions"),
         (["train", "maddpg", "vmas/navigation", "experiment.wandb=true"], "wandb"),
@@ -64,25 +64,27 @@ def test_bad_input_fails_with_one_line_before_writing(args, message, tmp_path, c
 def test_config_files_and_recreating_a_run_from_its_config(tmp_path):
     yaml_file = tmp_path / "run.yaml"
     yaml_file.write_text(
-        "algo_name: itrpo\nenv_name: vmas/navigation\nexperiment:\n  frames: 400\n  seed: 3\nalgo:\n  max_kl: 0.02\n"
+        "algo_name: itrpo\nenv_name: vmas/navigation\nexperiment:\n  frames: 400\n  seed: 3\n"
+        "algo:\n  trust_region:\n    max_kl: 0.02\n"
         + "".join(f"  {k.split('.')[1]}: {json.dumps(v)}\n" for k, v in TINY.items() if k.startswith("algo."))
         + "env:\n  n_agents: 2\n  max_steps: 25\n"
     )
     toml_file = tmp_path / "run.toml"
-    toml_file.write_text("[experiment]\nframes = 400\nseed = 3\nnum_envs = 4\n[algo]\nmax_kl = 0.02\n")
+    toml_file.write_text("[experiment]\nframes = 400\nseed = 3\nnum_envs = 4\n[algo.trust_region]\nmax_kl = 0.02\n")
     exp = [f"{k}={json.dumps(v)}" for k, v in TINY.items() if k.startswith("experiment.")]
     assert main(["train", "--config", str(yaml_file), "--out", str(tmp_path / "a"), *exp]) == 0
     config = json.loads((tmp_path / "a" / "config.json").read_text())
-    assert config["algo"]["max_kl"] == 0.02 and config["experiment"]["seed"] == 3
+    assert config["algo"]["trust_region"]["max_kl"] == 0.02 and config["experiment"]["seed"] == 3
     assert config["env"] == {"n_agents": 2, "max_steps": 25}
     # The saved config alone re-creates the run: same metrics, number for number.
     assert main(["train", "--config", str(tmp_path / "a" / "config.json"), "--out", str(tmp_path / "b")]) == 0
     assert (tmp_path / "a" / "metrics.csv").read_text() == (tmp_path / "b" / "metrics.csv").read_text()
     # TOML, and CLI key=value wins over the file.
     args = ["train", "itrpo", "vmas/navigation", "--config", str(toml_file), "--out", str(tmp_path / "c")]
-    assert main([*args, *kv({k: v for k, v in TINY.items() if k != "experiment.num_envs"}), "algo.max_kl=0.03"]) == 0
+    overrides = kv({k: v for k, v in TINY.items() if k != "experiment.num_envs"})
+    assert main([*args, *overrides, "algo.trust_region.max_kl=0.03"]) == 0
     config = json.loads((tmp_path / "c" / "config.json").read_text())
-    assert config["algo"]["max_kl"] == 0.03 and config["experiment"]["num_envs"] == 4
+    assert config["algo"]["trust_region"]["max_kl"] == 0.03 and config["experiment"]["num_envs"] == 4
 
 
 def test_eval_prints_per_group_returns_and_writes_a_gif(tmp_path, capsys):

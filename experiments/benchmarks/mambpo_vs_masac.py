@@ -74,8 +74,8 @@ def main() -> None:
     # it separates what the learned reward costs from what the rest of the model does.
     known = {**mambpo, "overrides": {**mambpo["overrides"], "algo.reward": "known"}}
     # beta-NLL (0.5): plain NLL left the velocity change unfit (marlkit.world_model.gaussian_nll).
-    beta = {**mambpo, "overrides": {**mambpo["overrides"], "algo.nll_beta": 0.5}}
-    beta_known = {**known, "overrides": {**known["overrides"], "algo.nll_beta": 0.5}}
+    beta = {**mambpo, "overrides": {**mambpo["overrides"], "algo.model.nll_beta": 0.5}}
+    beta_known = {**known, "overrides": {**known["overrides"], "algo.model.nll_beta": 0.5}}
     control = {**MASAC, **short, "overrides": {**MASAC["overrides"], **{k: MODEL[k] for k in CONTROL_KEYS}}}
     # row name -> (registry algo, preset, run directory under --out)
     plan = {
@@ -144,7 +144,7 @@ def main() -> None:
         "learned termination head, one-step rollouts). `mambpo_known_reward` is the same with `algo.reward=known`: "
         "synthetic rewards come from navigation's reward function applied to the model's predicted observations "
         "(`marlkit/rewards.py`) instead of the model's reward outputs. The `mambpo_beta_nll` rows train the "
-        "model with beta-NLL (`algo.nll_beta=0.5`) instead of the Gaussian NLL. `masac_same_updates` is the "
+        "model with beta-NLL (`algo.model.nll_beta=0.5`) instead of the Gaussian NLL. `masac_same_updates` is the "
         "control: MASAC with "
         f"MAMBPO's frames and `{control_overrides}`, no model (seeds {seeds['masac_same_updates']}). "
         "Evaluations (16 episodes, mean over agents): MASAC every 6k frames, the others every 2k.\n\n"

@@ -24,8 +24,8 @@ from torch import nn
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.config import with_overrides
 from marlkit.groups import mlp
+from marlkit.options import with_overrides
 from marlkit.rollout import RolloutCollector
 
 BATCH = 1024
@@ -37,7 +37,7 @@ def learner_for(name: str, n_agents: int):
     cfg = with_overrides(
         spec.config(), {**spec.preset, "batch_size": BATCH, "hidden": (128, 128), "warmup_frames": 10**9}
     )
-    learner = spec.learner(cfg, env.groups, env.state_dim, seed=0)
+    learner = spec.build(cfg, env, 0)
     batch, _ = RolloutCollector(env, learner.act, 100).collect()
     learner.update(batch)
     return learner

@@ -25,8 +25,7 @@ from _learning import ROOT
 from _report import write_section
 
 from marlkit.adapters import make_env
-from marlkit.evaluation import load_learner
-from marlkit.experiment import episode_returns
+from marlkit.evaluation import episode_returns, load_learner
 
 EPISODES, SEED = 10, 123_456  # marlkit eval's evaluation seed
 
@@ -36,7 +35,8 @@ def evaluate_with_horizon(run: Path, horizon: int) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     config, learner, _ = load_learner(run, "last")
-    learner.cfg = dataclasses.replace(learner.cfg, horizon=horizon)  # planners are built lazily from cfg
+    cfg = learner.cfg  # planners are built lazily from cfg
+    learner.cfg = dataclasses.replace(cfg, planner=dataclasses.replace(cfg.planner, horizon=horizon))
     env = make_env(config.env_name, EPISODES, "cpu", SEED, **config.env_kwargs)
     start = time.perf_counter()
     returns = next(iter(episode_returns(learner, env, SEED, config.experiment.eval_max_steps).values()))

@@ -22,7 +22,7 @@ from model_based_learning import PRESETS
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.config import with_overrides
+from marlkit.options import with_overrides
 from marlkit.rollout import RolloutCollector
 
 
@@ -33,11 +33,10 @@ def main() -> None:
     torch.set_num_threads(1)  # as in the learning benchmark
     preset = PRESETS["pets_pendulum"]
     algo = {k.removeprefix("algo."): v for k, v in preset["overrides"].items() if k.startswith("algo.")}
-    algo["model_hidden"] = tuple(algo["model_hidden"])
     algo.update(warmup_frames=1_000, retrain_every=1_000)
     env = make_env("gym/Pendulum-v1", 1, "cpu", 0)
     spec = algorithm("pets")
-    learner = spec.build(with_overrides(spec.config(), algo), env, 0)
+    learner = spec.build(with_overrides(spec.default_config(), algo), env, 0)
     collector = RolloutCollector(env, learner.act, 1_000)
     batch, _ = collector.collect()  # random actions during warm-up
     start = time.perf_counter()
@@ -49,7 +48,7 @@ def main() -> None:
     learner.model.forward_seconds = 0.0
     for _ in range(args.steps):
         td = env.step(learner.act(td))
-    profile = learner.timing_summary()
+    profile = learner.run_summary()
     frames = preset["frames"]
     results = {
         "steps": args.steps,

@@ -27,6 +27,7 @@ import torch
 
 from marlkit.adapters.base import MultiAgentEnv
 from marlkit.errors import MarlkitError, suggest
+from marlkit.imports import import_attr
 
 FAMILIES = ("vmas", "mpe", "mamujoco", "gym", "envs")
 # Options consumed by marlkit itself; everything else goes to the scenario.
@@ -41,7 +42,7 @@ def make_env(
         raise MarlkitError(f"num_envs must be >= 1, got {num_envs}")
     device = torch.device(device)
     if ":" in name:
-        return _from_object(name, _import_attr(name), num_envs, device, seed, env_kwargs)
+        return _from_object(name, import_attr(name, "env"), num_envs, device, seed, env_kwargs)
     family, _, task = name.partition("/")
     if family not in FAMILIES or not task:
         raise MarlkitError(
@@ -125,18 +126,6 @@ def _from_object(
     options = {k: kwargs.pop(k) for k in ADAPTER_OPTIONS if k in kwargs}
     _check_kwargs(name, kwargs, obj)
     return _pettingzoo(name, partial(obj, **kwargs), num_envs, device, seed, options)
-
-
-def _import_attr(spec: str) -> Any:
-    module_name, _, attr = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise MarlkitError(f"cannot import module '{module_name}' for env '{spec}': {err}") from None
-    if not hasattr(module, attr):
-        public = [n for n in dir(module) if not n.startswith("_")]
-        raise MarlkitError(f"module '{module_name}' has no attribute '{attr}'.{suggest(attr, public)}")
-    return getattr(module, attr)
 
 
 # ------------------------------------------------------------- user scenarios

@@ -1,8 +1,15 @@
-"""Algorithm registry: a name maps to a learner class and the config switches that define it."""
+"""Algorithm registry: a name maps to a learner class, its config class and the preset that defines the variant.
+
+Algorithms from outside the package either call :func:`register` or are named by import path,
+``my_pkg.my_algo:MyLearner`` (a :class:`~marlkit.learner.Learner` subclass with a ``Config`` class
+attribute, and optionally ``PRESET``) or ``my_pkg.my_algo:SPEC`` (an :class:`AlgorithmSpec`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from marlkit.adapters.base import MultiAgentEnv
@@ -11,24 +18,28 @@ from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
 from marlkit.algorithms.onpolicy import OnPolicy, OnPolicyConfig
 from marlkit.algorithms.pets import PETS, PETSConfig
 from marlkit.errors import MarlkitError, suggest
+from marlkit.imports import import_attr
+from marlkit.learner import EnvInfo, Learner
+from marlkit.options import with_overrides
+
+LearnerFactory = Callable[[Any, EnvInfo, int], Learner]
 
 
 @dataclass(frozen=True)
 class AlgorithmSpec:
-    learner: type
+    learner: LearnerFactory
+    """Called as ``learner(cfg, env_info, seed)``; usually the Learner subclass itself."""
     config: type
-    preset: dict[str, Any]
-    summary: str
+    """The frozen config dataclass (``algo.*`` options)."""
+    preset: Mapping[str, Any] = field(default_factory=dict)
+    """Dotted ``algo.*`` values that define this variant on top of the config's defaults."""
+    summary: str = ""
 
-    def build(self, cfg: Any, env: MultiAgentEnv, seed: int) -> Any:
-        """The learner for ``env``; model-based learners also get the task's name (for its known
-        termination function), where its global state comes from and, for known reward functions,
-        the simulator's scenario object."""
-        needs_facts = getattr(self.learner, "needs_env_facts", False)
-        facts: dict[str, Any] = {"env_name": env.name, "state_source": env.state_source} if needs_facts else {}
-        if getattr(self.learner, "needs_scenario", False):
-            facts["scenario"] = env.scenario
-        return self.learner(cfg, env.groups, env.state_dim, seed=seed, **facts)
+    def default_config(self) -> Any:
+        return with_overrides(self.config(), self.preset, "algo")
+
+    def build(self, cfg: Any, env: MultiAgentEnv | EnvInfo, seed: int) -> Learner:
+        return self.learner(cfg, env if isinstance(env, EnvInfo) else EnvInfo.of(env), seed)
 
 
 def _onpolicy(critic: str, schedule: str, rule: str, summary: str) -> AlgorithmSpec:
@@ -69,8 +80,12 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     "sac": _offpolicy("SAC; on a multi-agent env it is ISAC", critic="local", **_SAC),
     "isac": _offpolicy("independent SAC, local twin critics Q_i(o_i, a_i)", critic="local", **_SAC),
     "masac": _offpolicy("multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", **_SAC),
+    # PETS's model is MBPO's less one hidden layer (Chua et al. 2018 use 3 x 200 on the smaller tasks).
     "pets": AlgorithmSpec(
-        PETS, PETSConfig, {}, "PETS: ensemble model + CEM MPC; multi-agent: centralized joint planner"
+        PETS,
+        PETSConfig,
+        {"model.hidden": (200, 200, 200)},
+        "PETS: ensemble model + CEM MPC; multi-agent: centralized joint planner",
     ),
     "mbpo": AlgorithmSpec(
         MBPO, MBPOConfig, {"critic": "local"}, "MBPO: SAC on real + branched model rollouts; multi-agent: ISAC"
@@ -81,20 +96,48 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
 }
 
 
+def register(name: str, spec: AlgorithmSpec) -> None:
+    """Make ``spec`` available as ``name`` to ``train``, ``compare`` and ``list`` (in this process)."""
+    if name in ALGORITHMS and ALGORITHMS[name] != spec:
+        raise MarlkitError(f"algorithm '{name}' is already registered; choose another name")
+    ALGORITHMS[name] = spec
+
+
+def from_import_path(path: str) -> AlgorithmSpec:
+    """``module.path:Attr``: an AlgorithmSpec, or a Learner subclass with a ``Config`` attribute."""
+    obj = import_attr(path, "algorithm")
+    if isinstance(obj, AlgorithmSpec):
+        return obj
+    if inspect.isclass(obj) and issubclass(obj, Learner):
+        config = getattr(obj, "Config", None)
+        if config is None:
+            raise MarlkitError(f"learner '{path}' needs a Config class attribute (its frozen config dataclass)")
+        doc = (obj.__doc__ or "").strip()
+        return AlgorithmSpec(obj, config, getattr(obj, "PRESET", {}), doc.splitlines()[0] if doc else path)
+    raise MarlkitError(f"'{path}' is neither a marlkit Learner subclass nor an AlgorithmSpec")
+
+
 def algorithm(name: str) -> AlgorithmSpec:
-    if name not in ALGORITHMS:
-        raise MarlkitError(f"unknown algorithm '{name}'.{suggest(name, ALGORITHMS)} Valid: {', '.join(ALGORITHMS)}")
-    return ALGORITHMS[name]
+    if name in ALGORITHMS:
+        return ALGORITHMS[name]
+    if ":" in name:
+        return from_import_path(name)
+    raise MarlkitError(
+        f"unknown algorithm '{name}'.{suggest(name, ALGORITHMS)} Valid: {', '.join(ALGORITHMS)}, "
+        "or module.path:LearnerClass"
+    )
 
 
 __all__ = [
     "ALGORITHMS",
     "MBPO",
     "AlgorithmSpec",
+    "Learner",
     "MBPOConfig",
     "OffPolicy",
     "OffPolicyConfig",
     "OnPolicy",
     "OnPolicyConfig",
     "algorithm",
+    "register",
 ]

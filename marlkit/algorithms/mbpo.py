@@ -28,18 +28,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from tensordict import TensorDict, TensorDictBase
 
 from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
-from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.groups import joint_observations
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.learner import EnvInfo
+from marlkit.options import KeyFn, option, require, require_at_least
 from marlkit.replay import ReplayBuffer
 from marlkit.rewards import known_reward
-from marlkit.specs import GroupSpec
+from marlkit.schedules import linear
 from marlkit.termination import episode_terminated, model_termination
 from marlkit.world_model import EnsembleWorldModel, ModelOptions
 
@@ -61,9 +62,9 @@ class MBPOConfig(OffPolicyConfig, ModelOptions):
         "learned", "synthetic rewards: the model's, or the task's known function of the predicted observations"
     )
 
-    def validate(self) -> None:
-        super().validate()
-        require_at_least(self, ("retrain_every", "model_refreshes"), 1, algo_key)
+    def validate(self, key: KeyFn) -> None:
+        super().validate(key)
+        require_at_least(self, ("retrain_every", "model_refreshes"), 1, key)
         require(self.rollouts_per_frame > 0, f"algo.rollouts_per_frame must be > 0, got {self.rollouts_per_frame}")
         require(
             self.rollout_length[0] >= 1 and self.rollout_length[1] >= 1,
@@ -76,45 +77,34 @@ class MBPOConfig(OffPolicyConfig, ModelOptions):
         require(0 <= self.real_ratio <= 1, f"algo.real_ratio must be in [0, 1], got {self.real_ratio}")
         require(self.actor == "squashed_gaussian", "MBPO trains SAC actors; algo.actor must be squashed_gaussian")
         require(not self.prioritized, "MBPO samples real and model data uniformly; set algo.prioritized=false")
-        self.validate_model()
 
     def rollout_length_at(self, frames: int) -> int:
         (first, last), (start, end) = self.rollout_length, self.rollout_schedule
-        frac = min(max((frames - start) / (end - start), 0.0), 1.0)
-        return round(first + frac * (last - first))
+        return round(linear(frames, start, end, first, last))
 
 
 class MBPO(OffPolicy):
-    needs_env_facts = True
-    needs_scenario = True
+    Config = MBPOConfig
 
-    def __init__(
-        self,
-        cfg: MBPOConfig,
-        groups: Mapping[str, GroupSpec],
-        state_dim: int,
-        seed: int = 0,
-        env_name: str = "",
-        state_source: str = "observations",
-        scenario: Any = None,
-    ) -> None:
-        super().__init__(cfg, groups, state_dim, seed)
+    def __init__(self, cfg: MBPOConfig, env: EnvInfo, seed: int = 0) -> None:
+        super().__init__(cfg, env, seed)
+        groups, state_dim = self.groups, self.state_dim
         self.cfg: MBPOConfig = cfg
         # A global state that is just the joint observations is rebuilt from them, not modelled twice.
-        self.model_state = state_source != "observations"
+        self.model_state = env.state_source != "observations"
         self.joint_obs_width = sum(s.n_agents * s.obs_dim for s in groups.values())
         self.known_reward = (
-            known_reward(env_name, scenario, [a for s in groups.values() for a in s.agents])
+            known_reward(env.name, env.scenario, [a for s in groups.values() for a in s.agents])
             if cfg.reward == "known"
             else None
         )
         self.n_rewards = sum(s.n_agents for s in groups.values())
-        known, head = model_termination(cfg.termination, env_name, not self.model_state)
+        known, head = model_termination(cfg.termination, env.name, not self.model_state)
         self.termination = known
         self.model = EnsembleWorldModel(
             self.joint_obs_width + (state_dim if self.model_state else 0),
             self.joint_act_dim,
-            cfg.model(),
+            cfg.model,
             seed=seed + 3,
             reward_dim=self.n_rewards,
             termination_head=head,
@@ -149,10 +139,10 @@ class MBPO(OffPolicy):
         self.store(batch)
         metrics: dict[str, float] = {}
         cfg = self.cfg
-        if self.frames >= cfg.warmup_frames and self.frames - self._last_fit >= cfg.retrain_every:
+        if self.schedule.frames >= cfg.warmup_frames and self.schedule.frames - self._last_fit >= cfg.retrain_every:
             metrics.update(self.fit_model())
-            metrics.update(self.branch(int(cfg.rollouts_per_frame * (self.frames - self._last_fit))))
-            self._last_fit = self.frames
+            metrics.update(self.branch(int(cfg.rollouts_per_frame * (self.schedule.frames - self._last_fit))))
+            self._last_fit = self.schedule.frames
         metrics.update(self.learn(batch.numel()))
         metrics["model_buffer_size"] = float(len(self.model_buffer))
         return metrics
@@ -161,7 +151,7 @@ class MBPO(OffPolicy):
         """Refit the ensemble on every real transition."""
         assert self.replay.storage is not None
         rows = self.replay.storage[: len(self.replay)]
-        actions = self._joint({g: self.from_env(g, rows[g][ACTION]) for g in self.groups})
+        actions = self.joint.pack_env(rows)
         metrics = self.model.fit(
             self._model_vector(rows),
             actions,
@@ -175,14 +165,14 @@ class MBPO(OffPolicy):
     def branch(self, starts: int) -> dict[str, float]:
         """``starts`` rollouts of the current length from real states, acting with the current policies;
         every transition reached before termination goes to the model buffer."""
-        k = self.cfg.rollout_length_at(self.frames)
+        k = self.cfg.rollout_length_at(self.schedule.frames)
         rows, _, _ = self.replay.sample(starts)
         vector = self._model_vector(rows)
         added = 0
         for _ in range(k):  # steps depend on each other; particles are batched
             obs, state = self._observations(vector)
             actions = {g: self.policy(self.actors, g, obs[g], None, "explore")[0] for g in self.groups}
-            joint = self._joint(actions)
+            joint = self.joint.pack(actions)
             nxt, reward, _, learned_done = self.model.predict(
                 vector, joint, sample=self.cfg.rollout_noise, disagreement=False
             )
@@ -217,7 +207,7 @@ class MBPO(OffPolicy):
             flags = done.unsqueeze(-1).expand(b, n)
             data[g] = {
                 OBS: obs[g],
-                ACTION: self.to_env(g, actions[g]),
+                ACTION: self.joint.env(g, actions[g]),
                 ALIVE: torch.ones(b, n, dtype=torch.bool),
                 REWARD: rewards[:, offset : offset + n],
                 TERMINATED: flags,
@@ -227,10 +217,10 @@ class MBPO(OffPolicy):
             offset += n
         return TensorDict(data, batch_size=[b])
 
-    def draw(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
+    def sample_rows(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
         cfg = self.cfg
         if len(self.model_buffer) == 0:
-            return super().draw()
+            return super().sample_rows()
         n_real = round(cfg.real_ratio * cfg.batch_size)
         fake, _, _ = self.model_buffer.sample(cfg.batch_size - n_real)
         if n_real == 0:

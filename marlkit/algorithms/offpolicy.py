@@ -23,26 +23,24 @@ from __future__ import annotations
 
 import copy
 import math
-import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
-import torch.nn.functional as F
 from tensordict import TensorDictBase
 from torch import nn
 
-from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.errors import MarlkitError
-from marlkit.groups import GroupModule, central_input, central_input_dim, mlp
+from marlkit.groups import GroupModule, JointActions, central_input, central_input_dim, mlp
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.learner import EnvInfo, Learner
 from marlkit.nets import EnsembleMLP, clip_grad_norm_per_member_
-from marlkit.policies import MASKED_LOGIT
+from marlkit.options import KeyFn, option, require, require_at_least, validate
+from marlkit.policies import ActorMode, gumbel_head, squashed_gaussian_head
 from marlkit.replay import ReplayBuffer
-from marlkit.specs import Box, Discrete, GroupSpec, from_unit, to_unit
-
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+from marlkit.schedules import UpdateSchedule, linear
+from marlkit.specs import Box, Discrete, GroupSpec
 
 
 @dataclass(frozen=True)
@@ -83,16 +81,16 @@ class OffPolicyConfig:
     hidden: tuple[int, ...] = option((256, 256), "hidden layer sizes of actors and critics")
     activation: str = option("relu", "activation of actors and critics")
 
-    def validate(self) -> None:
+    def validate(self, key: KeyFn) -> None:
         positive = ("n_critics", "policy_delay", "rollout_steps", "buffer_size", "batch_size")
-        require_at_least(self, positive, 1, algo_key)
-        require_at_least(self, ("warmup_frames",), 0, algo_key)
+        require_at_least(self, positive, 1, key)
+        require_at_least(self, ("warmup_frames",), 0, key)
         require(self.updates_per_frame > 0, f"algo.updates_per_frame must be > 0, got {self.updates_per_frame}")
         require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
         require_at_least(
-            self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, algo_key
+            self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, key
         )
 
 
@@ -131,24 +129,14 @@ class ReplayBatch:
     weights: torch.Tensor | None
 
 
-def squashed_log_prob(u: torch.Tensor, loc: torch.Tensor, log_std: torch.Tensor, log_scale: torch.Tensor):
-    """log pi(a) of ``a = low + (tanh(u) + 1) * scale`` with ``u ~ N(loc, std)``, summed over dims.
+class OffPolicy(Learner):
+    Config: ClassVar[type] = OffPolicyConfig
 
-    The tanh Jacobian uses ``log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u))``, evaluated at the
-    pre-squash ``u`` (stable for large |u|; no atanh of stored actions)."""
-    z = (u - loc) * torch.exp(-log_std)
-    gauss = -0.5 * z.pow(2) - log_std - 0.5 * math.log(2 * math.pi)
-    log_det = 2 * (math.log(2) - u - F.softplus(-2 * u))
-    return (gauss - log_det - log_scale).sum(-1)
-
-
-class OffPolicy(nn.Module):
-    needs_env_facts = False  # see AlgorithmSpec.build
-
-    def __init__(self, cfg: OffPolicyConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
+    def __init__(self, cfg: OffPolicyConfig, env: EnvInfo, seed: int = 0) -> None:
         super().__init__()
-        cfg.validate()
-        self.cfg, self.groups, self.state_dim = cfg, dict(groups), state_dim
+        validate(cfg, "algo.")
+        self.cfg, self.groups, self.state_dim = cfg, dict(env.groups), env.state_dim
+        groups = self.groups
         self.sac = cfg.actor == "squashed_gaussian"
         for g, s in groups.items():
             if isinstance(s.action, Discrete) and self.sac:
@@ -158,8 +146,9 @@ class OffPolicy(nn.Module):
                 )
             if isinstance(s.action, Box) and not all(map(math.isfinite, (*s.action.low, *s.action.high))):
                 raise MarlkitError(f"group '{g}' has unbounded actions; off-policy actors need finite action bounds")
-        self.act_dims = {g: s.action.n if isinstance(s.action, Discrete) else s.action.dim for g, s in groups.items()}
-        self.joint_act_dim = sum(s.n_agents * self.act_dims[g] for g, s in groups.items())
+        self.joint = JointActions(groups)
+        self.act_dims = self.joint.widths
+        self.joint_act_dim = self.joint.dim
         out_mult = 2 if self.sac else 1
 
         def actor_net(spec: GroupSpec) -> Callable[[], nn.Module]:
@@ -178,25 +167,13 @@ class OffPolicy(nn.Module):
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, fused=True)
         self.alpha_opt = torch.optim.Adam(self.log_alpha.parameters(), lr=cfg.alpha_lr)
         self.replay = ReplayBuffer(cfg.buffer_size, None, seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
-        self.frames = 0
+        self.schedule = UpdateSchedule(cfg.warmup_frames, cfg.updates_per_frame)
         self.grad_steps = 0
-        self._update_credit = 0.0
         self._ou: dict[str, torch.Tensor] = {}
-        # Agent i's slots in the joint action vector, per group: [n_agents, joint_act_dim] 0/1.
-        slots, offset = {}, 0
-        for g, s in groups.items():
-            width = self.act_dims[g]
-            m = torch.zeros(s.n_agents, self.joint_act_dim)
-            for i in range(s.n_agents):
-                m[i, offset + i * width : offset + (i + 1) * width] = 1
-            slots[g], offset = m, offset + s.n_agents * width
-        for g, m in slots.items():
-            self.register_buffer(f"slots_{g}", m, persistent=False)
-            space = groups[g].action
-            if isinstance(space, Box):
-                low, high = space.bounds("cpu")
-                self.register_buffer(f"low_{g}", low, persistent=False)
-                self.register_buffer(f"high_{g}", high, persistent=False)
+
+    @property
+    def steps_per_collection(self) -> int:
+        return self.cfg.rollout_steps
 
     # ------------------------------------------------------------ networks
     def _make_critic(self, g: str, s: GroupSpec) -> EnsembleMLP:
@@ -235,11 +212,10 @@ class OffPolicy(nn.Module):
             parts.append(torch.eye(n, device=base.device).expand(b, n, n))
         return torch.cat(parts, dim=-1)
 
-    def _slots(self, g: str) -> torch.Tensor:
-        return typing.cast(torch.Tensor, getattr(self, f"slots_{g}"))
-
     # -------------------------------------------------------------- policies
-    def policy(self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None, mode: str):
+    def policy(
+        self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None, mode: ActorMode
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalized actions ``[..., n, a]`` (one-hot for discrete) and log pi ``[..., n]`` (SAC; the raw
         logits for discrete actors; else None).
 
@@ -247,57 +223,33 @@ class OffPolicy(nn.Module):
         ``explore`` (behaviour: SAC sample, Gumbel sample, or deterministic plus noise added by ``act``)."""
         out = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
         if isinstance(self.groups[g].action, Discrete):
-            logits = out if mask is None else out.masked_fill(~mask, MASKED_LOGIT)
-            if mode == "mean":
-                return F.one_hot(logits.argmax(-1), logits.shape[-1]).float(), None
-            # The regularizer gets the raw logits: masked ones are -1e9 and would dominate it.
-            return F.gumbel_softmax(logits, tau=1.0, hard=True), out
+            return gumbel_head(out, mask, mode)
         if not self.sac:
             return torch.tanh(out), None
-        loc, log_std = out.chunk(2, dim=-1)
-        if mode == "mean":
-            return torch.tanh(loc), None
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (torch.tanh(log_std) + 1)
-        u = loc + log_std.exp() * torch.randn_like(loc)
-        return torch.tanh(u), squashed_log_prob(u, loc, log_std, self._log_scale(g))
-
-    def _bounds(self, g: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return getattr(self, f"low_{g}"), getattr(self, f"high_{g}")
+        return squashed_gaussian_head(out, mode, self._log_scale(g))
 
     def _log_scale(self, g: str) -> torch.Tensor:
-        low, high = self._bounds(g)
+        low, high = self.joint.bounds(g)
         return torch.log((high - low) / 2)
-
-    def to_env(self, g: str, action: torch.Tensor) -> torch.Tensor:
-        if isinstance(self.groups[g].action, Discrete):
-            return action.argmax(-1)
-        return from_unit(action, *self._bounds(g))
-
-    def from_env(self, g: str, action: torch.Tensor) -> torch.Tensor:
-        spec = self.groups[g].action
-        if isinstance(spec, Discrete):
-            return F.one_hot(action.long(), spec.n).float()
-        return to_unit(action, *self._bounds(g))
 
     def noise_std(self) -> float:
         cfg = self.cfg
         if cfg.noise_decay_frames <= 0:
             return cfg.noise_std
-        frac = min(self.frames / cfg.noise_decay_frames, 1.0)
-        return cfg.noise_std + frac * (cfg.noise_std_final - cfg.noise_std)
+        return linear(self.schedule.frames, 0, cfg.noise_decay_frames, cfg.noise_std, cfg.noise_std_final)
 
     @torch.no_grad()
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
         for g, spec in self.groups.items():
             group = td[g]
             mask = group.get(ACTION_MASK, None) if spec.has_action_mask else None
-            if not deterministic and self.frames < self.cfg.warmup_frames:
+            if not deterministic and self.schedule.warming_up:
                 group[ACTION] = spec.random_action(group.batch_size[:-1], None, group.device, mask)
                 continue
             action, _ = self.policy(self.actors, g, group[OBS], mask, "mean" if deterministic else "explore")
             if not deterministic and isinstance(spec.action, Box) and not self.sac:
                 action = (action + self._exploration_noise(g, td, action)).clamp(-1, 1)
-            group[ACTION] = self.to_env(g, action)
+            group[ACTION] = self.joint.env(g, action)
         return td
 
     def _exploration_noise(self, g: str, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
@@ -326,15 +278,13 @@ class OffPolicy(nn.Module):
             keys += [(g, k) for k in self.REPLAY_GROUP_KEYS if (g, k) in batch.keys(include_nested=True)]
             keys.append((NEXT, g, OBS))
         self.replay.extend(batch.select(*keys))
-        self.frames += batch.numel()
+        self.schedule.record(batch.numel())
 
     def learn(self, new_frames: int) -> dict[str, float]:
-        """``updates_per_frame`` gradient steps per new frame (fractions carry over), after warm-up."""
-        if self.frames < self.cfg.warmup_frames or len(self.replay) == 0:
+        """The gradient steps the schedule owes for ``new_frames`` (none during warm-up)."""
+        if self.schedule.warming_up or len(self.replay) == 0:
             return {"replay_size": float(len(self.replay))}
-        self._update_credit += new_frames * self.cfg.updates_per_frame
-        steps = int(self._update_credit)
-        self._update_credit -= steps
+        steps = self.schedule.due(new_frames)
         metrics: dict[str, torch.Tensor] = {}
         for _ in range(steps):
             metrics.update(self.gradient_step())
@@ -353,7 +303,7 @@ class OffPolicy(nn.Module):
             group = rows[g]
             data[g] = {
                 "obs": group[OBS],
-                "action": self.from_env(g, group[ACTION]),
+                "action": self.joint.unit(g, group[ACTION]),
                 "mask": group.get(ACTION_MASK, None),
                 "alive": group[ALIVE].float(),
                 "reward": group[REWARD],
@@ -365,28 +315,21 @@ class OffPolicy(nn.Module):
         base, next_base = central_input(rows, self.groups, source), central_input(rows[NEXT], self.groups, source)
         return data, base, next_base
 
-    def _joint(self, actions: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return torch.cat([actions[g].flatten(1) for g in self.groups], dim=-1)
-
-    def _per_agent_joint(self, g: str, behaviour: torch.Tensor, fresh: torch.Tensor) -> torch.Tensor:
-        """``[B, n, joint]``: row i is the behaviour joint action with agent i's slot from ``fresh``."""
-        slots = self._slots(g)
-        return behaviour.unsqueeze(1) * (1 - slots) + fresh.unsqueeze(1) * slots
-
     def _critic_in(self, g: str, obs: torch.Tensor, base: torch.Tensor, own: torch.Tensor, joint: torch.Tensor):
         if self.cfg.critic == "local":
             return self.critic_input(g, obs, None, own)
         n = self.groups[g].n_agents
         return self.critic_input(g, obs, base, joint.unsqueeze(1).expand(-1, n, -1) if joint.dim() == 2 else joint)
 
-    def draw(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
-        """``batch_size`` replay rows, their indices and importance weights (None: uniform)."""
+    def sample_rows(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
+        """The rows of one gradient step: ``batch_size`` replay rows, their indices and importance
+        weights (None: uniform). Subclasses that mix in other data (MBPO) override this."""
         return self.replay.sample(self.cfg.batch_size)
 
     def sample(self) -> ReplayBatch:
-        rows, index, weights = self.draw()
+        rows, index, weights = self.sample_rows()
         data, base, next_base = self._unpack(rows)
-        joint = self._joint({g: d["action"] for g, d in data.items()})
+        joint = self.joint.pack({g: d["action"] for g, d in data.items()})
         return ReplayBatch(data, base, next_base, joint, index, weights)
 
     @torch.no_grad()
@@ -401,7 +344,7 @@ class OffPolicy(nn.Module):
                 noise = torch.randn_like(a) * cfg.target_noise
                 a = (a + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)).clamp(-1, 1)
             next_actions[g], next_logp[g] = a, logp
-        next_joint = self._joint(next_actions)
+        next_joint = self.joint.pack(next_actions)
         out = {}
         for g, d in batch.data.items():
             x = self._critic_in(g, d["next_obs"], batch.next_base, next_actions[g], next_joint)
@@ -416,20 +359,23 @@ class OffPolicy(nn.Module):
         """Per group ``[B, n_agents]`` objectives to maximize (Q_i, minus alpha_i log pi_i for SAC), the
         fresh log-probs (SAC) and the logits regularizer (discrete deterministic actors)."""
         cfg = self.cfg
-        fresh, logps, reg = {}, {}, torch.zeros((), device=batch.base.device)
+        fresh: dict[str, torch.Tensor] = {}
+        logps: dict[str, torch.Tensor] = {}
+        reg = torch.zeros((), device=batch.base.device)
         for g, d in batch.data.items():
             fresh[g], extra = self.policy(self.actors, g, d["obs"], d["mask"], "sample")
             if self.sac:
+                assert extra is not None
                 logps[g] = extra
             elif extra is not None:
                 reg = reg + cfg.logits_reg * extra.pow(2).mean()
-        fresh_joint = self._joint(fresh)
+        fresh_joint = self.joint.pack(fresh)
         objectives = {}
         for g, d in batch.data.items():
             # Agent i's Q sees its own fresh action; the others' come from the buffer (MADDPG) or
             # their current policies. Either way the gradient reaches agent i's actor through a_i.
             if cfg.critic == "central" and cfg.others_actions == "buffer":
-                joint = self._per_agent_joint(g, batch.joint, fresh_joint)
+                joint = self.joint.with_agent(g, batch.joint, fresh_joint)
             else:
                 joint = fresh_joint
             q = self.q_values(self.critics, g, self._critic_in(g, d["obs"], batch.base, fresh[g], joint))
@@ -494,9 +440,9 @@ class OffPolicy(nn.Module):
             "actor_opt": self.actor_opt.state_dict(),
             "critic_opt": self.critic_opt.state_dict(),
             "alpha_opt": self.alpha_opt.state_dict(),
-            "frames": self.frames,
+            "frames": self.schedule.frames,
             "grad_steps": self.grad_steps,
-            "update_credit": self._update_credit,
+            "update_credit": self.schedule.credit,
             "ou": dict(self._ou),
         }
         if include_replay:
@@ -507,11 +453,11 @@ class OffPolicy(nn.Module):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
-        self.frames, self.grad_steps = int(state["frames"]), int(state["grad_steps"])
-        self._update_credit = float(state["update_credit"])
+        self.schedule.frames, self.grad_steps = int(state["frames"]), int(state["grad_steps"])
+        self.schedule.credit = float(state["update_credit"])
         self._ou = dict(state["ou"])
         if "replay" in state:
-            self.replay.load_state_dict(state["replay"], device=self._slots(next(iter(self.groups))).device)
+            self.replay.load_state_dict(state["replay"], device=self.joint.slots(next(iter(self.groups))).device)
 
     def _clip(self, params, per_member: bool) -> None:
         if self.cfg.max_grad_norm <= 0:

@@ -4,9 +4,10 @@ Two switches pick the variant, plus the step rule:
 
 * ``critic``: ``local`` V(o_i) or ``central`` V(s) (per agent head over the global state);
 * ``schedule``: ``simultaneous`` (every agent steps on the plain advantage, all agents of a group in one
-  batched solve) or ``sequential`` (HATRPO/HAPPO: a fresh random permutation of all agents each
-  iteration; agent i_m maximises mean[r_{i_m} * M * A] where M is the product of new/old ratios of the
-  agents already updated, recomputed on the full batch after each agent's step);
+  batched solve) or ``sequential`` (HATRPO/HAPPO: agents step one after another, in a fresh random
+  permutation each iteration, or in env order with ``agent_order=fixed``; agent i_m maximises
+  mean[r_{i_m} * M * A] where M is the product of new/old ratios of the agents already updated,
+  recomputed on the full batch after each agent's step);
 * ``step_rule``: ``trust_region`` (marlkit.trust_region) or ``clip`` (PPO's clipped objective).
 
 With one agent the three trust-region variants run the same computations and give identical
@@ -18,16 +19,17 @@ from __future__ import annotations
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from tensordict import TensorDictBase
 from torch import nn
 
-from marlkit.config import algo_key, option, require, require_at_least
 from marlkit.groups import GroupModule, mlp
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
+from marlkit.options import KeyFn, nested, option, require, require_at_least, validate
 from marlkit.policies import GroupPolicy
 from marlkit.returns import gae
 from marlkit.specs import GroupSpec
@@ -36,6 +38,12 @@ from marlkit.trust_region import StepResult, TrustRegionConfig, trust_region_ste
 
 @dataclass(frozen=True)
 class OnPolicyConfig:
+    # config.json files written before configs were nested (format 1) named these keys flat.
+    LEGACY_KEYS: ClassVar[dict[str, str]] = {
+        k: f"trust_region.{k}"
+        for k in ("max_kl", "cg_iters", "cg_damping", "backtrack_coef", "backtrack_iters", "accept_ratio")
+    }
+
     critic: Literal["local", "central"] = option("local", "local V(o_i) or centralized V(s) critic")
     schedule: Literal["simultaneous", "sequential"] = option(
         "simultaneous", "agents step together, or in a random order"
@@ -43,18 +51,16 @@ class OnPolicyConfig:
     step_rule: Literal["trust_region", "clip"] = option("trust_region", "TRPO step or PPO clipped objective")
     share_actor: bool = option(False, "one policy network per group instead of one per agent")
     share_critic: bool = option(True, "one critic network per group instead of one per agent")
+    agent_order: Literal["random", "fixed"] = option(
+        "random", "sequential schedule: a fresh random permutation every iteration, or env order every time"
+    )
     allow_shared_sequential: bool = option(False, "opt in to a sequential schedule with shared actors (inexact M)")
     rollout_steps: int = option(100, "steps per env copy collected per iteration")
     gamma: float = option(0.99, "discount factor")
     gae_lambda: float = option(0.95, "GAE lambda")
     adv_norm: Literal["global", "agent", "none"] = option("global", "advantage normalization scope")
     factor_clip: float = option(0.0, "sequential schedule: clip M to [1/c, c] when c > 1 (0 = never)")
-    max_kl: float = option(0.01, "trust region: KL radius delta")
-    cg_iters: int = option(10, "trust region: conjugate-gradient iterations")
-    cg_damping: float = option(0.1, "trust region: Fisher damping")
-    backtrack_coef: float = option(0.8, "trust region: line-search shrink factor")
-    backtrack_iters: int = option(10, "trust region: line-search steps")
-    accept_ratio: float = option(0.5, "trust region: minimum actual/expected improvement")
+    trust_region: TrustRegionConfig = nested(TrustRegionConfig, "the trust-region step (step_rule=trust_region)")
     clip_eps: float = option(0.2, "clip: ratio clipping epsilon")
     actor_lr: float = option(5e-4, "clip: actor Adam learning rate")
     actor_epochs: int = option(10, "clip: epochs over the batch")
@@ -71,29 +77,15 @@ class OnPolicyConfig:
     activation: str = option("tanh", "activation of actors and critics")
     init_log_std: float = option(0.0, "initial log standard deviation of Gaussian policies")
 
-    def trust_region(self) -> TrustRegionConfig:
-        return TrustRegionConfig(
-            max_kl=self.max_kl,
-            cg_iters=self.cg_iters,
-            cg_damping=self.cg_damping,
-            backtrack_coef=self.backtrack_coef,
-            backtrack_iters=self.backtrack_iters,
-            accept_ratio=self.accept_ratio,
-        )
-
-    def validate(self) -> None:
-        require(self.max_kl > 0, f"algo.max_kl must be > 0, got {self.max_kl}")
-        require(0 < self.backtrack_coef < 1, f"algo.backtrack_coef must be in (0, 1), got {self.backtrack_coef}")
+    def validate(self, key: KeyFn) -> None:
         positive = (
             "rollout_steps",
-            "cg_iters",
-            "backtrack_iters",
             "actor_epochs",
             "actor_minibatches",
             "critic_epochs",
             "critic_minibatches",
         )
-        require_at_least(self, positive, 1, algo_key)
+        require_at_least(self, positive, 1, key)
         require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "algo.gamma must be in (0, 1], gae_lambda in [0, 1]")
         require(
             self.schedule == "simultaneous" or not self.share_actor or self.allow_shared_sequential,
@@ -138,14 +130,15 @@ class GroupBatch:
         )
 
 
-class OnPolicy(nn.Module):
-    needs_env_facts = False  # see AlgorithmSpec.build
+class OnPolicy(Learner):
+    Config = OnPolicyConfig
 
-    def __init__(self, cfg: OnPolicyConfig, groups: Mapping[str, GroupSpec], state_dim: int, seed: int = 0) -> None:
+    def __init__(self, cfg: OnPolicyConfig, env: EnvInfo, seed: int = 0) -> None:
         super().__init__()
-        cfg.validate()
+        validate(cfg, "algo.")
         self.cfg = cfg
-        self.groups = dict(groups)
+        self.groups = groups = dict(env.groups)
+        state_dim = env.state_dim
         self.policies = nn.ModuleDict(
             {
                 g: GroupPolicy(s, cfg.hidden, cfg.activation, cfg.share_actor, cfg.init_log_std)
@@ -167,6 +160,10 @@ class OnPolicy(nn.Module):
         self.shuffle_rng = torch.Generator().manual_seed(seed + 1)
         self.agent_ids = [(g, i) for g, s in groups.items() for i in range(s.n_agents)]
         self.last_order: list[str] = []
+
+    @property
+    def steps_per_collection(self) -> int:
+        return self.cfg.rollout_steps
 
     def _policy(self, g: str) -> GroupPolicy:
         return typing.cast(GroupPolicy, self.policies[g])
@@ -299,7 +296,7 @@ class OnPolicy(nn.Module):
         def kl(theta: torch.Tensor) -> torch.Tensor:
             return per_problem(policy.kl(old_dist, dist_at(theta)))
 
-        result = trust_region_step(theta0, surrogate, kl, self.cfg.trust_region())
+        result = trust_region_step(theta0, surrogate, kl, self.cfg.trust_region)
         net.set_flat_params(result.theta, agent)
         return result
 
@@ -322,7 +319,8 @@ class OnPolicy(nn.Module):
         return metrics
 
     def _update_actors_sequential(self, data: dict[str, GroupBatch]) -> dict[str, float]:
-        order = torch.randperm(len(self.agent_ids), generator=self.order_rng).tolist()
+        n = len(self.agent_ids)
+        order = torch.randperm(n, generator=self.order_rng).tolist() if self.cfg.agent_order == "random" else range(n)
         self.last_order = [f"{self.agent_ids[k][0]}_{self.agent_ids[k][1]}" for k in order]
         any_d = next(iter(data.values()))
         factor = torch.ones(any_d.alive.shape[0], device=any_d.alive.device)

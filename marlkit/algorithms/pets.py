@@ -24,91 +24,62 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from tensordict import TensorDictBase
-from torch import nn
 
-from marlkit.config import algo_key, option, require_at_least
 from marlkit.errors import MarlkitError
+from marlkit.groups import JointActions
 from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE
+from marlkit.learner import EnvInfo, Learner
+from marlkit.options import KeyFn, nested, option, require_at_least, validate
 from marlkit.planning import CEMConfig, CEMPlanner
-from marlkit.specs import Box, GroupSpec, from_unit, to_unit
+from marlkit.specs import Box
 from marlkit.termination import episode_terminated, model_termination
 from marlkit.world_model import EnsembleWorldModel, ModelOptions, ModelRollout
-
-# PETSConfig field names of the CEMConfig fields whose names differ.
-_PLANNER_KEYS = {"elite_ratio": "cem_elite_ratio", "iterations": "cem_iterations", "momentum": "cem_momentum"}
 
 
 @dataclass(frozen=True)
 class PETSConfig(ModelOptions):
-    model_hidden: tuple[int, ...] = option((200, 200, 200), "model: hidden layer sizes")
+    LEGACY_KEYS: ClassVar[dict[str, str]] = {
+        **ModelOptions.LEGACY_KEYS,
+        "horizon": "planner.horizon",
+        "population": "planner.population",
+        "cem_elite_ratio": "planner.elite_ratio",
+        "cem_iterations": "planner.iterations",
+        "cem_momentum": "planner.momentum",
+    }
+
+    planner: CEMConfig = nested(CEMConfig, "the CEM planner")
     rollout_steps: int = option(25, "env steps per env copy per iteration of the training loop")
     warmup_frames: int = option(200, "uniformly random frames before planning starts")
     retrain_every: int = option(250, "frames between model fits (all data each time)")
     dataset_size: int = option(100_000, "transitions kept for model fits (the oldest are dropped)")
-    horizon: int = option(15, "planner: horizon")
-    population: int = option(200, "planner: candidate sequences per CEM iteration")
-    cem_elite_ratio: float = option(0.1, "planner: elite fraction")
-    cem_iterations: int = option(5, "planner: CEM iterations per step")
-    cem_momentum: float = option(0.1, "planner: weight of the previous mean/std")
-    particles: int = option(10, "planner: model rollouts per candidate")
-    propagation: Literal["ts_inf", "ts1"] = option("ts_inf", "planner: particle-to-member binding")
-    uncertainty_penalty: float = option(0.0, "planner: beta in reward - beta * disagreement")
+    particles: int = option(10, "model rollouts per candidate")
+    propagation: Literal["ts_inf", "ts1"] = option("ts_inf", "particle-to-member binding")
+    uncertainty_penalty: float = option(0.0, "beta in reward - beta * disagreement")
 
-    def validate(self) -> None:
-        require_at_least(self, ("rollout_steps", "retrain_every", "dataset_size", "particles"), 1, algo_key)
-        require_at_least(self, ("uncertainty_penalty",), 0, algo_key)
-        # The nested configs report errors under the algo.* keys that set their fields.
-        self.validate_model()
-        self.planner().validate(lambda name: algo_key(_PLANNER_KEYS.get(name, name)))
-
-    def planner(self) -> CEMConfig:
-        return CEMConfig(
-            horizon=self.horizon,
-            population=self.population,
-            elite_ratio=self.cem_elite_ratio,
-            iterations=self.cem_iterations,
-            momentum=self.cem_momentum,
-        )
+    def validate(self, key: KeyFn) -> None:
+        require_at_least(self, ("rollout_steps", "retrain_every", "dataset_size", "particles"), 1, key)
+        require_at_least(self, ("uncertainty_penalty",), 0, key)
 
 
-class PETS(nn.Module):
-    low: torch.Tensor
-    high: torch.Tensor
-    needs_env_facts = True
+class PETS(Learner):
+    Config = PETSConfig
 
-    def __init__(
-        self,
-        cfg: PETSConfig,
-        groups: Mapping[str, GroupSpec],
-        state_dim: int,
-        seed: int = 0,
-        env_name: str = "",
-        state_source: str = "observations",
-    ) -> None:
+    def __init__(self, cfg: PETSConfig, env: EnvInfo, seed: int = 0) -> None:
         super().__init__()
-        cfg.validate()
-        self.cfg, self.groups, self.seed = cfg, dict(groups), seed
+        validate(cfg, "algo.")
+        self.cfg, self.groups, self.seed = cfg, dict(env.groups), seed
+        groups = self.groups
         for g, s in groups.items():
             if not isinstance(s.action, Box):
                 raise MarlkitError(f"PETS plans continuous actions, but group '{g}' has discrete actions")
-        self.slices: dict[str, slice] = {}
-        lows, highs, offset = [], [], 0
-        for g, s in groups.items():
-            assert isinstance(s.action, Box)
-            low, high = s.action.bounds("cpu")
-            lows.append(low.repeat(s.n_agents))
-            highs.append(high.repeat(s.n_agents))
-            self.slices[g] = slice(offset, offset + s.n_agents * s.action.dim)
-            offset += s.n_agents * s.action.dim
-        self.register_buffer("low", torch.cat(lows), persistent=False)
-        self.register_buffer("high", torch.cat(highs), persistent=False)
+        self.joint = JointActions(groups)
         # The model's state is the global state; known termination functions read observations.
-        known, head = model_termination(cfg.termination, env_name, state_source == "observations")
-        self.model = EnsembleWorldModel(state_dim, offset, cfg.model(), seed=seed, termination_head=head)
+        known, head = model_termination(cfg.termination, env.name, env.state_source == "observations")
+        self.model = EnsembleWorldModel(env.state_dim, self.joint.dim, cfg.model, seed=seed, termination_head=head)
         self.rollouts = ModelRollout(
             self.model, known, cfg.propagation, seed=seed, track_disagreement=cfg.uncertainty_penalty > 0
         )
@@ -119,26 +90,16 @@ class PETS(nn.Module):
         self.generator = torch.Generator().manual_seed(seed + 2)
         self.timing = {"plan_s": 0.0, "plan_calls": 0.0}
 
+    @property
+    def steps_per_collection(self) -> int:
+        return self.cfg.rollout_steps
+
     # ---------------------------------------------------------------- acting
-    def _to_env(self, joint: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Normalized joint actions ``[N, A]`` -> per-group env actions ``[N, n, dim]``."""
-        scaled = from_unit(joint, self.low, self.high)
-        return {
-            g: scaled[:, sl].reshape(len(joint), s.n_agents, -1)
-            for (g, s), sl in zip(self.groups.items(), self.slices.values(), strict=True)
-        }
-
-    def _joint(self, td: TensorDictBase) -> torch.Tensor:
-        """Env actions of every group -> normalized joint actions ``[..., A]``."""
-        batch = td.batch_dims
-        env = torch.cat([td[g][ACTION].flatten(start_dim=batch) for g in self.groups], dim=-1)
-        return to_unit(env, self.low, self.high)
-
     @torch.no_grad()
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
         n = td.batch_size[0]
         if not bool(self.model.fitted) or (not deterministic and self.frames < self.cfg.warmup_frames):
-            joint = torch.rand(n, len(self.low), generator=self.generator) * 2 - 1
+            joint = torch.rand(n, self.joint.dim, generator=self.generator) * 2 - 1
         else:
             start = time.perf_counter()
             planner = self._planner_for(n, deterministic)
@@ -147,8 +108,8 @@ class PETS(nn.Module):
             joint = planner.act(self._scorer(td[STATE]))
             self.timing["plan_s"] += time.perf_counter() - start
             self.timing["plan_calls"] += 1
-        for g, action in self._to_env(joint).items():
-            td[g][ACTION] = action
+        for g, action in self.joint.unpack(joint).items():
+            td[g][ACTION] = self.joint.env(g, action)
         return td
 
     def _planner_for(self, n: int, deterministic: bool) -> CEMPlanner:
@@ -156,8 +117,8 @@ class PETS(nn.Module):
         key = (n, deterministic)
         if key not in self._planners:
             seed = self.seed + 1000 * (1 + int(deterministic))  # independent of creation order
-            low, high = -torch.ones_like(self.low), torch.ones_like(self.high)
-            self._planners[key] = CEMPlanner(self.cfg.planner(), low, high, seed=seed, batch=n)
+            high = torch.ones(self.joint.dim, device=self.joint.slots(next(iter(self.groups))).device)
+            self._planners[key] = CEMPlanner(self.cfg.planner, -high, high, seed=seed, batch=n)
         return self._planners[key]
 
     def _scorer(self, state: torch.Tensor):
@@ -175,7 +136,7 @@ class PETS(nn.Module):
 
         return score
 
-    def timing_summary(self) -> dict[str, float]:
+    def run_summary(self) -> dict[str, float]:
         """Planning wall-clock per planning call (one env step of every copy) and the share of it spent
         in the ensemble's forward passes."""
         calls, plan_s = self.timing["plan_calls"], self.timing["plan_s"]
@@ -191,13 +152,14 @@ class PETS(nn.Module):
         terminated = episode_terminated(rows, self.groups)
         new = {
             "state": rows[STATE],
-            "action": self._joint(rows),
+            "action": self.joint.pack_env(rows),
             "next_state": rows[NEXT, STATE],
             "reward": reward,
             "terminated": terminated,
         }
+        # torch.cat copies: the batch is borrowed, and the collector overwrites it with the next rollout.
         self.data = {
-            k: torch.cat([self.data[k], v])[-self.cfg.dataset_size :] if self.data else v for k, v in new.items()
+            k: torch.cat([self.data[k], v] if self.data else [v])[-self.cfg.dataset_size :] for k, v in new.items()
         }
         self.frames += rows.shape[0]
         metrics: dict[str, float] = {"model_data": float(len(self.data["state"]))}

@@ -1,0 +1,94 @@
+"""The learner contract: everything the training loop, the evaluator and checkpoints ask of an algorithm.
+
+A learner is built as ``MyLearner(cfg, env, seed)`` from its frozen config and one :class:`EnvInfo`
+(never from the env itself), and then the loop only ever does this::
+
+    learner.to(device)
+    while frames < budget:
+        batch = collect(learner.act, steps=learner.steps_per_collection)   # [num_envs, T] TensorDict
+        metrics = learner.update(batch)                                    # borrowed batch, see update()
+    checkpoint: learner.state_dict() + learner.training_state(); resume: load_training_state, load_state_dict
+    evaluation: learner.act(td, deterministic=True); end of run: learner.run_summary()
+
+Subclass :class:`Learner` (it is an ``nn.Module``: parameters and buffers go in ``state_dict``),
+implement the three abstract members, and register it (:func:`marlkit.algorithms.register`) or name
+it by import path (``marlkit train my_pkg.my_algo:MyLearner vmas/navigation``).
+"""
+
+from __future__ import annotations
+
+from abc import ABCMeta, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tensordict import TensorDictBase
+from torch import nn
+
+from marlkit.specs import GroupSpec
+
+if TYPE_CHECKING:
+    from marlkit.adapters.base import MultiAgentEnv, StateSource
+
+
+@dataclass(frozen=True)
+class EnvInfo:
+    """What a learner may know about its env: the same for training, evaluation and a rebuilt checkpoint."""
+
+    name: str
+    """The env's name (``vmas/navigation``): known termination and reward functions are looked up by it."""
+    groups: Mapping[str, GroupSpec]
+    """Agent groups in env order: names, agents, observation and action specs."""
+    state_dim: int
+    """Width of ``td["state"]``, the global state."""
+    state_source: StateSource = "observations"
+    """``env`` when the simulator provides the global state, ``observations`` when it is their concatenation."""
+    scenario: Any = None
+    """The simulator's scenario object where the backend has one (VMAS); known reward functions read it."""
+
+    @classmethod
+    def of(cls, env: MultiAgentEnv) -> EnvInfo:
+        return cls(env.name, dict(env.groups), env.state_dim, env.state_source, env.scenario)
+
+    @property
+    def n_agents(self) -> int:
+        return sum(s.n_agents for s in self.groups.values())
+
+
+class Learner(nn.Module, metaclass=ABCMeta):
+    """An algorithm as the training loop sees it. Construct as ``Learner(cfg, env: EnvInfo, seed: int)``."""
+
+    Config: ClassVar[type]
+    """The frozen config dataclass (its fields are the ``algo.*`` options); needed to load by import path."""
+
+    @property
+    @abstractmethod
+    def steps_per_collection(self) -> int:
+        """Env steps per env copy that the loop collects before each :meth:`update`."""
+
+    @abstractmethod
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        """Write ``td[group]["action"]`` for every group (batch ``[num_envs]``) and return ``td``.
+
+        ``deterministic`` is set for evaluation. Called under ``torch.no_grad()`` by the collector."""
+
+    @abstractmethod
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        """Learn from a ``[num_envs, T]`` batch (layout: :mod:`marlkit.rollout`); return metrics for ``metrics.csv``.
+
+        The batch is **borrowed**: the collector writes the next collection into the same memory, so
+        it is valid only until ``update`` returns. Copy what you keep (``.clone()``, or a replay
+        buffer's ``extend``, which copies)."""
+
+    def training_state(self, include_replay: bool = True) -> dict[str, Any]:
+        """Everything besides ``state_dict()`` that an exact resume needs: optimizers, generators,
+        counters and (``include_replay``) stored data. Tensors and plain data only (loaded with
+        ``weights_only=True``)."""
+        return {}
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`training_state`; called before ``load_state_dict``."""
+
+    def run_summary(self) -> dict[str, float]:
+        """Extra numbers for ``summary.json`` at the end of a run (e.g. planning wall-clock)."""
+        return {}

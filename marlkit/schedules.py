@@ -1,0 +1,41 @@
+"""Schedules shared by learners: linear ramps, and the warm-up plus update-to-data ratio of off-policy learning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def linear(t: float, start: float, end: float, first: float, last: float) -> float:
+    """``first`` until ``t = start``, then linear to ``last`` at ``t = end``, constant after."""
+    frac = min(max((t - start) / (end - start), 0.0), 1.0)
+    return first + frac * (last - first)
+
+
+@dataclass
+class UpdateSchedule:
+    """How many gradient steps an off-policy learner takes for the frames it just stored.
+
+    Frames are counted as env copies x steps. Before ``warmup_frames`` nothing is learned (and
+    learners act at random); after it, each new frame earns ``updates_per_frame`` gradient steps,
+    the fractions carried over, so that the ratio holds exactly over a run whatever the batch size."""
+
+    warmup_frames: int
+    updates_per_frame: float
+    frames: int = 0
+    credit: float = 0.0
+
+    @property
+    def warming_up(self) -> bool:
+        return self.frames < self.warmup_frames
+
+    def record(self, new_frames: int) -> None:
+        self.frames += new_frames
+
+    def due(self, new_frames: int) -> int:
+        """Gradient steps earned by ``new_frames`` just recorded (0 during warm-up)."""
+        if self.warming_up:
+            return 0
+        self.credit += new_frames * self.updates_per_frame
+        steps = int(self.credit)
+        self.credit -= steps
+        return steps
