@@ -185,11 +185,14 @@ def print_config_help(algo: str | None = None) -> None:
 def cmd_list(args: argparse.Namespace) -> None:
     from marlkit.adapters import FAMILIES, MAMUJOCO_EXAMPLES, mpe_env_names, user_scenarios
     from marlkit.adapters.vmas import vmas_scenario_names
-    from marlkit.algorithms import ALGORITHMS
+    from marlkit.algorithms import ALGORITHMS, plugins
 
     print("algorithms:")
     for name, spec in ALGORITHMS.items():
         print(f"  {name:<8} {spec.summary}")
+    for name, import_path in plugins().items():
+        print(f"  {name:<8} {import_path} (installed plugin)")
+    print("  or any module.path:LearnerClass (see README: Write your own algorithm)")
     print("env families:", ", ".join(f"{f}/<name>" for f in FAMILIES), "or module.path:Attr")
     print("vmas:", ", ".join(vmas_scenario_names()))
     print("mpe:", ", ".join(mpe_env_names()))

@@ -44,3 +44,24 @@ def test_readme_main_command_is_the_default_comparison(tmp_path):
     assert sorted({j.config.algo_name for j in jobs}) == ["hatrpo", "itrpo", "matrpo"]
     assert {j.config.env_name for j in jobs} == {"vmas/navigation"} and len(jobs) == 9
     assert not any(tmp_path.iterdir()), "planning writes nothing"
+
+
+def test_readme_learner_example_trains_by_import_path(tmp_path, monkeypatch, capsys):
+    from marlkit.algorithms import ALGORITHMS, AlgorithmSpec, algorithm, register
+    from marlkit.cli import main
+
+    block = next(b for b in re.findall(r"```python\n(.*?)```", README, re.S) if b.startswith("# my_algo.py"))
+    (tmp_path / "my_algo.py").write_text(block)
+    monkeypatch.chdir(tmp_path)  # as a user would: the file sits in the working directory
+    assert main(["train", "my_algo:VanillaPG", "vmas/navigation", "--help"]) == 0
+    assert "algo.lr" in capsys.readouterr().out
+    tiny = ["env.n_agents=2", "env.max_steps=20", "experiment.num_envs=4", "experiment.progress=false"]
+    assert main(["train", "my_algo:VanillaPG", "vmas/navigation", "--frames", "400", "--out", "run", *tiny]) == 0
+    header = (tmp_path / "run" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "loss" in header and "eval_return_mean" in header
+    assert main(["train", "my_algo:VanillaPG", "vmas/navigation", "algo.lrr=1", "--out", "bad"]) == 2
+    assert "Did you mean 'algo.lr'" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    spec = algorithm("my_algo:VanillaPG")
+    monkeypatch.setattr("marlkit.algorithms.ALGORITHMS", dict(ALGORITHMS))  # the registration ends with the test
+    register("vanilla_pg_test", AlgorithmSpec(spec.learner, spec.config, {"lr": 3e-3}))
+    assert algorithm("vanilla_pg_test").default_config().lr == 3e-3

@@ -7,6 +7,7 @@ attribute, and optionally ``PRESET``) or ``my_pkg.my_algo:SPEC`` (an :class:`Alg
 
 from __future__ import annotations
 
+import importlib.metadata
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -117,13 +118,23 @@ def from_import_path(path: str) -> AlgorithmSpec:
     raise MarlkitError(f"'{path}' is neither a marlkit Learner subclass nor an AlgorithmSpec")
 
 
+def plugins() -> dict[str, str]:
+    """Algorithms that installed packages declare under the entry-point group ``marlkit.algorithms``
+    (``name = "my_pkg.my_algo:MyLearner"``): name -> import path."""
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group="marlkit.algorithms")}
+
+
 def algorithm(name: str) -> AlgorithmSpec:
     if name in ALGORITHMS:
         return ALGORITHMS[name]
     if ":" in name:
         return from_import_path(name)
+    installed = plugins()
+    if name in installed:
+        return from_import_path(installed[name])
     raise MarlkitError(
-        f"unknown algorithm '{name}'.{suggest(name, ALGORITHMS)} Valid: {', '.join(ALGORITHMS)}, "
+        f"unknown algorithm '{name}'.{suggest(name, [*ALGORITHMS, *installed])} "
+        f"Valid: {', '.join([*ALGORITHMS, *installed])}, "
         "or module.path:LearnerClass"
     )
 
