@@ -23,61 +23,24 @@ from marlkit.experiment import Experiment, build_config
 
 COMMON = {"experiment.progress": False, "experiment.tensorboard": False, "experiment.torch_threads": 1}
 NAVIGATION = {"env.n_agents": 2, "env.max_steps": 50, "experiment.num_envs": 8, "experiment.eval_episodes": 4}
+ONPOLICY = {**NAVIGATION, "experiment.frames": 4_000, "experiment.eval_every": 2_000, "algo.rollout_steps": 100}
+OFFPOLICY = {
+    **NAVIGATION,
+    "experiment.frames": 2_400,
+    "experiment.eval_every": 1_200,
+    "algo.hidden": [32, 32],
+    "algo.batch_size": 64,
+    "algo.warmup_frames": 400,
+    "algo.rollout_steps": 10,
+    "algo.updates_per_frame": 0.1,
+}
 
 RUNS: dict[str, tuple[str, str, dict]] = {
-    "hatrpo": (
-        "hatrpo",
-        "vmas/navigation",
-        {**NAVIGATION, "experiment.frames": 4_000, "experiment.eval_every": 2_000, "algo.rollout_steps": 100},
-    ),
-    "mappo": (
-        "mappo",
-        "vmas/navigation",
-        {**NAVIGATION, "experiment.frames": 4_000, "experiment.eval_every": 2_000, "algo.rollout_steps": 100},
-    ),
-    "maddpg": (
-        "maddpg",
-        "vmas/navigation",
-        {
-            **NAVIGATION,
-            "experiment.frames": 2_400,
-            "experiment.eval_every": 1_200,
-            "algo.hidden": [32, 32],
-            "algo.batch_size": 64,
-            "algo.warmup_frames": 400,
-            "algo.rollout_steps": 10,
-            "algo.updates_per_frame": 0.1,
-        },
-    ),
-    "maddpg_discrete": (
-        "maddpg",
-        "vmas/navigation",
-        {
-            **NAVIGATION,
-            "env.continuous_actions": False,
-            "experiment.frames": 2_400,
-            "experiment.eval_every": 1_200,
-            "algo.hidden": [32, 32],
-            "algo.batch_size": 64,
-            "algo.warmup_frames": 400,
-            "algo.rollout_steps": 10,
-            "algo.updates_per_frame": 0.1,
-        },
-    ),
-    "masac": (
-        "masac",
-        "vmas/navigation",
-        {
-            **NAVIGATION,
-            "experiment.frames": 2_400,
-            "experiment.eval_every": 1_200,
-            "algo.hidden": [32, 32],
-            "algo.batch_size": 64,
-            "algo.warmup_frames": 400,
-            "algo.rollout_steps": 10,
-            "algo.updates_per_frame": 0.1,
-        },
-    ),
+    "hatrpo": ("hatrpo", "vmas/navigation", ONPOLICY),
+    "mappo": ("mappo", "vmas/navigation", ONPOLICY),
+    "maddpg": ("maddpg", "vmas/navigation", OFFPOLICY),
+    "maddpg_discrete": ("maddpg", "vmas/navigation", {**OFFPOLICY, "env.continuous_actions": False}),
+    "masac": ("masac", "vmas/navigation", OFFPOLICY),
     # Two model fits: the second one reads the data stored by the first two updates.
     "pets": (
         "pets",

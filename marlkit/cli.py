@@ -162,11 +162,14 @@ def print_config_help(algo: str | None = None) -> None:
     """Every option with its type, default and doc; with ``algo``, that algorithm's preset defaults."""
     from marlkit.algorithms import ALGORITHMS, algorithm
     from marlkit.config import ExperimentConfig
-    from marlkit.options import describe
+    from marlkit.options import describe, with_overrides
 
     print("algorithms: " + ", ".join(f"{k} ({v.summary})" for k, v in ALGORITHMS.items()))
+    experiment = ExperimentConfig()
     if algo is not None:
-        configs = [(f"algo.* of {algo}", "algo", algorithm(algo).default_config())]
+        spec = algorithm(algo)
+        configs = [(f"algo.* of {algo}", "algo", spec.default_config())]
+        experiment = with_overrides(experiment, spec.experiment, "experiment")
     else:
         families: dict[type, str] = {}
         for name, spec in ALGORITHMS.items():
@@ -175,7 +178,7 @@ def print_config_help(algo: str | None = None) -> None:
             (f"algo.* of {name} and its family", "algo", ALGORITHMS[name].default_config())
             for name in families.values()
         ]
-    for title, section, cfg in [*configs, ("experiment.*", "experiment", ExperimentConfig())]:
+    for title, section, cfg in [*configs, ("experiment.*", "experiment", experiment)]:
         print(f"\n{title} options (override as KEY=VALUE, e.g. {section}.KEY=VALUE):")
         for name, tp, default, doc in describe(cfg, f"{section}."):
             print(f"  {name:<30} {tp:<28} default {default!r:<14} {doc}")

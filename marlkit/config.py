@@ -137,7 +137,7 @@ def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) ->
         else:
             by_section[section][name] = value
     algo_cfg = with_overrides(spec.default_config(), by_section["algo"], "algo")
-    exp_cfg = with_overrides(ExperimentConfig(), by_section["experiment"], "experiment")
+    exp_cfg = with_overrides(ExperimentConfig(), {**spec.experiment, **by_section["experiment"]}, "experiment")
     return RunConfig(algo_name, env_name, exp_cfg, algo_cfg, by_section["env"])
 
 

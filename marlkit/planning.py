@@ -24,7 +24,7 @@ from marlkit.options import KeyFn, option, require, require_at_least
 @dataclass(frozen=True)
 class CEMConfig:
     horizon: int = option(15, "planning horizon H (steps)")
-    population: int = option(200, "candidate sequences per iteration")
+    population: int = option(100, "candidate sequences per iteration")
     elite_ratio: float = option(0.1, "fraction of candidates that refit the sampling distribution")
     iterations: int = option(5, "CEM iterations per planning call")
     momentum: float = option(0.1, "weight of the previous mean/std when refitting (0: elites only)")

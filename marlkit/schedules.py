@@ -17,10 +17,13 @@ class UpdateSchedule:
 
     Frames are counted as env copies x steps. Before ``warmup_frames`` nothing is learned (and
     learners act at random); after it, each new frame earns ``updates_per_frame`` gradient steps,
-    the fractions carried over, so that the ratio holds exactly over a run whatever the batch size."""
+    the fractions carried over, so that the ratio holds exactly over a run whatever the batch size.
+    ``updates_per_frame=None`` takes one gradient step per vectorized env step (a step of all env
+    copies together), i.e. ``1 / num_envs`` per frame: a run's gradient steps then do not grow with
+    the number of copies."""
 
     warmup_frames: int
-    updates_per_frame: float
+    updates_per_frame: float | None
     frames: int = 0
     credit: float = 0.0
 
@@ -31,11 +34,14 @@ class UpdateSchedule:
     def record(self, new_frames: int) -> None:
         self.frames += new_frames
 
-    def due(self, new_frames: int) -> int:
-        """Gradient steps earned by ``new_frames`` just recorded (0 during warm-up)."""
+    def due(self, new_frames: int, copies: int) -> int:
+        """Gradient steps earned by ``new_frames`` just recorded from ``copies`` env copies (0 during warm-up)."""
         if self.warming_up:
             return 0
-        self.credit += new_frames * self.updates_per_frame
+        if self.updates_per_frame is None:
+            self.credit += new_frames // copies
+        else:
+            self.credit += new_frames * self.updates_per_frame
         steps = int(self.credit)
         self.credit -= steps
         return steps

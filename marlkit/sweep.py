@@ -67,7 +67,7 @@ def plan(
                 if frames is not None:
                     run_overrides["experiment.frames"] = frames
                 config = build_config(algo, env, run_overrides)
-                jobs.append(Job(config, out / slug(env) / algo / f"seed{seed}"))
+                jobs.append(Job(config, out / slug(env) / slug(algo) / f"seed{seed}"))
     _check_buildable(jobs)
     return jobs
 

@@ -167,3 +167,17 @@ def test_mambpo_learns_cooperative_rendezvous(tmp_path):
     }
     summary = Experiment(build_config("mambpo", "envs/rendezvous", overrides), tmp_path / "mambpo").run()
     assert summary["final_eval_return_mean"] >= 0.0, summary
+
+
+# ------------------------------------------------------------- out of tree
+def test_out_of_tree_reinforce_learns_through_compare_by_import_path(tmp_path):
+    """experiments/examples/reinforce.py, named by import path, trains in compare's worker processes."""
+    from marlkit.sweep import compare
+
+    algo = "experiments.examples.reinforce:Reinforce"
+    overrides = {**NAVIGATION, "env.n_agents": 2, "experiment.frames": REINFORCE_FRAMES}
+    del overrides["algo.trust_region.max_kl"]
+    result = compare([algo], ["vmas/navigation"], [0, 1], tmp_path, overrides=overrides, jobs=2, progress=False)
+    assert not result["failed"] and result["report"], result
+    finals = [r["final_eval_return_mean"] for r in result["runs"].values()]
+    assert min(finals) >= REINFORCE_THRESHOLD, finals

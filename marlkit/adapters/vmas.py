@@ -2,7 +2,10 @@
 
 Global state: VMAS has none, so ``td["state"]`` is the concatenation of all agents' observations.
 ``max_steps`` is reported as truncation (TorchRL's VmasEnv reports it as termination, which would
-wrongly stop bootstrapping at every time limit).
+wrongly stop bootstrapping at every time limit). VMAS scenarios have no time limit of their own, and
+an endless episode never ends an evaluation either, so marlkit gives every VMAS task the standard
+horizon of BenchMARL's VMAS tasks, ``DEFAULT_MAX_STEPS`` = 100 steps, unless ``env.max_steps`` is
+set (``env.max_steps=null``: endless episodes).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from tensordict import TensorDict
 from marlkit.adapters.base import MultiAgentEnv, stack_state
 from marlkit.errors import MarlkitError, suggest
 from marlkit.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
+
+DEFAULT_MAX_STEPS = 100
 
 
 def vmas_scenario_names() -> list[str]:
@@ -35,7 +40,7 @@ class VmasEnv(MultiAgentEnv):
         seed: int,
         *,
         continuous_actions: bool = True,
-        max_steps: int | None = None,
+        max_steps: int | None = DEFAULT_MAX_STEPS,
         group_map: Mapping[str, Sequence[str]] | None = None,
         name: str | None = None,
         **scenario_kwargs: Any,

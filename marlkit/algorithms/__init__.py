@@ -35,6 +35,8 @@ class AlgorithmSpec:
     preset: Mapping[str, Any] = field(default_factory=dict)
     """Dotted ``algo.*`` values that define this variant on top of the config's defaults."""
     summary: str = ""
+    experiment: Mapping[str, Any] = field(default_factory=dict)
+    """``experiment.*`` defaults of this algorithm (e.g. fewer env copies for a planner); users override them."""
 
     def default_config(self) -> Any:
         return with_overrides(self.config(), self.preset, "algo")
@@ -82,11 +84,14 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     "isac": _offpolicy("independent SAC, local twin critics Q_i(o_i, a_i)", critic="local", **_SAC),
     "masac": _offpolicy("multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", **_SAC),
     # PETS's model is MBPO's less one hidden layer (Chua et al. 2018 use 3 x 200 on the smaller tasks).
+    # Planning costs ~0.1 s per env step and env copy on 2 cores: one copy, 2k frames and one final
+    # evaluation of 4 episodes keep a default run within about 5 minutes (docs/benchmarks.md).
     "pets": AlgorithmSpec(
         PETS,
         PETSConfig,
         {"model.hidden": (200, 200, 200)},
         "PETS: ensemble model + CEM MPC; multi-agent: centralized joint planner",
+        experiment={"num_envs": 1, "frames": 2_000, "eval_every": 0, "eval_episodes": 4},
     ),
     "mbpo": AlgorithmSpec(
         MBPO, MBPOConfig, {"critic": "local"}, "MBPO: SAC on real + branched model rollouts; multi-agent: ISAC"

@@ -50,7 +50,7 @@ class MBPOConfig(OffPolicyConfig, ModelOptions):
     # SAC's switches and MBPO's update ratio (Janner et al. 2019: 20 SAC updates per env step).
     actor: Literal["deterministic", "squashed_gaussian"] = option("squashed_gaussian", "MBPO trains SAC actors")
     n_critics: int = option(2, "Q networks per agent; 2 takes the min (twin critics)")
-    updates_per_frame: float = option(20.0, "SAC gradient steps per collected frame")
+    updates_per_frame: float | None = option(20.0, "SAC gradient steps per collected frame")
     retrain_every: int = option(250, "frames between model fits and rollout refreshes")
     rollouts_per_frame: float = option(400.0, "branched rollouts started per frame (at each refresh)")
     rollout_length: tuple[int, int] = option((1, 1), "model rollout length k: first and last value")
@@ -143,7 +143,7 @@ class MBPO(OffPolicy):
             metrics.update(self.fit_model())
             metrics.update(self.branch(int(cfg.rollouts_per_frame * (self.schedule.frames - self._last_fit))))
             self._last_fit = self.schedule.frames
-        metrics.update(self.learn(batch.numel()))
+        metrics.update(self.learn(batch.numel(), batch.shape[0]))
         metrics["model_buffer_size"] = float(len(self.model_buffer))
         return metrics
 

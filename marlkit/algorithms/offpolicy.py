@@ -59,7 +59,9 @@ class OffPolicyConfig:
     buffer_size: int = option(1_000_000, "replay capacity in transitions (env copies x steps)")
     batch_size: int = option(256, "transitions per gradient step")
     warmup_frames: int = option(1_000, "uniformly random frames before learning starts")
-    updates_per_frame: float = option(1.0, "update-to-data ratio: gradient steps per collected frame")
+    updates_per_frame: float | None = option(
+        None, "gradient steps per collected frame; null: one per vectorized env step (1 / num_envs per frame)"
+    )
     prioritized: bool = option(False, "prioritized replay (|TD error| priorities)")
     priority_alpha: float = option(0.6, "prioritized replay exponent alpha")
     priority_beta: float = option(0.4, "prioritized replay importance-weight exponent beta")
@@ -85,7 +87,10 @@ class OffPolicyConfig:
         positive = ("n_critics", "policy_delay", "rollout_steps", "buffer_size", "batch_size")
         require_at_least(self, positive, 1, key)
         require_at_least(self, ("warmup_frames",), 0, key)
-        require(self.updates_per_frame > 0, f"algo.updates_per_frame must be > 0, got {self.updates_per_frame}")
+        require(
+            self.updates_per_frame is None or self.updates_per_frame > 0,
+            f"algo.updates_per_frame must be > 0 (or null), got {self.updates_per_frame}",
+        )
         require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
@@ -269,7 +274,7 @@ class OffPolicy(Learner):
 
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         self.store(batch)
-        return self.learn(batch.numel())
+        return self.learn(batch.numel(), batch.shape[0])
 
     def store(self, batch: TensorDictBase) -> None:
         """Append collected steps to the replay buffer."""
@@ -280,11 +285,11 @@ class OffPolicy(Learner):
         self.replay.extend(batch.select(*keys))
         self.schedule.record(batch.numel())
 
-    def learn(self, new_frames: int) -> dict[str, float]:
-        """The gradient steps the schedule owes for ``new_frames`` (none during warm-up)."""
+    def learn(self, new_frames: int, copies: int) -> dict[str, float]:
+        """The gradient steps the schedule owes for ``new_frames`` from ``copies`` env copies (none during warm-up)."""
         if self.schedule.warming_up or len(self.replay) == 0:
             return {"replay_size": float(len(self.replay))}
-        steps = self.schedule.due(new_frames)
+        steps = self.schedule.due(new_frames, copies)
         metrics: dict[str, torch.Tensor] = {}
         for _ in range(steps):
             metrics.update(self.gradient_step())

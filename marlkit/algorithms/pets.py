@@ -56,7 +56,7 @@ class PETSConfig(ModelOptions):
     warmup_frames: int = option(200, "uniformly random frames before planning starts")
     retrain_every: int = option(250, "frames between model fits (all data each time)")
     dataset_size: int = option(100_000, "transitions kept for model fits (the oldest are dropped)")
-    particles: int = option(10, "model rollouts per candidate")
+    particles: int = option(5, "model rollouts per candidate")
     propagation: Literal["ts_inf", "ts1"] = option("ts_inf", "particle-to-member binding")
     uncertainty_penalty: float = option(0.0, "beta in reward - beta * disagreement")
 
