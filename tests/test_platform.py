@@ -174,3 +174,47 @@ def test_ray_backend_lands_in_the_same_layout(tmp_path):
     assert not result["failed"] and len(result["runs"]) == 2
     assert (out / "vmas-navigation" / "itrpo" / "seed1" / "summary.json").exists()
     assert "| itrpo | 2 |" in Path(result["report"]).read_text()
+
+
+# ------------------------------------------------------------ config formats
+def as_format_1(config: dict) -> dict:
+    """A format-2 config.json as marlkit wrote it before configs were nested (flat algo keys, no format)."""
+    from marlkit.algorithms import algorithm
+    from marlkit.options import flatten
+
+    renames = {new: old for old, new in getattr(algorithm(config["algo_name"]).config, "LEGACY_KEYS", {}).items()}
+    old = {k: v for k, v in config.items() if k != "format"}
+    old["algo"] = {renames.get(k, k): v for k, v in flatten(config["algo"]).items() if k in renames or "." not in k}
+    return old
+
+
+@pytest.mark.parametrize("algo", ["hatrpo", "pets", "mbpo"])
+def test_format_1_configs_load_as_the_same_config(algo):
+    from marlkit.config import RunConfig, build_config
+
+    config = build_config(algo, "gym/Pendulum-v1", {"algo.rollout_steps": 7}).to_json()
+    legacy = as_format_1(config)
+    assert "trust_region" not in legacy["algo"] and "model" not in legacy["algo"] and "format" not in legacy
+    assert RunConfig.from_json(legacy).to_json() == config
+    with pytest.raises(Exception, match="config format 3 is unknown; this marlkit reads formats 1 to 2"):
+        RunConfig.from_json({**config, "format": 3})
+
+
+def test_a_format_1_run_resumes_and_evaluates(tmp_path):
+    """A run directory written before nested configs: resume continues it exactly, eval reads it."""
+    overrides = [*kv(TINY), "experiment.checkpoint_every=200", "experiment.eval_every=0"]
+    assert main(["train", "itrpo", "vmas/navigation", "--frames", "600", "--out", str(tmp_path / "new"), *overrides]) == 0
+    assert main(["train", "itrpo", "vmas/navigation", "--frames", "600", "--out", str(tmp_path / "old"), *overrides]) == 0
+    import torch
+
+    old = tmp_path / "old"
+    legacy = as_format_1(json.loads((old / "config.json").read_text()))
+    (old / "config.json").write_text(json.dumps(legacy))
+    for path in (old / "checkpoints").glob("ckpt-*.pt"):
+        state = torch.load(path, weights_only=True)
+        torch.save({**state, "config": legacy}, path)
+    (old / "summary.json").unlink()
+    (old / "checkpoints" / "final.pt").unlink()
+    assert main(["resume", str(old)]) == 0
+    assert (old / "metrics.csv").read_text() == (tmp_path / "new" / "metrics.csv").read_text()
+    assert main(["eval", str(old), "--episodes", "2"]) == 0
