@@ -170,6 +170,7 @@ def test_mambpo_learns_cooperative_rendezvous(tmp_path):
 
 
 # ------------------------------------------------------------- out of tree
+REINFORCE_FRAMES, REINFORCE_THRESHOLD = 40_000, 0.5  # calibrated below
 def test_out_of_tree_reinforce_learns_through_compare_by_import_path(tmp_path):
     """experiments/examples/reinforce.py, named by import path, trains in compare's worker processes."""
     from marlkit.sweep import compare

@@ -202,10 +202,11 @@ def test_format_1_configs_load_as_the_same_config(algo):
 
 def test_a_format_1_run_resumes_and_evaluates(tmp_path):
     """A run directory written before nested configs: resume continues it exactly, eval reads it."""
-    overrides = [*kv(TINY), "experiment.checkpoint_every=200", "experiment.eval_every=0"]
-    assert main(["train", "itrpo", "vmas/navigation", "--frames", "600", "--out", str(tmp_path / "new"), *overrides]) == 0
-    assert main(["train", "itrpo", "vmas/navigation", "--frames", "600", "--out", str(tmp_path / "old"), *overrides]) == 0
     import torch
+
+    overrides = [*kv(TINY), "experiment.checkpoint_every=200", "experiment.eval_every=0", "--frames", "600"]
+    for name in ("new", "old"):
+        assert main(["train", "itrpo", "vmas/navigation", "--out", str(tmp_path / name), *overrides]) == 0
 
     old = tmp_path / "old"
     legacy = as_format_1(json.loads((old / "config.json").read_text()))
