@@ -18,7 +18,7 @@ from marlkit.specs import Discrete, GroupSpec
 SMALL = {
     "warmup_frames": 320,
     "retrain_every": 320,
-    "model.max_epochs": 400,
+    "model.max_epochs": 100,  # held-out MSE 2e-5 (400 epochs: 7e-6); every first move still heads to 0 by > 0.5
     "model.patience": 30,
     "model.hidden": (32, 32),
     "model.ensemble_size": 5,

@@ -3,6 +3,7 @@ are the best held-out members, and its normalizers survive a checkpoint."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 
 import pytest
@@ -11,7 +12,7 @@ import torch
 from marlkit.errors import MarlkitError
 from marlkit.world_model import EnsembleWorldModel, WorldModelConfig, gaussian_nll
 
-SMALL = WorldModelConfig(ensemble_size=5, elites=3, hidden=(64, 64), max_epochs=300, patience=20, batch_size=64)
+SMALL = WorldModelConfig(ensemble_size=5, elites=3, hidden=(64, 64), max_epochs=100, patience=20, batch_size=64)
 
 
 def system(s: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -158,7 +159,7 @@ def test_learned_termination_head_predicts_the_terminal_region_and_ends_rollouts
 
     s, a, s2, r = data(3000, seed=8)
     terminated = s2[:, 0] > 0.5  # the task ends once s_0 passes 0.5
-    cfg = WorldModelConfig(ensemble_size=3, elites=2, hidden=(64, 64), max_epochs=200, patience=20, batch_size=64)
+    cfg = WorldModelConfig(ensemble_size=3, elites=2, hidden=(64, 64), max_epochs=80, patience=20, batch_size=64)
     model = EnsembleWorldModel(2, 1, cfg, seed=0, termination_head=True)
     model.fit(s, a, s2, r, terminated)
     ts, ta, ts2, _ = data(1000, seed=9)
@@ -180,7 +181,8 @@ def test_learned_termination_head_predicts_the_terminal_region_and_ends_rollouts
 def test_one_reward_per_agent():
     s, a, s2, r = data(2000, seed=10)
     rewards = torch.stack([r, -r, 2 * r], dim=-1)
-    model = EnsembleWorldModel(2, 1, SMALL, seed=0, reward_dim=3)
+    # 150 epochs: the largest error is 0.044 of the 0.1 tolerance (100 epochs leave 0.094, 300 give 0.043).
+    model = EnsembleWorldModel(2, 1, dataclasses.replace(SMALL, max_epochs=150), seed=0, reward_dim=3)
     model.fit(s, a, s2, rewards)
     ts, ta, _, tr = data(200, seed=11)
     predicted = model.predict(ts, ta, sample=False).reward
