@@ -29,7 +29,7 @@ def cases() -> dict:
     return CASES
 
 
-def run(name: str, seed: int, extra: dict, threads: int) -> dict:
+def run(name: str, seed: int, extra: dict, threads: int, env_name: str | None = None) -> dict:
     import torch
 
     from marlkit.config import build_config
@@ -37,7 +37,7 @@ def run(name: str, seed: int, extra: dict, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     algo, env, overrides, threshold = cases()[name]
-    config = build_config(algo, env, {**overrides, **extra, "experiment.seed": seed, "experiment.eval_every": 0})
+    config = build_config(algo, env_name or env, {**overrides, **extra, "experiment.seed": seed, "experiment.eval_every": 0})
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = Experiment(config, Path(tmp) / "run").run()
@@ -56,12 +56,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE added to the case's overrides")
+    parser.add_argument("--env", help="another task than the case's")
     args = parser.parse_args()
     extra = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     threads = max(1, 2 // args.jobs)
     grid = [(name, seed) for name in args.cases for seed in args.seeds]
     with ProcessPoolExecutor(args.jobs, mp_context=get_context("spawn")) as pool:
-        for result in pool.map(run, *zip(*grid, strict=True), [extra] * len(grid), [threads] * len(grid)):
+        n = len(grid)
+        for result in pool.map(run, *zip(*grid, strict=True), [extra] * n, [threads] * n, [args.env] * n):
             print(json.dumps(result), flush=True)
 
 
