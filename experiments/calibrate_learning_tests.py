@@ -37,7 +37,8 @@ def run(name: str, seed: int, extra: dict, threads: int, env_name: str | None = 
 
     torch.set_num_threads(threads)
     algo, env, overrides, threshold = cases()[name]
-    config = build_config(algo, env_name or env, {**overrides, **extra, "experiment.seed": seed, "experiment.eval_every": 0})
+    overrides = {**overrides, **extra, "experiment.seed": seed, "experiment.eval_every": 0}
+    config = build_config(algo, env_name or env, overrides)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         summary = Experiment(config, Path(tmp) / "run").run()

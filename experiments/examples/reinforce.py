@@ -22,6 +22,7 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
+from marlkit.algorithms.onpolicy import masked_mean
 from marlkit.groups import GroupModule, mlp
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, NEXT, OBS, REWARD, TERMINATED, TRUNCATED
 from marlkit.learner import EnvInfo, Learner
@@ -48,10 +49,6 @@ class ReinforceConfig:
         require_at_least(self, ("rollout_steps", "baseline_epochs"), 1, key)
         require(0 < self.gamma <= 1, f"{key('gamma')} must be in (0, 1], got {self.gamma}")
         require(self.lr > 0 and self.baseline_lr > 0, f"{key('lr')} and {key('baseline_lr')} must be > 0")
-
-
-def masked_mean(x: torch.Tensor, alive: torch.Tensor) -> torch.Tensor:
-    return (x * alive).sum() / alive.sum().clamp_min(1)
 
 
 class Reinforce(Learner):
