@@ -132,10 +132,7 @@ def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) ->
                 f"override '{key}' needs a section prefix ({', '.join(s + '.' for s in SECTIONS)}); "
                 f"did you mean '{home}.{key}'?"
             )
-        if section != "env" and isinstance(value, Mapping):  # a nested table: algo.model={lr: ...}
-            by_section[section].update(flatten(value, f"{name}."))
-        else:
-            by_section[section][name] = value
+        by_section[section][name] = value  # a nested table (algo.model={lr: ...}) is flattened by with_overrides
     algo_cfg = with_overrides(spec.default_config(), by_section["algo"], "algo")
     exp_cfg = with_overrides(ExperimentConfig(), {**spec.experiment, **by_section["experiment"]}, "experiment")
     return RunConfig(algo_name, env_name, exp_cfg, algo_cfg, by_section["env"])

@@ -263,6 +263,11 @@ class JointActions(nn.Module):
                 self.register_buffer(f"low_{g}", low, persistent=False)
                 self.register_buffer(f"high_{g}", high, persistent=False)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the learner that owns this packer lives (its buffers follow ``.to(device)``)."""
+        return self.slots(next(iter(self.groups))).device
+
     def slots(self, g: str) -> torch.Tensor:
         return typing.cast(torch.Tensor, getattr(self, f"slots_{g}"))
 

@@ -103,7 +103,7 @@ class MBPO(OffPolicy):
         self.termination = known
         self.model = EnsembleWorldModel(
             self.joint_obs_width + (state_dim if self.model_state else 0),
-            self.joint_act_dim,
+            self.joint.dim,
             cfg.model,
             seed=seed + 3,
             reward_dim=self.n_rewards,
@@ -139,7 +139,7 @@ class MBPO(OffPolicy):
         self.store(batch)
         metrics: dict[str, float] = {}
         cfg = self.cfg
-        if self.schedule.frames >= cfg.warmup_frames and self.schedule.frames - self._last_fit >= cfg.retrain_every:
+        if not self.schedule.warming_up and self.schedule.frames - self._last_fit >= cfg.retrain_every:
             metrics.update(self.fit_model())
             metrics.update(self.branch(int(cfg.rollouts_per_frame * (self.schedule.frames - self._last_fit))))
             self._last_fit = self.schedule.frames

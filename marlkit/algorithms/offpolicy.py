@@ -152,12 +152,10 @@ class OffPolicy(Learner):
             if isinstance(s.action, Box) and not all(map(math.isfinite, (*s.action.low, *s.action.high))):
                 raise MarlkitError(f"group '{g}' has unbounded actions; off-policy actors need finite action bounds")
         self.joint = JointActions(groups)
-        self.act_dims = self.joint.widths
-        self.joint_act_dim = self.joint.dim
         out_mult = 2 if self.sac else 1
 
         def actor_net(spec: GroupSpec) -> Callable[[], nn.Module]:
-            return lambda: mlp(spec.obs_dim, out_mult * self.act_dims[spec.name], cfg.hidden, cfg.activation)
+            return lambda: mlp(spec.obs_dim, out_mult * self.joint.widths[spec.name], cfg.hidden, cfg.activation)
 
         self.actors = nn.ModuleDict(
             {g: GroupModule(actor_net(s), s.n_agents, cfg.share_actor) for g, s in groups.items()}
@@ -184,7 +182,7 @@ class OffPolicy(Learner):
     def _make_critic(self, g: str, s: GroupSpec) -> EnsembleMLP:
         cfg = self.cfg
         if cfg.critic == "local":
-            in_dim = s.obs_dim + self.act_dims[g]
+            in_dim = s.obs_dim + self.joint.widths[g]
         else:
             joint = central_input_dim(self.groups, self.state_dim, cfg.central_input, with_actions=True)
             in_dim = joint + (s.n_agents if self._agent_id(g) else 0)
@@ -206,7 +204,7 @@ class OffPolicy(Learner):
         return net(per_agent).view(nq, n, b).transpose(1, 2)
 
     def critic_input(self, g: str, obs: torch.Tensor, base: torch.Tensor | None, actions: torch.Tensor) -> torch.Tensor:
-        """``actions``: the group's own ``[B, n, a]`` (local critic) or joint ``[B, n, joint_act_dim]``
+        """``actions``: the group's own ``[B, n, a]`` (local critic) or joint ``[B, n, joint.dim]``
         (central critic, one row per agent so that each agent may see a different joint action)."""
         if self.cfg.critic == "local":
             return torch.cat([obs.flatten(2), actions], dim=-1)
@@ -426,7 +424,7 @@ class OffPolicy(Learner):
         if self.sac and cfg.auto_alpha:
             alpha_loss = torch.zeros((), device=batch.base.device)
             for g, d in batch.data.items():
-                gap = (logps[g].detach() + cfg.target_entropy_per_dim * self.act_dims[g]) * d["alive"]
+                gap = (logps[g].detach() + cfg.target_entropy_per_dim * self.joint.widths[g]) * d["alive"]
                 alpha_loss = alpha_loss - (self.log_alpha[g] * gap).mean()
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
@@ -462,7 +460,7 @@ class OffPolicy(Learner):
         self.schedule.credit = float(state["update_credit"])
         self._ou = dict(state["ou"])
         if "replay" in state:
-            self.replay.load_state_dict(state["replay"], device=self.joint.slots(next(iter(self.groups))).device)
+            self.replay.load_state_dict(state["replay"], device=self.joint.device)
 
     def _clip(self, params, per_member: bool) -> None:
         if self.cfg.max_grad_norm <= 0:

@@ -117,7 +117,7 @@ class PETS(Learner):
         key = (n, deterministic)
         if key not in self._planners:
             seed = self.seed + 1000 * (1 + int(deterministic))  # independent of creation order
-            high = torch.ones(self.joint.dim, device=self.joint.slots(next(iter(self.groups))).device)
+            high = torch.ones(self.joint.dim, device=self.joint.device)
             self._planners[key] = CEMPlanner(self.cfg.planner, -high, high, seed=seed, batch=n)
         return self._planners[key]
 
