@@ -75,9 +75,7 @@ class RunConfig:
         if version == 1:
             algo = _upgrade_format_1(data["algo_name"], algo)
         elif version != CONFIG_FORMAT:
-            raise MarlkitError(
-                f"config format {version!r} is unknown; this marlkit reads formats 1 to {CONFIG_FORMAT}"
-            )
+            raise MarlkitError(f"config format {version!r} is unknown; this marlkit reads formats 1 to {CONFIG_FORMAT}")
         return build_config(
             data["algo_name"],
             data["env_name"],

@@ -59,8 +59,11 @@ class ReplayBuffer:
         """Append every row of ``batch`` (any batch shape; flattened). The oldest rows are overwritten."""
         rows = batch.reshape(-1)
         n = rows.shape[0]
-        if self.storage is None and not self._device_fixed and rows.device is not None and rows.device != self.device:
-            self._place(rows.device)  # the buffer follows the env's device
+        if self.storage is None and not self._device_fixed:
+            # The buffer follows the env's device (a TensorDict made without one reports None).
+            device = rows.device or next(iter(rows.values(include_nested=True, leaves_only=True))).device
+            if device != self.device:
+                self._place(device)
         rows = rows.to(self.device)
         if self.storage is None:
             self.storage = rows[0].expand(self.capacity).clone()

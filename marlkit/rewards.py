@@ -49,15 +49,16 @@ def vmas_navigation(scenario: Any, agent_order: list[str]) -> RewardFn:
 
     def reward(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
         before, after = obs.view(len(obs), n, -1), next_obs.view(len(next_obs), n, -1)
-        to_goal_before = before[:, rows, goal_cols].norm(dim=-1)  # [B, n]
-        to_goal_after = after[:, rows, goal_cols].norm(dim=-1)
+        at = (rows.to(obs.device), goal_cols.to(obs.device))  # no-ops on CPU; tiny copies on a GPU
+        to_goal_before = before[:, at[0], at[1]].norm(dim=-1)  # [B, n]
+        to_goal_after = after[:, at[0], at[1]].norm(dim=-1)
         progress = (to_goal_before - to_goal_after) * scenario.pos_shaping_factor
         total = progress.sum(-1, keepdim=True).expand(-1, n) if scenario.shared_rew else progress
         total = total + scenario.final_reward * (to_goal_after < goal_radius).all(-1, keepdim=True)
         if scenario.collisions:
             pos = after[..., :2]
             gap = (pos.unsqueeze(2) - pos.unsqueeze(1)).norm(dim=-1)  # [B, n, n]
-            touched = ((gap <= contact) & others).sum(-1)
+            touched = ((gap <= contact) & others.to(gap.device)).sum(-1)
             total = total + scenario.agent_collision_penalty * touched
         return total
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,10 +24,18 @@ class Box:
         return len(self.low)
 
     def bounds(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
-        return (
-            torch.tensor(self.low, dtype=torch.float32, device=device),
-            torch.tensor(self.high, dtype=torch.float32, device=device),
-        )
+        """``(low, high)`` as float32 tensors on ``device``. Cached per device (read-only: do not modify
+        them in place), because a host-to-GPU copy of Python floats synchronises, and random actions
+        ask for the bounds at every step."""
+        return _bounds(self.low, self.high, torch.device(device))
+
+
+@functools.cache
+def _bounds(low: tuple[float, ...], high: tuple[float, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    return (
+        torch.tensor(low, dtype=torch.float32, device=device),
+        torch.tensor(high, dtype=torch.float32, device=device),
+    )
 
 
 def from_unit(action: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> torch.Tensor:

@@ -201,30 +201,32 @@ class EnsembleWorldModel(nn.Module):
         x = self.normalize_input(state, action)
         elites = self.elite_idx
         if members is None:
-            members = elites[torch.randint(len(elites), (x.shape[0],), generator=self.generator)]
+            members = elites[torch.randint(len(elites), (x.shape[0],), generator=self.generator).to(x.device)]
         # Each particle runs through its own member only: particles are sorted by member and padded
         # into one [K, n, in] batch (K = elites), a fraction 1/K of running every member on every one.
         slot = (members.unsqueeze(1) == elites.unsqueeze(0)).float().argmax(1)  # elite position per particle
         order = torch.argsort(slot, stable=True)
         counts = torch.bincount(slot, minlength=len(elites))
         width = int(counts.max())
-        rank = torch.arange(x.shape[0]) - torch.repeat_interleave(torch.cumsum(counts, 0) - counts, counts)
-        grid = torch.zeros(len(elites), width, x.shape[-1])
+        first = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(x.shape[0], device=x.device) - torch.repeat_interleave(first, counts)
+        grid = x.new_zeros(len(elites), width, x.shape[-1])
         grid[slot[order], rank] = x[order]
         start = time.perf_counter()
         out_grid = self.forward_chunked(grid, elites)
         self.forward_seconds += time.perf_counter() - start
-        chosen = torch.empty(x.shape[0], self.out_dim)
+        chosen = x.new_empty(x.shape[0], self.out_dim)
         chosen[order] = out_grid.mean[slot[order], rank]
         if sample and out_grid.logvar is not None:
             logvar = torch.empty_like(chosen)
             logvar[order] = out_grid.logvar[slot[order], rank]
-            chosen = chosen + (0.5 * logvar).exp() * torch.randn(chosen.shape, generator=self.generator)
-        terminated = torch.zeros(x.shape[0], dtype=torch.bool)
+            noise = torch.randn(chosen.shape, generator=self.generator).to(x.device)
+            chosen = chosen + (0.5 * logvar).exp() * noise
+        terminated = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
         if out_grid.termination_logit is not None:
             terminated[order] = out_grid.termination_logit[slot[order], rank] > 0
         start = time.perf_counter()
-        spread = self.disagreement(x) if disagreement and len(elites) > 1 else torch.zeros(x.shape[0])
+        spread = self.disagreement(x) if disagreement and len(elites) > 1 else x.new_zeros(x.shape[0])
         self.forward_seconds += time.perf_counter() - start
         out = chosen * self.out_std + self.out_mean
         reward = out[..., self.state_dim :]
@@ -290,7 +292,7 @@ class EnsembleWorldModel(nn.Module):
         targets = torch.cat([next_state - state, rewards], dim=-1).float()
         done = terminated.float() if terminated is not None else torch.zeros(len(inputs), device=inputs.device)
         n = inputs.shape[0]
-        perm = torch.randperm(n, generator=self.generator)
+        perm = torch.randperm(n, generator=self.generator).to(inputs.device)
         n_hold = max(1, round(cfg.holdout * n))
         hold, train = perm[:n_hold], perm[n_hold:]
         with torch.no_grad():
@@ -303,7 +305,7 @@ class EnsembleWorldModel(nn.Module):
         x_hold, y_hold = x[hold], y[hold]
         e = cfg.ensemble_size
         # Each member trains on its own bootstrap of the training split.
-        boot = train[torch.randint(len(train), (e, len(train)), generator=self.generator)]
+        boot = train[torch.randint(len(train), (e, len(train)), generator=self.generator).to(train.device)]
         opt = torch.optim.Adam(self.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         best = self.holdout_mse(x_hold, y_hold)
         best_state = copy.deepcopy(self.net.state_dict())
@@ -312,9 +314,8 @@ class EnsembleWorldModel(nn.Module):
             # Small datasets repeat within an epoch: a few minibatches between held-out checks would
             # trip early stopping long before the model has fit (2 minibatches an epoch at 500 rows).
             passes = -(-cfg.min_batches_per_epoch * cfg.batch_size // boot.shape[1])
-            order = torch.cat(
-                [boot[:, torch.randperm(boot.shape[1], generator=self.generator)] for _ in range(passes)], dim=1
-            )
+            shuffles = [torch.randperm(boot.shape[1], generator=self.generator) for _ in range(passes)]
+            order = torch.cat([boot[:, p.to(boot.device)] for p in shuffles], dim=1)
             for start in range(0, order.shape[1], cfg.batch_size):
                 idx = order[:, start : start + cfg.batch_size]
                 loss = self.loss(x[idx], y[idx], done[idx])
@@ -382,7 +383,7 @@ class ModelRollout:
 
     def _members(self, n: int) -> torch.Tensor:
         elites = self.model.elite_idx
-        return elites[torch.randint(len(elites), (n,), generator=self.generator)]
+        return elites[torch.randint(len(elites), (n,), generator=self.generator).to(elites.device)]
 
     @torch.no_grad()
     def rollout(self, state: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -390,7 +391,7 @@ class ModelRollout:
         disagreement ``[B, H]`` (rewards and disagreement are 0 after termination)."""
         b, horizon = actions.shape[:2]
         members = self._members(b)
-        alive = torch.ones(b, dtype=torch.bool)
+        alive = torch.ones(b, dtype=torch.bool, device=state.device)
         states, rewards, terminated, disagreement = [state], [], [], []
         for t in range(horizon):  # time steps depend on each other; particles and members are batched
             if self.propagation == "ts1":

@@ -19,13 +19,17 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
 
 
-def write_section(name: str, title: str, body: str, results: object) -> None:
-    """Replace (or append) the section ``name`` with ``body`` plus the command line and raw JSON."""
+def write_section(
+    name: str, title: str, body: str, results: object, command: str | None = None, where: str | None = None
+) -> None:
+    """Replace (or append) the section ``name`` with ``body`` plus the command line and raw JSON.
+    ``command`` and ``where``: the command and machine that produced the numbers, where they are not
+    this process's own."""
     script = Path(sys.argv[0]).resolve().relative_to(DOC.parents[1])
-    command = " ".join(["python", str(script), *sys.argv[1:]])
+    command = command or " ".join(["python", str(script), *sys.argv[1:]])
     section = (
         f"<!-- BEGIN {name} -->\n## {title}\n\n"
-        f"Command: `{command}` ({date.today().isoformat()}, {machine()})\n\n{body.strip()}\n\n"
+        f"Command: `{command}` ({date.today().isoformat()}, {where or machine()})\n\n{body.strip()}\n\n"
         f"<details><summary>raw JSON</summary>\n\n```json\n{json.dumps(results, indent=1)}\n```\n</details>\n"
         f"<!-- END {name} -->"
     )

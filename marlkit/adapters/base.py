@@ -38,7 +38,7 @@ class MultiAgentEnv(abc.ABC):
     ) -> None:
         self.name = name
         self.num_envs = num_envs
-        self.device = device
+        self.device = canonical_device(device)
         self.groups: dict[str, GroupSpec] = dict(groups)
         self.state_dim = state_dim
         self.state_source: StateSource = state_source
@@ -47,7 +47,7 @@ class MultiAgentEnv(abc.ABC):
         # of model-based learners read its options.
         self.scenario: Any = None
         self.check_finite = True
-        self._generator = torch.Generator(device=device)
+        self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(seed)
         self._bounds = {
             g: spec.action.bounds(device) for g, spec in self.groups.items() if isinstance(spec.action, Box)
@@ -200,3 +200,12 @@ def stack_state(obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 
 __all__ = ["MultiAgentEnv", "StateSource", "stack_state"]
+
+
+def canonical_device(device: torch.device | str) -> torch.device:
+    """``cuda`` -> ``cuda:<current>``: modules moved with ``.to("cuda")`` report an index, and the
+    device checks compare devices whole."""
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
+        return torch.device("cuda", torch.cuda.current_device())
+    return device

@@ -208,14 +208,14 @@ class MBPO(OffPolicy):
             data[g] = {
                 OBS: obs[g],
                 ACTION: self.joint.env(g, actions[g]),
-                ALIVE: torch.ones(b, n, dtype=torch.bool),
+                ALIVE: torch.ones(b, n, dtype=torch.bool, device=state.device),
                 REWARD: rewards[:, offset : offset + n],
                 TERMINATED: flags,
                 TRUNCATED: torch.zeros_like(flags),
             }
             data[NEXT][g] = {OBS: next_obs[g]}
             offset += n
-        return TensorDict(data, batch_size=[b])
+        return TensorDict(data, batch_size=[b], device=next_vector.device)
 
     def sample_rows(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
         cfg = self.cfg
@@ -224,7 +224,7 @@ class MBPO(OffPolicy):
         n_real = round(cfg.real_ratio * cfg.batch_size)
         fake, _, _ = self.model_buffer.sample(cfg.batch_size - n_real)
         if n_real == 0:
-            return fake, torch.zeros(0, dtype=torch.long), None
+            return fake, torch.zeros(0, dtype=torch.long, device=fake.device), None
         real, index, _ = self.replay.sample(n_real)
         rows = torch.cat([real.select(*fake.keys(include_nested=True, leaves_only=True)), fake])
         return rows, index, None
@@ -245,4 +245,4 @@ class MBPO(OffPolicy):
         self._last_fit = int(state["last_fit"])
         self.model.generator.set_state(state["model_generator"])
         if "model_buffer" in state:
-            self.model_buffer.load_state_dict(state["model_buffer"])
+            self.model_buffer.load_state_dict(state["model_buffer"], device=self.joint.device)

@@ -94,9 +94,7 @@ class OffPolicyConfig:
         require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
-        require_at_least(
-            self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, key
-        )
+        require_at_least(self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, key)
 
 
 def polyak_(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:

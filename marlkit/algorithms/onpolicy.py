@@ -379,8 +379,9 @@ class OnPolicy(Learner):
     def load_training_state(self, state: Mapping) -> None:
         """Call before ``load_state_dict``: it creates the lazily made optimizer rows the weights refer to."""
         self.critic_opt.load_state_dict(state["critic_opt"])
+        device = next(self.parameters()).device  # checkpoints load onto the CPU
         for key, rows in state["actor_rows"].items():
-            self._actor_row(key, rows)
+            self._actor_row(key, rows.to(device))
             self.actor_opts[key].load_state_dict(state["actor_opts"][key])
         self.order_rng.set_state(state["order_rng"])
         self.shuffle_rng.set_state(state["shuffle_rng"])

@@ -99,7 +99,7 @@ class PETS(Learner):
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
         n = td.batch_size[0]
         if not bool(self.model.fitted) or (not deterministic and self.frames < self.cfg.warmup_frames):
-            joint = torch.rand(n, self.joint.dim, generator=self.generator) * 2 - 1
+            joint = (torch.rand(n, self.joint.dim, generator=self.generator) * 2 - 1).to(td.device)
         else:
             start = time.perf_counter()
             planner = self._planner_for(n, deterministic)
@@ -198,5 +198,5 @@ class PETS(Learner):
             n, det = key.split(":")
             planner = self._planner_for(int(n), bool(int(det)))
             planner.generator.set_state(saved["generator"])
-            planner.mean = saved["mean"].clone()
-        self.data = dict(state.get("data", {}))
+            planner.mean = saved["mean"].to(self.joint.device, copy=True)
+        self.data = {k: v.to(self.joint.device) for k, v in state.get("data", {}).items()}
