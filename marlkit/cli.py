@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -39,6 +41,10 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from marlkit import make_env
     from marlkit.rollout import RolloutCollector
 
+    if args.steps < 1:
+        raise MarlkitError(f"--steps must be >= 1, got {args.steps}")
+    if not 0 <= args.seed < 2**32:
+        raise MarlkitError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
     torch.manual_seed(args.seed)
     env = make_env(args.env, num_envs=args.num_envs, device=args.device, seed=args.seed, **parse_overrides(args.kwargs))
     collector = RolloutCollector(env, env.rand_action, args.steps)
@@ -62,7 +68,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     print(json.dumps(result, indent=2))
 
 
-def cmd_train(args: argparse.Namespace) -> None:
+def cmd_train(args: argparse.Namespace) -> int:
     from marlkit.config import build_config, load_config_file
     from marlkit.experiment import Experiment
 
@@ -79,9 +85,10 @@ def cmd_train(args: argparse.Namespace) -> None:
     out = args.out or f"runs/{args.algo}-{args.env.replace('/', '_').replace(':', '_')}-s{config.experiment.seed}"
     summary = Experiment(config, out).run()
     print(json.dumps({**summary, "run_dir": out}, indent=2))
+    return 130 if summary.get("interrupted") else 0
 
 
-def cmd_resume(args: argparse.Namespace) -> None:
+def cmd_resume(args: argparse.Namespace) -> int:
     from marlkit.config import read_run_config
     from marlkit.experiment import Experiment
 
@@ -89,14 +96,19 @@ def cmd_resume(args: argparse.Namespace) -> None:
     config = read_run_config(run)
     if (run / "summary.json").exists():
         print(json.dumps({**json.loads((run / "summary.json").read_text()), "run_dir": str(run), "resumed": False}))
-        return
+        return 0
     summary = Experiment(config, run).run(resume=True)
     print(json.dumps({**summary, "run_dir": str(run)}, indent=2))
+    return 130 if summary.get("interrupted") else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from marlkit.evaluation import evaluate_run
 
+    if args.episodes < 1:
+        raise MarlkitError(f"--episodes must be >= 1, got {args.episodes}")
+    if args.checkpoint not in ("last", "best"):
+        raise MarlkitError(f"--checkpoint must be 'last' or 'best', got '{args.checkpoint}'")
     result = evaluate_run(args.run_dir, args.episodes, args.checkpoint, args.video)
     for key, value in result.items():
         if isinstance(value, dict):
@@ -104,11 +116,17 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
-def _csv(text: str | None) -> list[str] | None:
-    return [t for t in text.split(",") if t] if text else None
+def _csv(text: str | None, flag: str) -> list[str] | None:
+    """A comma-separated option: None when not given; given but empty (``--algos ,``) is an error."""
+    if text is None:
+        return None
+    values = [t.strip() for t in str(text).split(",") if t.strip()]
+    if not values:
+        raise MarlkitError(f"{flag} is empty; give comma-separated values, or leave it out for the default")
+    return values
 
 
-def cmd_compare(args: argparse.Namespace) -> None:
+def cmd_compare(args: argparse.Namespace) -> int:
     from marlkit import sweep
     from marlkit.config import load_config_file
 
@@ -120,14 +138,14 @@ def cmd_compare(args: argparse.Namespace) -> None:
     args.frames = args.frames or names.get("frames")
     default = not (args.algos or args.envs or args.seeds or args.frames or args.overrides or args.config)
     overrides = {**file_overrides, **parse_overrides(args.overrides)} if not default else dict(sweep.DEFAULT_OVERRIDES)
-    seeds = _csv(args.seeds)
+    seeds = _csv(args.seeds, "--seeds")
     try:
         seed_values = [int(s) for s in seeds] if seeds else list(sweep.DEFAULT_SEEDS)
     except ValueError:
         raise MarlkitError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
     result = sweep.compare(
-        algos=_csv(args.algos) or list(sweep.DEFAULT_ALGOS),
-        envs=_csv(args.envs) or list(sweep.DEFAULT_ENVS),
+        algos=_csv(args.algos, "--algos") or list(sweep.DEFAULT_ALGOS),
+        envs=_csv(args.envs, "--envs") or list(sweep.DEFAULT_ENVS),
         seeds=seed_values,
         out=args.out,
         frames=args.frames or (sweep.DEFAULT_FRAMES if default else None),
@@ -145,11 +163,21 @@ def cmd_compare(args: argparse.Namespace) -> None:
                 "report": result["report"],
                 "runs": len(result["runs"]),
                 "failed": len(result["failed"]),
+                "unfinished": len(result["unfinished"]),
+                "interrupted": result["interrupted"],
             }
         )
     )
     if result["report"]:
         print(f"report: {result['report']}")
+    if result["interrupted"]:
+        print(
+            f"marlkit: sweep interrupted; {len(result['unfinished'])} runs unfinished (no report). "
+            "Run the same command again to resume them.",
+            file=sys.stderr,
+        )
+        return 130
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -289,11 +317,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo" and args.env == "vmas/navigation" and not args.kwargs:
         args.kwargs = ["n_agents=3", "max_steps=100"]
     try:
-        args.func(args)
+        return args.func(args) or 0
     except MarlkitError as err:
-        print(f"marlkit: error: {err}", file=sys.stderr)
-        return 2
-    return 0
+        return _fail(str(err), err)
+    except OSError as err:  # disk full, read-only or missing paths: which path, and why
+        where = f"{err.filename}: " if err.filename else ""
+        return _fail(f"{where}{err.strerror or err}", err)
+    except KeyboardInterrupt:
+        print("marlkit: interrupted", file=sys.stderr)
+        return 130
+
+
+def _fail(message: str, err: BaseException) -> int:
+    """One line on stderr and exit code 2; ``MARLKIT_DEBUG=1`` adds the traceback (causes included)."""
+    if os.environ.get("MARLKIT_DEBUG"):
+        traceback.print_exception(err)
+    print(f"marlkit: error: {' '.join(message.split())}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

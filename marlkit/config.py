@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from marlkit.adapters.base import canonical_device
 from marlkit.algorithms import algorithm
 from marlkit.errors import MarlkitError, suggest
 from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict, with_overrides
@@ -48,6 +49,13 @@ class ExperimentConfig:
             require(getattr(self, name) >= 1, f"{key(name)} must be > 0, got {getattr(self, name)}")
         for name in ("eval_every", "checkpoint_every", "torch_threads"):
             require(getattr(self, name) >= 0, f"{key(name)} must be >= 0, got {getattr(self, name)}")
+        require(
+            0 <= self.seed < 2**32, f"{key('seed')} must be in [0, 2**32 - 1] (numpy's seed range), got {self.seed}"
+        )
+        try:
+            canonical_device(self.device)
+        except MarlkitError as err:
+            raise MarlkitError(f"{key('device')}: {err}") from None
 
 
 @dataclass(frozen=True)
@@ -109,7 +117,16 @@ def read_run_config(run: Path) -> RunConfig:
     path = run / "config.json"
     if not path.exists():
         raise MarlkitError(f"{run} is not a run directory (no config.json)")
-    return RunConfig.from_json(json.loads(path.read_text()))
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise TypeError("not a mapping")
+        return RunConfig.from_json(data)
+    except MarlkitError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as err:  # JSON and UTF-8 errors are ValueErrors
+        reason = " ".join(str(err).split())[:120]
+        raise MarlkitError(f"{path} is not a readable marlkit config ({type(err).__name__}: {reason})") from None
 
 
 def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) -> RunConfig:
@@ -150,7 +167,12 @@ def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     file = Path(path)
     if not file.exists():
         raise MarlkitError(f"config file {path} does not exist")
-    text = file.read_text()
+    if not file.is_file():
+        raise MarlkitError(f"config file {path} is not a file; give a .yaml, .yml, .toml or .json file")
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MarlkitError(f"config file {path} is not UTF-8 text") from None
     try:
         if file.suffix in (".yaml", ".yml"):
             data = yaml.safe_load(text) or {}
@@ -173,6 +195,7 @@ def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
                 f"unknown top-level key '{key}' in {path}.{suggest(key, [*valid, *SECTIONS])} "
                 f"Valid: {', '.join([*valid, *SECTIONS])}"
             )
+    _check_names(names, path)
     tables = {}
     for section in SECTIONS:
         table = data.get(section) or {}
@@ -183,3 +206,29 @@ def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
         tables["algo"] = _upgrade_format_1(names["algo_name"], tables["algo"])
     overrides = {f"{section}.{k}": v for section, table in tables.items() for k, v in table.items()}
     return names, overrides
+
+
+def _check_names(names: dict[str, Any], path: str) -> None:
+    """Top-level names of a config file have fixed types: say which one is off, and what it should be."""
+
+    def text(v: Any) -> bool:
+        return isinstance(v, str) and bool(v)
+
+    def integer(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    def listed(v: Any, ok: Any) -> bool:
+        return (isinstance(v, list) and bool(v) and all(ok(x) for x in v)) or ok(v)
+
+    kinds = {
+        "algo_name": (text, "a string such as 'hatrpo'"),
+        "env_name": (text, "a string such as 'vmas/navigation'"),
+        "algos": (lambda v: listed(v, text), "a list of algorithm names"),
+        "envs": (lambda v: listed(v, text), "a list of env names"),
+        "seeds": (lambda v: listed(v, integer), "a list of integers"),
+        "frames": (lambda v: integer(v) and v > 0, "a positive integer"),
+    }
+    for key, value in names.items():
+        ok, expected = kinds[key]
+        if not ok(value):
+            raise MarlkitError(f"'{key}' in {path} must be {expected}, got {value!r}")

@@ -9,6 +9,7 @@ package ``libosmesa6``). ``.gif`` is written with Pillow; ``.mp4`` needs ``pip i
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,9 @@ def evaluate(learner: Learner, env: MultiAgentEnv, seed: int, max_steps: int) ->
     return result
 
 
-def find_checkpoint(run: Path, which: str) -> Path:
+def checkpoint_candidates(run: Path, which: str) -> list[Path]:
+    """The checkpoints to try for ``which``, best first: ``best.pt`` alone, or ``final.pt`` then the
+    periodic checkpoints, newest first."""
     checkpoints = run / "checkpoints"
     if which == "best":
         candidates = [checkpoints / "best.pt"]
@@ -72,23 +75,33 @@ def find_checkpoint(run: Path, which: str) -> Path:
         candidates = [checkpoints / "final.pt", *sorted(checkpoints.glob("ckpt-*.pt"), reverse=True)]
     else:
         raise MarlkitError(f"--checkpoint must be 'last' or 'best', got '{which}'")
-    for path in candidates:
-        if path.exists():
-            return path
-    raise MarlkitError(f"{run} has no {which} checkpoint (looked for {', '.join(p.name for p in candidates)})")
+    present = [p for p in candidates if p.exists()]
+    if not present:
+        raise MarlkitError(f"{run} has no {which} checkpoint (looked for {', '.join(p.name for p in candidates)})")
+    return present
 
 
 def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Learner, Path]:
+    """The run's learner with the weights of its ``which`` checkpoint. An unreadable checkpoint (a
+    corrupted file) is skipped for the next older one, as ``resume`` does; none usable is one line."""
     config = read_run_config(run)
-    path = find_checkpoint(run, which)
-    state = load_checkpoint(path)
+    candidates = checkpoint_candidates(run, which)
     probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
     spec = algorithm(config.algo_name)
     learner = spec.build(config.algo, probe, config.experiment.seed)
-    # PPO-clip keeps optimizer copies of actor rows in its state_dict ("actor_rows."); acting needs none.
-    weights = {k: v for k, v in state["learner"].items() if not k.startswith("actor_rows.")}
-    learner.load_state_dict(weights)
-    return config, learner.eval(), path
+    for path in candidates:
+        try:
+            state = load_checkpoint(path)
+            # PPO-clip keeps optimizer copies of actor rows in its state_dict ("actor_rows."); acting needs none.
+            weights = {k: v for k, v in state["learner"].items() if not k.startswith("actor_rows.")}
+            learner.load_state_dict(weights)
+            return config, learner.eval(), path
+        except Exception as err:
+            reason = " ".join(str(err).split())[:200] or type(err).__name__
+            print(f"marlkit: checkpoint {path.name} is unusable ({reason}); trying an older one", file=sys.stderr)
+    raise MarlkitError(
+        f"no usable {which} checkpoint in {run / 'checkpoints'} (tried {', '.join(p.name for p in candidates)})"
+    )
 
 
 def evaluate_run(

@@ -7,12 +7,9 @@ A run directory holds ``config.json`` (the full resolved config: the run can be 
 from __future__ import annotations
 
 import json
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import torch
@@ -32,9 +29,11 @@ from marlkit.checkpoint import (
 from marlkit.config import RunConfig, build_config, read_run_config
 from marlkit.errors import MarlkitError
 from marlkit.evaluation import evaluate
+from marlkit.interrupts import StopRequest
 from marlkit.learner import Learner
 from marlkit.loggers import MetricFiles, make_loggers
 from marlkit.rollout import RolloutCollector
+from marlkit.rundir import contents, exclusive, remove_partial_writes
 
 __all__ = ["Experiment", "RunConfig", "build_config", "load_checkpoint", "read_run_config"]
 
@@ -75,7 +74,7 @@ class Experiment:
         self.rows: list[dict[str, Any]] = []
         self.timing: list[dict[str, Any]] = []
         self.files = MetricFiles(self.out, {"metrics.csv": self.rows, "timing.csv": self.timing})
-        self._interrupted = False
+        self._stop = StopRequest()
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -84,12 +83,31 @@ class Experiment:
     # ------------------------------------------------------------------ loop
     def run(self, resume: bool = False) -> dict[str, Any]:
         """Train to ``experiment.frames``. With ``resume``, continue from the newest readable checkpoint
-        of the run directory; otherwise the directory must be empty or absent."""
+        of the run directory; otherwise the directory must be empty or absent.
+
+        The run holds the directory's lock throughout (a second writer fails at once, naming this one),
+        and first deletes temporary files that a killed writer left. An error while writing (disk full,
+        read-only) is one :class:`MarlkitError` naming the path and the cause; what was written before
+        stays intact and resumable."""
+        if not resume and self.out.is_dir() and contents(self.out):  # refuse before writing anything there
+            raise MarlkitError(f"run directory {self.out} is not empty; choose another --out, or resume it")
+        with exclusive(self.out):
+            remove_partial_writes(self.out)
+            try:
+                return self._run(resume)
+            except OSError as err:
+                where = err.filename or self.out
+                raise MarlkitError(
+                    f"cannot write {where}: {err.strerror or err}; earlier checkpoints are intact, "
+                    "so `marlkit resume` continues once this is fixed"
+                ) from err
+
+    def _run(self, resume: bool) -> dict[str, Any]:
         exp = self.config.experiment
         if resume:
             self._restore_latest()
         else:
-            if self.out.exists() and any(self.out.iterdir()):
+            if contents(self.out):
                 raise MarlkitError(f"run directory {self.out} is not empty; choose another --out, or resume it")
             atomic_write_text(self.out / "config.json", json.dumps(self.config.to_json(), indent=2))
             if exp.eval_every:  # the untrained policy: every learning curve starts at frame 0
@@ -106,24 +124,23 @@ class Experiment:
             dynamic_ncols=True,
             desc=f"{self.config.algo_name} {self.config.env_name} s{exp.seed}",
         )
-        previous_handler = _install_interrupt(self)
         start = time.perf_counter() - self.wall_s
         try:
-            while self.frames < exp.frames:
-                self._iteration(bar, start)
-                if self._interrupted:
-                    self.save_checkpoint()
-                    bar.close()
-                    return {"interrupted": True, "frames": self.frames, "run_dir": str(self.out)}
-                if self.frames >= self.next_checkpoint and self.frames < exp.frames:
-                    # New episodes first, then the snapshot: a resume makes the same reset and then
-                    # restores the RNG states from right after it (env resets may draw from them).
-                    self.checkpoints_written += 1
-                    self.next_checkpoint += exp.checkpoint_interval()
-                    self._start_episodes()
-                    self.save_checkpoint()
+            with self._stop:  # Ctrl-C: finish the iteration, checkpoint, return
+                while self.frames < exp.frames:
+                    self._iteration(bar, start)
+                    if self._stop.is_set():
+                        self.save_checkpoint()
+                        bar.close()
+                        return {"interrupted": True, "frames": self.frames, "run_dir": str(self.out)}
+                    if self.frames >= self.next_checkpoint and self.frames < exp.frames:
+                        # New episodes first, then the snapshot: a resume makes the same reset and then
+                        # restores the RNG states from right after it (env resets may draw from them).
+                        self.checkpoints_written += 1
+                        self.next_checkpoint += exp.checkpoint_interval()
+                        self._start_episodes()
+                        self.save_checkpoint()
         finally:
-            _restore_interrupt(previous_handler)
             self.loggers.close()
         bar.close()
         self.save_checkpoint(final=True)
@@ -263,24 +280,3 @@ class Experiment:
 
 def _one_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-
-
-def _install_interrupt(experiment: Experiment) -> Any:
-    """Ctrl-C finishes the current iteration, writes a checkpoint and returns cleanly."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if experiment._interrupted:  # a second Ctrl-C stops at once
-            raise KeyboardInterrupt
-        experiment._interrupted = True
-        print(
-            "\nmarlkit: interrupted; saving a checkpoint after this iteration (Ctrl-C again to abort)", file=sys.stderr
-        )
-
-    return signal.signal(signal.SIGINT, handler)
-
-
-def _restore_interrupt(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)

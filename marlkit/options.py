@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -162,14 +163,31 @@ def _apply(cfg: C, overrides: Mapping[str, Any], prefix: str) -> C:
 
 
 def validate(cfg: Any, prefix: str = "") -> None:
-    """Validate every nested part (innermost first), then ``cfg`` itself; keys are named with ``prefix``."""
+    """Validate every nested part (innermost first), then ``cfg`` itself; keys are named with ``prefix``.
+
+    Rules that hold for every config come first: every number is finite (NaN and inf are never a
+    valid setting), learning rates (``lr``, ``*_lr``) are positive, and layer sizes (``hidden``) are
+    positive integers. Each config's own ``validate(key)`` adds its ranges."""
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
         if is_config(value):
             validate(value, f"{prefix}{f.name}.")
+        else:
+            _check_common(f.name, value, prefix + f.name)
     check = getattr(cfg, "validate", None)
     if check is not None:
         check(lambda name: prefix + name)
+
+
+def _check_common(name: str, value: Any, key: str) -> None:
+    numbers = value if isinstance(value, (tuple, list)) else (value,)
+    for x in numbers:
+        if isinstance(x, float) and not math.isfinite(x):
+            raise MarlkitError(f"{key} must be a finite number, got {value!r}")
+    if (name == "lr" or name.endswith("_lr")) and isinstance(value, (int, float)) and not value > 0:
+        raise MarlkitError(f"{key} must be > 0, got {value!r}")
+    if name == "hidden" and not all(isinstance(x, int) and not isinstance(x, bool) and x >= 1 for x in numbers):
+        raise MarlkitError(f"{key} must be a list of positive layer sizes such as [64, 64], got {list(numbers)}")
 
 
 def with_overrides(cfg: C, overrides: Mapping[str, Any], section: str = "") -> C:

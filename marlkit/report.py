@@ -155,16 +155,28 @@ def write_report(root: str | Path, measure: str = "eval_return_mean", fraction: 
     import matplotlib.pyplot as plt
 
     root = Path(root)
-    runs = load_runs(root, measure)
+    every = load_runs(root, measure)
+    # A run without summary.json stopped early (interrupted, killed, failed): its last evaluation is not a
+    # final return, so it never enters the tables; it is listed instead.
+    runs = [r for r in every if r.finished]
+    unfinished = [r for r in every if not r.finished]
+    if not runs:
+        raise MarlkitError(
+            f"no finished runs under {root} ({len(unfinished)} unfinished); resume them first (marlkit resume RUN_DIR, "
+            "or the same marlkit compare command)"
+        )
     tasks = summarize(runs, fraction)
     lines = [
         "# marlkit report",
         "",
-        f"{len(runs)} runs under `{root}`; measure `{measure}` (deterministic evaluation). Final = last evaluation. "
-        "Mean over seeds with a 95% bootstrap CI; IQM = interquartile mean. Time to target: first evaluation at or "
-        f"above initial + {fraction:g} x (best - initial), median over the seeds that reached it.",
+        f"{len(runs)} finished runs under `{root}`; measure `{measure}` (deterministic evaluation). Final = last "
+        "evaluation. Mean over seeds with a 95% bootstrap CI; IQM = interquartile mean. Time to target: first "
+        f"evaluation at or above initial + {fraction:g} x (best - initial), median over the seeds that reached it.",
         "",
     ]
+    if unfinished:
+        listed = ", ".join(f"`{r.path.relative_to(root)}` ({r.frames[-1]} frames)" for r in unfinished)
+        lines += [f"**Unfinished runs, left out of every table and figure:** {listed}.", ""]
     for task in tasks:
         improving = task.best > task.initial
         lines += [

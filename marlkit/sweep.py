@@ -8,14 +8,16 @@ reported (``error.txt`` in its directory) and does not stop the others.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import shutil
+import sys
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from tqdm.auto import tqdm
 
 from marlkit.config import RunConfig, build_config
 from marlkit.errors import MarlkitError
+from marlkit.rundir import contents, exclusive
 
 # The default comparison: `marlkit compare` with no arguments (about 5 minutes on 2 CPU cores).
 DEFAULT_ALGOS = ("itrpo", "matrpo", "hatrpo")
@@ -59,6 +62,11 @@ def plan(
     """All jobs, validated (unknown algorithms, keys, types and ranges fail here, before any write)."""
     if not algos or not envs or not seeds:
         raise MarlkitError("compare needs at least one algorithm, one env and one seed")
+    for what, values in (("algorithm", algos), ("env", envs), ("seed", seeds)):
+        repeated = sorted({str(v) for v in values if list(values).count(v) > 1})
+        if repeated:
+            # Two jobs with one run directory would write it at once (or one would fail on its lock).
+            raise MarlkitError(f"compare lists the {what} {', '.join(repeated)} more than once; name each once")
     jobs = []
     for env in envs:
         for algo in algos:
@@ -68,6 +76,10 @@ def plan(
                     run_overrides["experiment.frames"] = frames
                 config = build_config(algo, env, run_overrides)
                 jobs.append(Job(config, out / slug(env) / slug(algo) / f"seed{seed}"))
+    dirs = [job.run_dir for job in jobs]
+    clash = next((d for d in dirs if dirs.count(d) > 1), None)
+    if clash is not None:
+        raise MarlkitError(f"two runs of the sweep would share the run directory {clash}; rename one of them")
     _check_buildable(jobs)
     return jobs
 
@@ -95,7 +107,8 @@ def _check_buildable(jobs: list[Job]) -> None:
 
 
 def run_job(config_json: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
-    """One run in a worker: fresh, resumed from its checkpoints, or skipped if it finished."""
+    """One run in a worker: fresh, resumed from its checkpoints, or skipped if it finished. Its status is
+    ``interrupted`` when Ctrl-C stopped it (checkpointed, unfinished)."""
     import torch
 
     from marlkit.experiment import Experiment
@@ -105,11 +118,19 @@ def run_job(config_json: dict[str, Any], run_dir: str, threads: int) -> dict[str
     if (path / "summary.json").exists():
         return {**json.loads((path / "summary.json").read_text()), "status": "skipped"}
     config = RunConfig.from_json(config_json)
-    resumable = any((path / "checkpoints").glob("ckpt-*.pt"))
-    if path.exists() and not resumable:
-        shutil.rmtree(path)  # started but never checkpointed: nothing to keep
-    (path / "error.txt").unlink(missing_ok=True)
-    summary = Experiment(config, path).run(resume=resumable)
+    from marlkit.interrupts import STOP
+
+    with exclusive(path):  # a live writer of this directory (an earlier sweep's run) makes this fail at once
+        if STOP.is_set():  # the sweep is stopping: do not start another run
+            return {"status": "interrupted", "frames": 0}
+        resumable = any((path / "checkpoints").glob("ckpt-*.pt"))
+        if not resumable:
+            for item in contents(path):  # started but never checkpointed: nothing to keep
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+        (path / "error.txt").unlink(missing_ok=True)
+        summary = Experiment(config, path).run(resume=resumable)
+    if summary.get("interrupted"):
+        return {**summary, "status": "interrupted"}
     return {**summary, "status": "resumed" if resumable else "done"}
 
 
@@ -136,6 +157,8 @@ def compare(
     """Run the grid, then write ``OUT/report.md``. Returns the per-run statuses and the report path."""
     if backend not in ("local", "ray"):
         raise MarlkitError(f"unknown backend '{backend}'; valid: local, ray")
+    if jobs is not None and jobs < 1:
+        raise MarlkitError(f"--jobs must be >= 1, got {jobs}")
     out = Path(out)
     grid = plan(algos, envs, seeds, out, frames, dict(overrides or {}))
     cores = os.cpu_count() or 1
@@ -145,16 +168,56 @@ def compare(
     failed: dict[str, str] = {}
     bar = tqdm(total=len(grid), unit="run", disable=not progress, desc="compare")
     if backend == "ray":
-        _run_ray(grid, threads, address, results, failed, bar)
+        interrupted = _run_ray(grid, threads, address, results, failed, bar)
     else:
-        _run_local(grid, workers, threads, results, failed, bar)
+        interrupted = _run_local(grid, workers, threads, results, failed, bar)
     bar.close()
+    unfinished = [str(job.run_dir) for job in grid if results.get(str(job.run_dir), {}).get("status") not in FINISHED]
     report = None
-    if any(status.get("status") for status in results.values()):
+    if not interrupted and any(r.get("status") in FINISHED for r in results.values()):
         from marlkit.report import write_report
 
         report = str(write_report(out))
-    return {"runs": results, "failed": failed, "report": report, "out": str(out)}
+    return {
+        "runs": results,
+        "failed": failed,
+        "report": report,
+        "out": str(out),
+        "interrupted": interrupted,
+        "unfinished": unfinished,
+    }
+
+
+FINISHED = ("done", "resumed", "skipped")
+# How long a stopping sweep waits for its running runs to finish their iteration and checkpoint.
+STOP_GRACE_S = 300.0
+
+
+def _worker_setup(parent: int, stop: Any) -> None:
+    """Runs first in every local worker: die with the parent, stop with the sweep.
+
+    On Linux the kernel kills the worker when the parent dies (PR_SET_PDEATHSIG), whatever killed the
+    parent; a watcher thread also notices a changed parent PID (other systems), and turns the sweep's
+    stop event into :data:`marlkit.interrupts.STOP` (the run checkpoints and returns ``interrupted``)."""
+    import signal
+    import threading
+
+    from marlkit.interrupts import STOP
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a run's own handler still catches Ctrl-C
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            if stop.wait(0.5):
+                STOP.set()
+            if os.getppid() != parent:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="marlkit-sweep-watch", daemon=True).start()
 
 
 def _postfix(bar: Any, running: int, failed: dict[str, str]) -> None:
@@ -163,37 +226,77 @@ def _postfix(bar: Any, running: int, failed: dict[str, str]) -> None:
 
 def _run_local(
     grid: list[Job], workers: int, threads: int, results: dict[str, Any], failed: dict[str, str], bar: Any
-) -> None:
+) -> bool:
+    """Run the grid here (one worker) or in spawned worker processes; returns whether Ctrl-C stopped it.
+
+    On Ctrl-C no new run starts, running runs finish their iteration, checkpoint and report
+    ``interrupted``; a second Ctrl-C kills the workers at once (their last checkpoints stay usable)."""
     if workers == 1:
         for job in grid:
             _postfix(bar, 1, failed)
             try:
                 results[str(job.run_dir)] = run_job(job.config.to_json(), str(job.run_dir), threads)
+            except KeyboardInterrupt:  # a second Ctrl-C inside a run
+                return True
             except Exception as err:
                 failed[str(job.run_dir)] = _record_failure(job, err)
             bar.update(1)
-        return
+            if results.get(str(job.run_dir), {}).get("status") == "interrupted":
+                return True
+        return False
     # spawn: workers start clean (no inherited torch threads or VMAS state from this process).
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
-        pending: dict[Future, Job] = {
-            pool.submit(run_job, job.config.to_json(), str(job.run_dir), threads): job for job in grid
-        }
-        while pending:
+    context = get_context("spawn")
+    stop = context.Event()
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_worker_setup, initargs=(os.getpid(), stop)
+    )
+    pending: dict[Future, Job] = {}
+    interrupted = False
+
+    def collect(done: set[Future]) -> None:
+        nonlocal interrupted
+        for future in done:
+            job = pending.pop(future)
+            if future.cancelled():
+                continue
+            try:
+                results[str(job.run_dir)] = future.result()
+                interrupted |= results[str(job.run_dir)].get("status") == "interrupted"
+            except Exception as err:
+                failed[str(job.run_dir)] = _record_failure(job, err)
+            bar.update(1)
+
+    try:
+        pending = {pool.submit(run_job, job.config.to_json(), str(job.run_dir), threads): job for job in grid}
+        while pending and not interrupted:
             _postfix(bar, min(workers, len(pending)), failed)
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = pending.pop(future)
-                try:
-                    results[str(job.run_dir)] = future.result()
-                except Exception as err:
-                    failed[str(job.run_dir)] = _record_failure(job, err)
-                bar.update(1)
-        _postfix(bar, 0, failed)
+            collect(done)
+    except KeyboardInterrupt:
+        interrupted = True
+    if interrupted:
+        stop.set()
+        for future in pending:
+            future.cancel()  # queued runs never start
+        print(
+            "\nmarlkit: stopping the sweep; running runs checkpoint first (Ctrl-C again to kill them)",
+            file=sys.stderr,
+        )
+        try:
+            done, _ = wait(pending, timeout=STOP_GRACE_S)
+            collect(done)
+        except KeyboardInterrupt:
+            pass
+        for child in active_children():  # still running after the grace period, or a second Ctrl-C
+            child.kill()
+    pool.shutdown(wait=True, cancel_futures=True)
+    _postfix(bar, 0, failed)
+    return interrupted
 
 
 def _run_ray(
     grid: list[Job], threads: int, address: str | None, results: dict[str, Any], failed: dict[str, str], bar: Any
-) -> None:
+) -> bool:
     try:
         import ray  # type: ignore[import-not-found]
     except ImportError:
@@ -202,13 +305,19 @@ def _run_ray(
         ray.init(address=address, ignore_reinit_error=True, log_to_driver=False)
     remote = ray.remote(num_cpus=threads)(run_job)
     pending = {remote.remote(job.config.to_json(), str(job.run_dir), threads): job for job in grid}
-    while pending:
-        _postfix(bar, len(pending), failed)
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            job = pending.pop(ref)
-            try:
-                results[str(job.run_dir)] = ray.get(ref)
-            except Exception as err:
-                failed[str(job.run_dir)] = _record_failure(job, str(err))
-            bar.update(1)
+    try:
+        while pending:
+            _postfix(bar, len(pending), failed)
+            done, _ = ray.wait(list(pending), num_returns=1)
+            for ref in done:
+                job = pending.pop(ref)
+                try:
+                    results[str(job.run_dir)] = ray.get(ref)
+                except Exception as err:
+                    failed[str(job.run_dir)] = _record_failure(job, str(err))
+                bar.update(1)
+    except KeyboardInterrupt:
+        for ref in pending:  # Ray interrupts running tasks with KeyboardInterrupt; their checkpoints stay
+            ray.cancel(ref)
+        return True
+    return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
+from vmas.simulator.scenario import BaseScenario
 
 
 class NanRewardEnv(ParallelEnv):
@@ -145,3 +146,24 @@ class Clock(ParallelEnv):
         if done:
             self.agents = []
         return obs, {"agent_0": 0.0}, {"agent_0": False}, {"agent_0": done}, {"agent_0": {}}
+
+
+class BrokenScenario(BaseScenario):
+    """A user VMAS scenario whose make_world raises (bad-input tests)."""
+
+    def make_world(self, batch_dim, device, **kwargs):
+        raise ValueError("the arena file is missing")
+
+    def reset_world_at(self, env_index=None):
+        pass
+
+    def observation(self, agent):
+        raise NotImplementedError
+
+    def reward(self, agent):
+        raise NotImplementedError
+
+
+def broken_factory(**kwargs):
+    """A user PettingZoo factory whose constructor raises (bad-input tests)."""
+    raise RuntimeError("license server unreachable")

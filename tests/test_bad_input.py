@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
+import vmas  # noqa: F401 - its import prints a notice on stderr once; not inside the captured tests
 from tensordict import TensorDict
 
 from marlkit import MarlkitError, make_env
@@ -114,3 +117,185 @@ def test_cli_prints_one_line_and_exits_2(capsys):
     assert main(["demo", "--env", "vmas/navigaton"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "navigation" in err
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every bad input at the command line: exit code 2, one line on stderr, no traceback, nothing written.
+NOT_UTF8 = b"algo:\n  actor_lr: \xff\xfe\n"
+FILES: dict[str, str | bytes] = {
+    "a_file": "not a directory",
+    "full/x.txt": "something",
+    "bad.yaml": "algo: [unclosed",
+    "list.yaml": "- 1\n- 2\n",
+    "algo_int.yaml": "algo_name: 5\nenv_name: vmas/navigation\n",
+    "env_list.yaml": "algo_name: itrpo\nenv_name: [vmas/navigation]\n",
+    "unknown_top.yaml": "algo_nme: itrpo\n",
+    "seeds_text.yaml": "seeds: abc\n",
+    "nan.yaml": "algo:\n  actor_lr: .nan\n",
+    "inf.yaml": "algo:\n  gamma: .inf\n",
+    "hidden.yaml": "algo:\n  hidden: [64, 0]\n",
+    "wrong.txt": "algo: {}\n",
+    "not_utf8.yaml": NOT_UTF8,
+    "folder.yaml/inner": "",
+    "run/config.json": "{not json",
+}
+TRAIN = ["train", "itrpo", "vmas/navigation"]
+BAD_CLI = {
+    # --out
+    "out is a file": [*TRAIN, "--out", "a_file"],
+    "out is /dev/null": [*TRAIN, "--out", "/dev/null"],
+    "out cannot be created": [*TRAIN, "--out", "/proc/marlkit-run"],
+    "out below a file": [*TRAIN, "--out", "a_file/run"],
+    "out not empty": [*TRAIN, "--out", "full"],
+    # config files
+    "config missing": [*TRAIN, "--config", "missing.yaml"],
+    "config is a folder": [*TRAIN, "--config", "folder.yaml"],
+    "config not UTF-8": [*TRAIN, "--config", "not_utf8.yaml"],
+    "config YAML syntax": [*TRAIN, "--config", "bad.yaml"],
+    "config not a mapping": [*TRAIN, "--config", "list.yaml"],
+    "config algo_name not a string": ["train", "--config", "algo_int.yaml"],
+    "config env_name a list": ["train", "--config", "env_list.yaml"],
+    "config unknown top-level key": [*TRAIN, "--config", "unknown_top.yaml"],
+    "config suffix": [*TRAIN, "--config", "wrong.txt"],
+    "config NaN": [*TRAIN, "--config", "nan.yaml"],
+    "config inf": [*TRAIN, "--config", "inf.yaml"],
+    "config zero layer": [*TRAIN, "--config", "hidden.yaml"],
+    "compare config seeds text": ["compare", "--config", "seeds_text.yaml"],
+    # scenarios and their kwargs
+    "scenario make_world raises": ["train", "itrpo", "helper_envs:BrokenScenario"],
+    "scenario constructor raises": ["train", "itrpo", "helper_envs:broken_factory"],
+    "demo scenario raises": ["demo", "--env", "helper_envs:BrokenScenario"],
+    "n_agents zero": [*TRAIN, "env.n_agents=0"],
+    "n_agents negative": [*TRAIN, "env.n_agents=-2"],
+    "demo n_agents zero": ["demo", "n_agents=0"],
+    "unknown env kwarg": [*TRAIN, "env.n_agentz=3"],
+    "unknown env": ["train", "itrpo", "vmas/navigaton"],
+    "unknown algorithm": ["train", "itrpx", "vmas/navigation"],
+    # devices
+    "cuda without CUDA": [*TRAIN, "--device", "cuda"],
+    "unknown device": [*TRAIN, "--device", "tpu9"],
+    "demo cuda index": ["demo", "--device", "cuda:7"],
+    "experiment.device key": [*TRAIN, "experiment.device=gpu"],
+    # seeds
+    "negative seed": [*TRAIN, "--seed", "-1"],
+    "seed past numpy": [*TRAIN, "--seed", str(2**32)],
+    "demo negative seed": ["demo", "--seed", "-1"],
+    "compare negative seed": ["compare", "--algos", "itrpo", "--seeds", "-5"],
+    # numbers in configs
+    "zero layer size": [*TRAIN, "algo.hidden=[0,64]"],
+    "negative layer size": [*TRAIN, "algo.hidden=[-4]"],
+    "negative learning rate": [*TRAIN, "algo.critic_lr=-1"],
+    "zero learning rate": ["train", "mappo", "vmas/navigation", "algo.actor_lr=0"],
+    "nan learning rate": ["train", "mappo", "vmas/navigation", "algo.actor_lr=nan"],
+    "gamma above one": [*TRAIN, "algo.gamma=2"],
+    "unknown algo key": [*TRAIN, "algo.actr_lr=0.1"],
+    "no section prefix": [*TRAIN, "critic_lr=0.1"],
+    "zero frames": [*TRAIN, "--frames", "0"],
+    "negative env copies": [*TRAIN, "experiment.num_envs=-2"],
+    "layer sizes not numbers": [*TRAIN, "algo.hidden=abc"],
+    "nested model lr": ["train", "mbpo", "vmas/navigation", "algo.model.lr=-0.1"],
+    # demo
+    "demo zero steps": ["demo", "--steps", "0"],
+    "demo negative steps": ["demo", "--steps", "-3"],
+    "demo zero env copies": ["demo", "--num-envs", "0"],
+    # compare
+    "compare empty algos": ["compare", "--algos", ","],
+    "compare empty envs": ["compare", "--envs", ","],
+    "compare empty seeds": ["compare", "--seeds", ","],
+    "compare repeated seed": ["compare", "--algos", "itrpo", "--seeds", "0,0", "--jobs", "2"],
+    "compare repeated algorithm": ["compare", "--algos", "itrpo,itrpo"],
+    "compare unknown algorithm": ["compare", "--algos", "itrpo,nosuch"],
+    "compare unknown backend": ["compare", "--algos", "itrpo", "--backend", "slurm"],
+    "compare zero jobs": ["compare", "--algos", "itrpo", "--jobs", "0"],
+    # eval and resume
+    "eval missing run": ["eval", "no_such_run"],
+    "eval zero episodes": ["eval", "run", "--episodes", "0"],
+    "eval unknown checkpoint kind": ["eval", "run", "--checkpoint", "middle"],
+    "eval corrupt config.json": ["eval", "run"],
+    "resume missing run": ["resume", "no_such_run"],
+    "resume corrupt config.json": ["resume", "run"],
+    "malformed override": [*TRAIN, "=5"],
+}
+
+
+def _tree(root) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else b"" for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("argv", list(BAD_CLI.values()), ids=list(BAD_CLI))
+def test_bad_cli_input_is_one_line_exit_2_and_writes_nothing(argv, tmp_path, monkeypatch, capsys):
+    for name, content in FILES.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    monkeypatch.chdir(tmp_path)
+    before = _tree(tmp_path)
+    code = main(argv)
+    captured = capsys.readouterr()
+    assert code == 2, captured
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("marlkit: error: "), captured.err
+    assert "Traceback" not in captured.err
+    assert _tree(tmp_path) == before, "nothing written"
+    assert not Path("/proc/marlkit-run").exists()
+
+
+def test_the_table_covers_at_least_40_cases():
+    assert len(BAD_CLI) >= 40
+
+
+# The same through the Python API: MarlkitError, never a raw TypeError/ValueError/OSError.
+def _api_cases(tmp_path):
+    from marlkit.config import build_config, load_config_file, read_run_config
+    from marlkit.evaluation import evaluate_run
+    from marlkit.experiment import Experiment
+    from marlkit.sweep import compare
+
+    (tmp_path / "a_file").write_text("x")
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("[1, 2]")
+    small = {"env.n_agents": 2, "experiment.progress": False}
+    return {
+        "hidden text": lambda: build_config("itrpo", "vmas/navigation", {"algo.hidden": "abc"}),
+        "seed too large": lambda: build_config("itrpo", "vmas/navigation", {"experiment.seed": 2**40}),
+        "nan lr": lambda: build_config("masac", "vmas/navigation", {"algo.actor_lr": float("nan")}),
+        "inf tau": lambda: build_config("masac", "vmas/navigation", {"algo.tau": float("inf")}),
+        "num_envs text": lambda: make_env("vmas/navigation", num_envs="4"),
+        "device cuda": lambda: make_env("vmas/navigation", device="cuda"),
+        "device nonsense": lambda: make_env("vmas/navigation", device="quantum"),
+        "scenario raises": lambda: make_env("helper_envs:BrokenScenario"),
+        "factory raises": lambda: make_env("helper_envs:broken_factory"),
+        "n_agents zero": lambda: make_env("vmas/navigation", n_agents=0),
+        "out is a file": lambda: Experiment(build_config("itrpo", "vmas/navigation", small), tmp_path / "a_file").run(),
+        "duplicate seeds": lambda: compare(["itrpo"], ["vmas/navigation"], [1, 1], tmp_path / "c", progress=False),
+        "config folder": lambda: load_config_file(str(tmp_path)),
+        "config.json not a mapping": lambda: read_run_config(tmp_path / "run"),
+        "eval missing run": lambda: evaluate_run(tmp_path / "nothing"),
+    }
+
+
+API_CASES = [
+    "hidden text",
+    "seed too large",
+    "nan lr",
+    "inf tau",
+    "num_envs text",
+    "device cuda",
+    "device nonsense",
+    "scenario raises",
+    "factory raises",
+    "n_agents zero",
+    "out is a file",
+    "duplicate seeds",
+    "config folder",
+    "config.json not a mapping",
+    "eval missing run",
+]
+
+
+@pytest.mark.parametrize("case", API_CASES)
+def test_bad_api_input_raises_marlkit_error(case, tmp_path):
+    call = _api_cases(tmp_path)[case]
+    with pytest.raises(MarlkitError) as err:
+        call()
+    assert "\n" not in str(err.value)

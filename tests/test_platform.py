@@ -153,10 +153,18 @@ def test_report_on_hand_made_runs(tmp_path):
                 w.writerow(["frames", "eval_return_mean"])
                 w.writerows([[100, 0.0], [200, final / 2], [300, final]])
             (run / "timing.csv").write_text("frames,wall_s\n100,1\n200,2\n300,3\n")
+            (run / "summary.json").write_text("{}")
+    # An interrupted run (no summary.json) whose last evaluation is its untrained value: never a final.
+    partial = tmp_path / "b" / "3"
+    partial.mkdir()
+    config = {"algo_name": "b", "env_name": "toy", "experiment": {"seed": 3}, "algo": {}, "env": {}}
+    (partial / "config.json").write_text(json.dumps(config))
+    (partial / "metrics.csv").write_text("frames,eval_return_mean\n0,-50.0\n")
     text = write_report(tmp_path).read_text()
     # initial 0, best = mean of a = 2, target = 1.8: a's seeds reach it at 300 frames (seed 2 at 200).
     assert "| a | 3 | 2 [" in text and "| b | 3 | 0 [" in text
     assert "| a | 3 | 2 [1, 3] | 2 | 300 | 3 | 2/3 |" in text
+    assert "Unfinished runs, left out of every table and figure:** `b/3` (0 frames)" in text
 
 
 def test_ray_backend_lands_in_the_same_layout(tmp_path):

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from marlkit.adapters.base import MultiAgentEnv
+from marlkit.adapters.base import MultiAgentEnv, canonical_device
 from marlkit.errors import MarlkitError, suggest
 from marlkit.imports import import_attr
 
@@ -37,10 +37,26 @@ ADAPTER_OPTIONS = ("group_map", "pad_observations")
 def make_env(
     name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0, **env_kwargs: Any
 ) -> MultiAgentEnv:
-    """Create ``num_envs`` copies of scenario ``name`` behind the marlkit env contract."""
-    if num_envs < 1:
-        raise MarlkitError(f"num_envs must be >= 1, got {num_envs}")
-    device = torch.device(device)
+    """Create ``num_envs`` copies of scenario ``name`` behind the marlkit env contract.
+
+    Anything the simulator or a user scenario raises while building (a constructor, ``make_world``, an
+    assertion on its kwargs) becomes one :class:`MarlkitError` line naming the env and the original
+    error; the original stays attached as ``__cause__`` (the CLI prints it with ``MARLKIT_DEBUG=1``)."""
+    if not isinstance(num_envs, int) or num_envs < 1:
+        raise MarlkitError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+    device = canonical_device(device)
+    try:
+        return _make_env(name, num_envs, device, seed, env_kwargs)
+    except MarlkitError:
+        raise
+    except Exception as err:
+        cause = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}" if str(err).strip() else type(err).__name__
+        raise MarlkitError(
+            f"env '{name}' failed to build with kwargs {env_kwargs}: {cause} (MARLKIT_DEBUG=1 shows the traceback)"
+        ) from err
+
+
+def _make_env(name: str, num_envs: int, device: torch.device, seed: int, env_kwargs: dict[str, Any]) -> MultiAgentEnv:
     if ":" in name:
         return _from_object(name, import_attr(name, "env"), num_envs, device, seed, env_kwargs)
     family, _, task = name.partition("/")

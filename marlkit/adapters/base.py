@@ -203,9 +203,20 @@ __all__ = ["MultiAgentEnv", "StateSource", "stack_state"]
 
 
 def canonical_device(device: torch.device | str) -> torch.device:
-    """``cuda`` -> ``cuda:<current>``: modules moved with ``.to("cuda")`` report an index, and the
-    device checks compare devices whole."""
-    device = torch.device(device)
+    """A device this machine has, with ``cuda`` -> ``cuda:<current>`` (modules moved with ``.to("cuda")``
+    report an index, and the device checks compare devices whole). Anything else is a one-line error."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise MarlkitError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise MarlkitError(f"device {str(device)!r} needs CUDA, which this machine lacks; use cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise MarlkitError(
+            f"device {str(device)!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
+        )
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise MarlkitError(f"device {str(device)!r} is not supported; valid: cpu, cuda, cuda:N")
     if device.type == "cuda" and device.index is None and torch.cuda.is_available():
         return torch.device("cuda", torch.cuda.current_device())
     return device
