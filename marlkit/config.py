@@ -53,7 +53,7 @@ class ExperimentConfig:
             0 <= self.seed < 2**32, f"{key('seed')} must be in [0, 2**32 - 1] (numpy's seed range), got {self.seed}"
         )
         try:
-            canonical_device(self.device)
+            canonical_device(self.device, available=False)  # make_env checks that this machine has it
         except MarlkitError as err:
             raise MarlkitError(f"{key('device')}: {err}") from None
 

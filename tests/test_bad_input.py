@@ -299,3 +299,18 @@ def test_bad_api_input_raises_marlkit_error(case, tmp_path):
     with pytest.raises(MarlkitError) as err:
         call()
     assert "\n" not in str(err.value)
+
+
+def test_a_gpu_runs_config_still_reads_on_a_cpu_machine(tmp_path):
+    # Device availability is checked where envs are made, not when a stored config is read: `marlkit
+    # eval` of a run trained on CUDA works on a laptop without one.
+    import json
+
+    from marlkit.config import build_config, read_run_config
+
+    data = build_config("itrpo", "vmas/navigation", {}).to_json()
+    data["experiment"]["device"] = "cuda:1"
+    (tmp_path / "config.json").write_text(json.dumps(data))
+    assert read_run_config(tmp_path).experiment.device == "cuda:1"
+    with pytest.raises(MarlkitError, match=r"experiment\.device: unknown device"):
+        build_config("itrpo", "vmas/navigation", {"experiment.device": "tpu"})

@@ -202,13 +202,18 @@ def stack_state(obs: Mapping[str, torch.Tensor]) -> torch.Tensor:
 __all__ = ["MultiAgentEnv", "StateSource", "stack_state"]
 
 
-def canonical_device(device: torch.device | str) -> torch.device:
+def canonical_device(device: torch.device | str, available: bool = True) -> torch.device:
     """A device this machine has, with ``cuda`` -> ``cuda:<current>`` (modules moved with ``.to("cuda")``
-    report an index, and the device checks compare devices whole). Anything else is a one-line error."""
+    report an index, and the device checks compare devices whole). Anything else is a one-line error.
+    ``available=False`` checks the name only (a stored config of a GPU run, read on a CPU machine)."""
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
         raise MarlkitError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N") from None
+    if not available:
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise MarlkitError(f"device {str(device)!r} is not supported; valid: cpu, cuda, cuda:N")
+        return device
     if device.type == "cuda" and not torch.cuda.is_available():
         raise MarlkitError(f"device {str(device)!r} needs CUDA, which this machine lacks; use cpu")
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
