@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from pathlib import Path
 from marlkit.errors import MarlkitError
 
 LOCK_NAME = ".lock"
+# atomic_write_bytes's temporary files: ".<target name>.<random>" beside a .json, .csv or .pt target
+PARTIAL_WRITE = re.compile(r"^\.[\w.-]+\.(json|csv|pt)\.[a-z0-9_]+$")
 _local = threading.local()  # per thread: run directories held -> nesting depth
 
 
@@ -97,8 +100,7 @@ def remove_partial_writes(run_dir: Path) -> list[Path]:
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
-            # atomic_write_bytes names its temporary files ".<target name>.<random>"
-            if path.name.startswith(".") and path.name != LOCK_NAME and path.is_file():
+            if PARTIAL_WRITE.match(path.name) and path.is_file():
                 path.unlink(missing_ok=True)
                 removed.append(path)
     return removed

@@ -256,10 +256,12 @@ def test_leftover_temporary_files_are_removed_on_the_next_start(finished_run, tm
     leftovers = [run / "checkpoints" / ".ckpt-800.pt.k2j4h1", run / ".metrics.csv.x8a1"]
     for path in leftovers:
         path.write_bytes(b"\0" * 1000)
+    (run / ".notes").write_text("a user's own dotfile is not a temporary file")
     (run / "summary.json").unlink()
     (run / "checkpoints" / "final.pt").unlink()
     Experiment(read_run_config(run), run).run(resume=True)
     assert not any(p.exists() for p in leftovers)
+    assert (run / ".notes").exists()
 
 
 # ------------------------------------------------------------------ 7. invalid numbers fail before any write
