@@ -287,8 +287,9 @@ def _run_local(
             collect(done)
         except KeyboardInterrupt:
             pass
-        for child in active_children():  # still running after the grace period, or a second Ctrl-C
-            child.kill()
+        if any(not f.done() for f in pending):  # still running after the grace period, or a second Ctrl-C
+            for child in active_children():
+                child.kill()
     pool.shutdown(wait=True, cancel_futures=True)
     _postfix(bar, 0, failed)
     return interrupted
