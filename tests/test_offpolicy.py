@@ -296,3 +296,26 @@ def test_logits_regularizer_ignores_action_masks():
     action, raw = learner.policy(learner.actors, "agent", obs, mask, "sample")
     assert bool((action[..., 0] == 0).all()), "a masked action is never taken"
     assert raw is not None and float(raw.abs().max()) < 1e3
+
+
+@pytest.mark.parametrize("algo", ["maddpg", "masac"])
+def test_current_others_actions_train_each_actor_on_its_own_critic_only(algo):
+    # others_actions=current feeds every agent's fresh action into every critic row. Agent j's actor
+    # must get gradient from its own Q_j only: the others' fresh actions enter Q_i as constants.
+    from marlkit import make_env
+    from marlkit.algorithms import algorithm
+    from marlkit.options import with_overrides
+    from marlkit.rollout import RolloutCollector
+
+    env = make_env("vmas/navigation", 8, "cpu", 0, n_agents=2, max_steps=20)
+    spec = algorithm(algo)
+    cfg = with_overrides(spec.default_config(), {"others_actions": "current", "hidden": [16, 16], "warmup_frames": 0})
+    learner = spec.build(cfg, env, 0)
+    learner.store(RolloutCollector(env, learner.act, 10).collect()[0])
+    objectives, _, _ = learner.actor_objectives(learner.sample())
+    group = next(iter(objectives))
+    objectives[group][:, 0].sum().backward()  # agent 0's objective alone
+    grads = [p.grad for p in learner.actors.parameters() if p.grad is not None]
+    assert grads and all(g.shape[0] == 2 for g in grads)  # per-agent parameter rows
+    assert sum(float(g[0].abs().sum()) for g in grads) > 0
+    assert sum(float(g[1].abs().sum()) for g in grads) == 0, "agent 1's actor learned from agent 0's critic"

@@ -10,7 +10,7 @@ Switches pick the variant:
 * ``n_critics`` 2 with a min (twin), ``target_noise`` (target policy smoothing) and ``policy_delay``:
   all three on is TD3 / MATD3;
 * ``others_actions``: in an agent's actor loss, the other agents' actions come from the ``buffer``
-  (MADDPG) or from their ``current`` policies.
+  (MADDPG) or from their ``current`` policies (as constants: agent j's actor learns from Q_j only).
 
 Actors see their agent's own observation only. Critics of a group are one batched ensemble
 (members = critics x agents, or critics x 1 with shared parameters plus a one-hot agent id).
@@ -374,9 +374,11 @@ class OffPolicy(Learner):
         objectives = {}
         for g, d in batch.data.items():
             # Agent i's Q sees its own fresh action; the others' come from the buffer (MADDPG) or
-            # their current policies. Either way the gradient reaches agent i's actor through a_i.
-            if cfg.critic == "central" and cfg.others_actions == "buffer":
-                joint = self.joint.with_agent(g, batch.joint, fresh_joint)
+            # their current policies, detached: agent j's actor learns from Q_j only, never from
+            # another agent's critic (in a competitive game that would teach opponents to help).
+            if cfg.critic == "central":
+                others = batch.joint if cfg.others_actions == "buffer" else fresh_joint.detach()
+                joint = self.joint.with_agent(g, others, fresh_joint)
             else:
                 joint = fresh_joint
             q = self.q_values(self.critics, g, self._critic_in(g, d["obs"], batch.base, fresh[g], joint))
