@@ -169,6 +169,8 @@ BAD_CLI = {
     "n_agents negative": [*TRAIN, "env.n_agents=-2"],
     "demo n_agents zero": ["demo", "n_agents=0"],
     "unknown env kwarg": [*TRAIN, "env.n_agentz=3"],
+    "navigation too crowded to spawn (would hang)": [*TRAIN, "env.n_agents=64"],
+    "demo navigation too crowded": ["demo", "n_agents=30", "world_spawning_x=0.5"],
     "unknown env": ["train", "itrpo", "vmas/navigaton"],
     "unknown algorithm": ["train", "itrpx", "vmas/navigation"],
     # devices
