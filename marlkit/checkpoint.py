@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import random
+import sys
 import tempfile
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 import torch
+
+from marlkit.errors import MarlkitError, first_line
 
 CHECKPOINT_FORMAT = 1
 
@@ -46,6 +49,21 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Checkpoints hold tensors and plain data only: loading one never executes code."""
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def use_first_usable(paths: Sequence[Path], use: Callable[[dict[str, Any]], None], none_usable: str) -> Path:
+    """Load each checkpoint in turn and hand it to ``use`` until one works (resume and ``marlkit eval``
+    fall back from a truncated or corrupted file alike): each that fails is reported in one line on
+    stderr; if none works, ``none_usable`` is the error."""
+    for path in paths:
+        try:
+            use(load_checkpoint(path))
+            return path
+        except Exception as err:
+            print(
+                f"marlkit: checkpoint {path.name} is unusable ({first_line(err)}); trying an older one", file=sys.stderr
+            )
+    raise MarlkitError(none_usable)
 
 
 def seed_everything(seed: int) -> None:

@@ -39,12 +39,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     import torch
 
     from marlkit import make_env
+    from marlkit.config import require_seed
     from marlkit.rollout import RolloutCollector
 
     if args.steps < 1:
         raise MarlkitError(f"--steps must be >= 1, got {args.steps}")
-    if not 0 <= args.seed < 2**32:
-        raise MarlkitError(f"--seed must be in [0, 2**32 - 1], got {args.seed}")
+    require_seed(args.seed, "--seed")
     torch.manual_seed(args.seed)
     env = make_env(args.env, num_envs=args.num_envs, device=args.device, seed=args.seed, **parse_overrides(args.kwargs))
     collector = RolloutCollector(env, env.rand_action, args.steps)

@@ -16,7 +16,7 @@ from typing import Any
 
 from marlkit.adapters.base import canonical_device
 from marlkit.algorithms import algorithm
-from marlkit.errors import MarlkitError, suggest
+from marlkit.errors import MarlkitError, first_line, suggest
 from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict, with_overrides
 
 SECTIONS = ("algo", "env", "experiment")
@@ -49,13 +49,16 @@ class ExperimentConfig:
             require(getattr(self, name) >= 1, f"{key(name)} must be > 0, got {getattr(self, name)}")
         for name in ("eval_every", "checkpoint_every", "torch_threads"):
             require(getattr(self, name) >= 0, f"{key(name)} must be >= 0, got {getattr(self, name)}")
-        require(
-            0 <= self.seed < 2**32, f"{key('seed')} must be in [0, 2**32 - 1] (numpy's seed range), got {self.seed}"
-        )
+        require_seed(self.seed, key("seed"))
         try:
             canonical_device(self.device, available=False)  # make_env checks that this machine has it
         except MarlkitError as err:
             raise MarlkitError(f"{key('device')}: {err}") from None
+
+
+def require_seed(seed: int, key: str) -> None:
+    """Every random source is seeded from one seed, and numpy takes only [0, 2**32 - 1]."""
+    require(0 <= seed < 2**32, f"{key} must be in [0, 2**32 - 1] (numpy's seed range), got {seed}")
 
 
 @dataclass(frozen=True)
@@ -125,8 +128,9 @@ def read_run_config(run: Path) -> RunConfig:
     except MarlkitError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as err:  # JSON and UTF-8 errors are ValueErrors
-        reason = " ".join(str(err).split())[:120]
-        raise MarlkitError(f"{path} is not a readable marlkit config ({type(err).__name__}: {reason})") from None
+        raise MarlkitError(
+            f"{path} is not a readable marlkit config ({type(err).__name__}: {first_line(err)})"
+        ) from None
 
 
 def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) -> RunConfig:

@@ -9,7 +9,6 @@ package ``libosmesa6``). ``.gif`` is written with Pillow; ``.mp4`` needs ``pip i
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ import torch
 from marlkit.adapters import make_env
 from marlkit.adapters.base import MultiAgentEnv
 from marlkit.algorithms import algorithm
-from marlkit.checkpoint import load_checkpoint
+from marlkit.checkpoint import use_first_usable
 from marlkit.config import RunConfig, read_run_config
 from marlkit.errors import MarlkitError
 from marlkit.keys import DONE, REWARD
@@ -89,19 +88,17 @@ def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Learner, Pa
     probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
     spec = algorithm(config.algo_name)
     learner = spec.build(config.algo, probe, config.experiment.seed)
-    for path in candidates:
-        try:
-            state = load_checkpoint(path)
-            # PPO-clip keeps optimizer copies of actor rows in its state_dict ("actor_rows."); acting needs none.
-            weights = {k: v for k, v in state["learner"].items() if not k.startswith("actor_rows.")}
-            learner.load_state_dict(weights)
-            return config, learner.eval(), path
-        except Exception as err:
-            reason = " ".join(str(err).split())[:200] or type(err).__name__
-            print(f"marlkit: checkpoint {path.name} is unusable ({reason}); trying an older one", file=sys.stderr)
-    raise MarlkitError(
-        f"no usable {which} checkpoint in {run / 'checkpoints'} (tried {', '.join(p.name for p in candidates)})"
+
+    def use(state: dict[str, Any]) -> None:
+        # PPO-clip keeps optimizer copies of actor rows in its state_dict ("actor_rows."); acting needs none.
+        learner.load_state_dict({k: v for k, v in state["learner"].items() if not k.startswith("actor_rows.")})
+
+    path = use_first_usable(
+        candidates,
+        use,
+        f"no usable {which} checkpoint in {run / 'checkpoints'} (tried {', '.join(p.name for p in candidates)})",
     )
+    return config, learner.eval(), path
 
 
 def evaluate_run(

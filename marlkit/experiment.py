@@ -7,7 +7,6 @@ A run directory holds ``config.json`` (the full resolved config: the run can be 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from marlkit.checkpoint import (
     save_checkpoint,
     seed_everything,
     set_rng_state,
+    use_first_usable,
 )
 from marlkit.config import RunConfig, build_config, read_run_config
 from marlkit.errors import MarlkitError
@@ -89,8 +89,8 @@ class Experiment:
         and first deletes temporary files that a killed writer left. An error while writing (disk full,
         read-only) is one :class:`MarlkitError` naming the path and the cause; what was written before
         stays intact and resumable."""
-        if not resume and self.out.is_dir() and contents(self.out):  # refuse before writing anything there
-            raise MarlkitError(f"run directory {self.out} is not empty; choose another --out, or resume it")
+        if not resume:
+            self._require_empty()  # before the lock file: nothing is written into a folder we refuse
         with exclusive(self.out):
             remove_partial_writes(self.out)
             try:
@@ -102,13 +102,16 @@ class Experiment:
                     "so `marlkit resume` continues once this is fixed"
                 ) from err
 
+    def _require_empty(self) -> None:
+        if contents(self.out):
+            raise MarlkitError(f"run directory {self.out} is not empty; choose another --out, or resume it")
+
     def _run(self, resume: bool) -> dict[str, Any]:
         exp = self.config.experiment
         if resume:
             self._restore_latest()
         else:
-            if contents(self.out):
-                raise MarlkitError(f"run directory {self.out} is not empty; choose another --out, or resume it")
+            self._require_empty()  # again under the lock: another writer may have started meanwhile
             atomic_write_text(self.out / "config.json", json.dumps(self.config.to_json(), indent=2))
             if exp.eval_every:  # the untrained policy: every learning curve starts at frame 0
                 self.rows.append({"frames": 0, **self._evaluate()})
@@ -252,19 +255,15 @@ class Experiment:
         candidates = sorted(self.checkpoint_dir.glob("ckpt-*.pt"), reverse=True)
         if not candidates:
             raise MarlkitError(f"no checkpoint to resume in {self.checkpoint_dir}; start the run again instead")
-        for path in candidates:
-            try:
-                state = load_checkpoint(path)
-                if RunConfig.from_json(state["config"]).to_json() != self.config.to_json():
-                    raise MarlkitError("it belongs to a different config")
-                self.load_state(state)
-                return
-            except Exception as err:
-                print(
-                    f"marlkit: checkpoint {path.name} is unusable ({_one_line(err)}); trying an older one",
-                    file=sys.stderr,
-                )
-        raise MarlkitError(f"every checkpoint in {self.checkpoint_dir} is unusable; start the run again instead")
+
+        def use(state: dict[str, Any]) -> None:
+            if RunConfig.from_json(state["config"]).to_json() != self.config.to_json():
+                raise MarlkitError("it belongs to a different config")
+            self.load_state(state)
+
+        use_first_usable(
+            candidates, use, f"every checkpoint in {self.checkpoint_dir} is unusable; start the run again instead"
+        )
 
     def load_state(self, state: dict[str, Any]) -> None:
         if state.get("format") != CHECKPOINT_FORMAT:
@@ -276,7 +275,3 @@ class Experiment:
         self.rows[:], self.timing[:] = state["rows"], state["timing"]  # in place: self.files writes these lists
         self._start_episodes()  # the same reset the uninterrupted run made after writing this checkpoint
         set_rng_state(state["rng"])
-
-
-def _one_line(err: BaseException) -> str:
-    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -201,6 +201,7 @@ def _worker_setup(parent: int, stop: Any) -> None:
     stop event into :data:`marlkit.interrupts.STOP` (the run checkpoints and returns ``interrupted``)."""
     import signal
     import threading
+    import time
 
     from marlkit.interrupts import STOP
 
@@ -211,11 +212,12 @@ def _worker_setup(parent: int, stop: Any) -> None:
         os._exit(1)
 
     def watch() -> None:
-        while True:
-            if stop.wait(0.5):
+        while os.getppid() == parent:
+            if STOP.is_set():  # passed on: only the parent is left to watch
+                time.sleep(0.5)
+            elif stop.wait(0.5):
                 STOP.set()
-            if os.getppid() != parent:
-                os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="marlkit-sweep-watch", daemon=True).start()
 

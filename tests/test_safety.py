@@ -91,7 +91,7 @@ def test_second_writer_fails_at_once_naming_the_holder_and_stale_locks_do_not_bl
     )
     try:
         wait_for(lambda: any((run / "checkpoints").glob("ckpt-*.pt")), 120, proc)
-        # A fresh run on the same directory, through the API: refused before writing anything.
+        # A second writer through the API (a resume of the live run): refused before writing anything.
         before = sorted(p.name for p in run.iterdir())
         with pytest.raises(MarlkitError, match=rf"in use by pid {proc.pid} on "):
             Experiment(build_config("itrpo", "vmas/navigation", long_run), run).run(resume=True)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from marlkit.adapters.base import MultiAgentEnv, canonical_device
-from marlkit.errors import MarlkitError, suggest
+from marlkit.errors import MarlkitError, first_line, suggest
 from marlkit.imports import import_attr
 
 FAMILIES = ("vmas", "mpe", "mamujoco", "gym", "envs")
@@ -50,7 +50,7 @@ def make_env(
     except MarlkitError:
         raise
     except Exception as err:
-        cause = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}" if str(err).strip() else type(err).__name__
+        cause = f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
         raise MarlkitError(
             f"env '{name}' failed to build with kwargs {env_kwargs}: {cause} (MARLKIT_DEBUG=1 shows the traceback)"
         ) from err

@@ -50,7 +50,7 @@ class MultiAgentEnv(abc.ABC):
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(seed)
         self._bounds = {
-            g: spec.action.bounds(device) for g, spec in self.groups.items() if isinstance(spec.action, Box)
+            g: spec.action.bounds(self.device) for g, spec in self.groups.items() if isinstance(spec.action, Box)
         }
 
     # ----------------------------------------------------------------- public API
@@ -210,18 +210,16 @@ def canonical_device(device: torch.device | str, available: bool = True) -> torc
         device = torch.device(device)
     except (RuntimeError, TypeError):
         raise MarlkitError(f"unknown device {device!r}; valid: cpu, cuda, cuda:N") from None
-    if not available:
-        if device.type not in ("cpu", "cuda", "mps"):
-            raise MarlkitError(f"device {str(device)!r} is not supported; valid: cpu, cuda, cuda:N")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise MarlkitError(f"device {str(device)!r} is not supported; valid: cpu, cuda, cuda:N")
+    if not available or device.type != "cuda":
         return device
-    if device.type == "cuda" and not torch.cuda.is_available():
+    if not torch.cuda.is_available():
         raise MarlkitError(f"device {str(device)!r} needs CUDA, which this machine lacks; use cpu")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+    if device.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
+    if device.index >= torch.cuda.device_count():
         raise MarlkitError(
             f"device {str(device)!r} does not exist; this machine has {torch.cuda.device_count()} GPU(s)"
         )
-    if device.type not in ("cpu", "cuda", "mps"):
-        raise MarlkitError(f"device {str(device)!r} is not supported; valid: cpu, cuda, cuda:N")
-    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
-        return torch.device("cuda", torch.cuda.current_device())
     return device
