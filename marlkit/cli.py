@@ -10,6 +10,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from marlkit.errors import MarlkitError
 
@@ -46,7 +47,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
         raise MarlkitError(f"--steps must be >= 1, got {args.steps}")
     require_seed(args.seed, "--seed")
     torch.manual_seed(args.seed)
-    env = make_env(args.env, num_envs=args.num_envs, device=args.device, seed=args.seed, **parse_overrides(args.kwargs))
+    env_kwargs: dict[str, Any] = parse_overrides(args.kwargs)
+    env = make_env(args.env, num_envs=args.num_envs, device=args.device, seed=args.seed, **env_kwargs)
     collector = RolloutCollector(env, env.rand_action, args.steps)
     collector.reset()
     start = time.perf_counter()

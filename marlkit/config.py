@@ -20,6 +20,9 @@ from marlkit.errors import MarlkitError, first_line, suggest
 from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict, with_overrides
 
 SECTIONS = ("algo", "env", "experiment")
+# Below this many copies per worker, the step's round trip to the workers outweighs the parallel work
+# (docs/benchmarks.md, "Env worker processes").
+AUTO_WORKERS_MIN_COPIES = 8
 CONFIG_FORMAT = 2  # 1: flat algo tables (before nested configs); 2: nested tables
 
 
@@ -34,6 +37,11 @@ class ExperimentConfig:
     eval_max_steps: int = option(10_000, "step cap of one evaluation; episodes cut there count as they stand")
     progress: bool = option(True, "show a progress bar")
     torch_threads: int = option(0, "torch intra-op threads (0: torch's default)")
+    env_workers: int = option(
+        -1,
+        "processes stepping the copies of a CPU simulator (PettingZoo, MPE, MaMuJoCo, Gymnasium); VMAS ignores it. "
+        "0: in-process; -1: auto (one per torch thread of the run when it has 2 or more and enough copies, else 0)",
+    )
     checkpoint_every: int = option(0, "frames between checkpoints, each starting new episodes (0: a tenth of the run)")
     keep_checkpoints: int = option(3, "periodic checkpoints kept; older ones are deleted")
     save_replay: bool = option(True, "include the off-policy replay buffer in checkpoints")
@@ -44,11 +52,19 @@ class ExperimentConfig:
     def checkpoint_interval(self) -> int:
         return self.checkpoint_every or max(self.frames // 10, 1)
 
+    def env_worker_count(self, threads: int) -> int:
+        """Worker processes for the training env, given the run's torch threads (its share of the cores:
+        a sweep running runs side by side gives each fewer). Rollouts are the same for every count."""
+        if self.env_workers >= 0:
+            return self.env_workers
+        return threads if threads >= 2 and self.num_envs >= AUTO_WORKERS_MIN_COPIES * threads else 0
+
     def validate(self, key: KeyFn) -> None:
         for name in ("frames", "num_envs", "eval_episodes", "keep_checkpoints", "eval_max_steps"):
             require(getattr(self, name) >= 1, f"{key(name)} must be > 0, got {getattr(self, name)}")
         for name in ("eval_every", "checkpoint_every", "torch_threads"):
             require(getattr(self, name) >= 0, f"{key(name)} must be >= 0, got {getattr(self, name)}")
+        require(self.env_workers >= -1, f"{key('env_workers')} must be >= 0, or -1 for auto, got {self.env_workers}")
         require_seed(self.seed, key("seed"))
         try:
             canonical_device(self.device, available=False)  # make_env checks that this machine has it

@@ -58,7 +58,8 @@ class Experiment:
             torch.set_num_threads(exp.torch_threads)
         seed_everything(exp.seed)
         spec = algorithm(config.algo_name)
-        self.env = make_env(config.env_name, exp.num_envs, exp.device, exp.seed, **config.env_kwargs)
+        workers = exp.env_worker_count(torch.get_num_threads())
+        self.env = make_env(config.env_name, exp.num_envs, exp.device, exp.seed, workers=workers, **config.env_kwargs)
         self.eval_env = make_env(config.env_name, exp.eval_episodes, exp.device, exp.seed + 10_000, **config.env_kwargs)
         self.learner: Learner = spec.build(config.algo, self.env, exp.seed).to(exp.device)
         self.collector = RolloutCollector(self.env, self.learner.act, self.learner.steps_per_collection)
@@ -101,6 +102,8 @@ class Experiment:
                     f"cannot write {where}: {err.strerror or err}; earlier checkpoints are intact, "
                     "so `marlkit resume` continues once this is fixed"
                 ) from err
+            finally:
+                self.env.close()  # env worker processes end with the run
 
     def _require_empty(self) -> None:
         if contents(self.out):

@@ -6,6 +6,8 @@ The loop checks :meth:`StopRequest.is_set` after every iteration, then writes a 
 
 from __future__ import annotations
 
+import ctypes
+import os
 import signal
 import sys
 import threading
@@ -44,3 +46,15 @@ class StopRequest:
         if self._previous is not None:
             signal.signal(signal.SIGINT, self._previous)
             self._previous = None
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child process: ignore Ctrl-C (the parent decides what stops) and die when ``parent`` dies.
+
+    On Linux the kernel sends SIGKILL when the parent dies, whatever killed it (PR_SET_PDEATHSIG); other
+    systems rely on the caller's own watch (the parent's pipe closing, or a polling thread)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)

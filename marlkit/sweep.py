@@ -8,7 +8,6 @@ reported (``error.txt`` in its directory) and does not stop the others.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -203,13 +202,9 @@ def _worker_setup(parent: int, stop: Any) -> None:
     import threading
     import time
 
-    from marlkit.interrupts import STOP
+    from marlkit.interrupts import STOP, die_with_parent
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; a run's own handler still catches Ctrl-C
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # 1 = PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+    die_with_parent(parent)  # a run's own handler still catches Ctrl-C sent to this worker
 
     def watch() -> None:
         while os.getppid() == parent:

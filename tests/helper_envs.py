@@ -167,3 +167,69 @@ class BrokenScenario(BaseScenario):
 def broken_factory(**kwargs):
     """A user PettingZoo factory whose constructor raises (bad-input tests)."""
     raise RuntimeError("license server unreachable")
+
+
+class Leaving(ParallelEnv):
+    """Two agents with seeded random observations; ``agent_1`` terminates (leaves) after 1 to 3 steps,
+    ``agent_0`` is truncated after 6: rows of agents that left must stay masked."""
+
+    metadata = {"name": "leaving_v0"}
+
+    def __init__(self) -> None:
+        self.possible_agents = ["agent_0", "agent_1"]
+        self.agents: list[str] = []
+        self.rng = np.random.default_rng(0)
+
+    def observation_space(self, agent):
+        return spaces.Box(-1, 1, (2,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def _obs(self):
+        return {a: self.rng.uniform(-1, 1, 2).astype(np.float32) for a in self.agents}
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.agents = list(self.possible_agents)
+        self.t, self.leave_at = 0, int(self.rng.integers(1, 4))
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        acting = list(self.agents)
+        term = {a: a == "agent_1" and self.t >= self.leave_at for a in acting}
+        trunc = {a: self.t >= 6 for a in acting}
+        reward = {a: float(np.asarray(actions[a]).sum()) for a in acting}
+        obs = self._obs()
+        self.agents = [a for a in acting if not (term[a] or trunc[a])]
+        return obs, reward, term, trunc, {a: {} for a in acting}
+
+
+class Fragile(ParallelEnv):
+    """One agent; the copy reset with seed ``fail_seed`` raises in its first step (a simulator bug)."""
+
+    metadata = {"name": "fragile_v0"}
+
+    def __init__(self, fail_seed: int = 3) -> None:
+        self.possible_agents = ["agent_0"]
+        self.agents: list[str] = []
+        self.fail_seed = fail_seed
+        self.failing = False
+
+    def observation_space(self, agent):
+        return spaces.Box(-1, 1, (1,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Discrete(2)
+
+    def reset(self, seed=None, options=None):
+        self.failing = self.failing or seed == self.fail_seed
+        self.agents = ["agent_0"]
+        return {"agent_0": np.zeros(1, np.float32)}, {"agent_0": {}}
+
+    def step(self, actions):
+        if self.failing:
+            raise ValueError("simulated simulator bug")
+        return {"agent_0": np.zeros(1, np.float32)}, {"agent_0": 0.0}, {"agent_0": False}, {"agent_0": False}, {}

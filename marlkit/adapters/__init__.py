@@ -35,18 +35,30 @@ ADAPTER_OPTIONS = ("group_map", "pad_observations")
 
 
 def make_env(
-    name: str, num_envs: int = 1, device: str | torch.device = "cpu", seed: int = 0, **env_kwargs: Any
+    name: str,
+    num_envs: int = 1,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    *,
+    workers: int = 0,
+    **env_kwargs: Any,
 ) -> MultiAgentEnv:
     """Create ``num_envs`` copies of scenario ``name`` behind the marlkit env contract.
+
+    ``workers > 0`` steps the copies of a CPU simulator (PettingZoo, MPE, MaMuJoCo, Gymnasium) in that
+    many processes (at most one per copy), with the same rollouts as in-process; VMAS, vectorized in
+    torch, ignores it.
 
     Anything the simulator or a user scenario raises while building (a constructor, ``make_world``, an
     assertion on its kwargs) becomes one :class:`MarlkitError` line naming the env and the original
     error; the original stays attached as ``__cause__`` (the CLI prints it with ``MARLKIT_DEBUG=1``)."""
     if not isinstance(num_envs, int) or num_envs < 1:
         raise MarlkitError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+    if not isinstance(workers, int) or workers < 0:
+        raise MarlkitError(f"workers must be an integer >= 0 (0: in-process), got {workers!r}")
     device = canonical_device(device)
     try:
-        return _make_env(name, num_envs, device, seed, env_kwargs)
+        return _make_env(name, num_envs, device, seed, workers, env_kwargs)
     except MarlkitError:
         raise
     except Exception as err:
@@ -56,9 +68,11 @@ def make_env(
         ) from err
 
 
-def _make_env(name: str, num_envs: int, device: torch.device, seed: int, env_kwargs: dict[str, Any]) -> MultiAgentEnv:
+def _make_env(
+    name: str, num_envs: int, device: torch.device, seed: int, workers: int, env_kwargs: dict[str, Any]
+) -> MultiAgentEnv:
     if ":" in name:
-        return _from_object(name, import_attr(name, "env"), num_envs, device, seed, env_kwargs)
+        return _from_object(name, import_attr(name, "env"), num_envs, device, seed, workers, env_kwargs)
     family, _, task = name.partition("/")
     if family not in FAMILIES or not task:
         raise MarlkitError(
@@ -70,9 +84,9 @@ def _make_env(name: str, num_envs: int, device: torch.device, seed: int, env_kwa
 
         return VmasEnv(task, num_envs, device, seed, **env_kwargs)
     if family == "envs":
-        return _from_object(name, _user_scenario(task), num_envs, device, seed, env_kwargs)
+        return _from_object(name, _user_scenario(task), num_envs, device, seed, workers, env_kwargs)
     options = {k: env_kwargs.pop(k) for k in ADAPTER_OPTIONS if k in env_kwargs}
-    return _pettingzoo(name, _factory(family, task, env_kwargs), num_envs, device, seed, options)
+    return _pettingzoo(name, _factory(family, task, env_kwargs), num_envs, device, seed, workers, options)
 
 
 def _factory(family: str, task: str, kwargs: dict[str, Any]) -> Callable[[], Any]:
@@ -120,15 +134,21 @@ def _check_kwargs(label: str, kwargs: dict[str, Any], fn: Callable) -> None:
 
 
 def _pettingzoo(
-    name: str, factory: Callable[[], Any], num_envs: int, device: torch.device, seed: int, options: dict[str, Any]
+    name: str,
+    factory: Callable[[], Any],
+    num_envs: int,
+    device: torch.device,
+    seed: int,
+    workers: int,
+    options: dict[str, Any],
 ) -> MultiAgentEnv:
     from marlkit.adapters.pettingzoo import PettingZooEnv
 
-    return PettingZooEnv(factory, num_envs, device, seed, name=name, **options)
+    return PettingZooEnv(factory, num_envs, device, seed, name=name, workers=workers, **options)
 
 
 def _from_object(
-    name: str, obj: Any, num_envs: int, device: torch.device, seed: int, kwargs: dict[str, Any]
+    name: str, obj: Any, num_envs: int, device: torch.device, seed: int, workers: int, kwargs: dict[str, Any]
 ) -> MultiAgentEnv:
     """A VMAS scenario class, or a factory of PettingZoo envs."""
     from vmas.simulator.scenario import BaseScenario
@@ -141,7 +161,7 @@ def _from_object(
         raise MarlkitError(f"'{name}' is neither a VMAS BaseScenario subclass nor a PettingZoo env factory")
     options = {k: kwargs.pop(k) for k in ADAPTER_OPTIONS if k in kwargs}
     _check_kwargs(name, kwargs, obj)
-    return _pettingzoo(name, partial(obj, **kwargs), num_envs, device, seed, options)
+    return _pettingzoo(name, partial(obj, **kwargs), num_envs, device, seed, workers, options)
 
 
 # ------------------------------------------------------------- user scenarios

@@ -1,8 +1,9 @@
 """PettingZoo ``ParallelEnv`` (and AEC, converted), MPE via ``mpe2``, MaMuJoCo, and Gymnasium as N=1.
 
-``num_envs`` independent copies are stepped in-process (see docs/benchmarks.md for why not in
-worker processes). Copy ``i`` is seeded with ``seed + i`` at the first reset and then keeps its own
-random stream, so the same seed gives the same rollout.
+``num_envs`` independent copies are stepped one after another, in-process (``workers=0``) or in
+``workers`` processes that each step a contiguous slice of them (:mod:`marlkit.adapters.workers`); both
+run the same :class:`CopyBlock` code. Copy ``i`` is seeded with ``seed + i`` at the first reset and
+then keeps its own random stream, so the same seed gives the same rollout, whatever the worker count.
 
 Global state: the env's ``state()`` where it implements one (MPE, MaMuJoCo), else the concatenation
 of all agents' observations (``env.state_source`` says which).
@@ -14,7 +15,8 @@ copy resets once no agent is left (or all of them terminated or were truncated).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -24,10 +26,153 @@ from pettingzoo import AECEnv, ParallelEnv
 from tensordict import TensorDict
 
 from marlkit.adapters.base import MultiAgentEnv, StateSource
-from marlkit.errors import MarlkitError
+from marlkit.errors import MarlkitError, first_line
 from marlkit.specs import Discrete, GroupSpec, action_space_from_gym, check_group_map, default_group_map
 
 EnvFactory = Callable[[], Any]
+
+if TYPE_CHECKING:
+    from marlkit.adapters.workers import WorkerPool
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each agent's data goes: what the stepping code needs, in-process or in a worker process."""
+
+    name: str
+    groups: dict[str, GroupSpec]
+    slot: dict[str, tuple[str, int]]  # agent -> (group, index within the group)
+    dict_obs: dict[str, bool]
+    state_source: StateSource
+    state_dim: int
+
+    def arrays(self, n: int, step: bool) -> dict[str, np.ndarray]:
+        """Zeroed output arrays for ``n`` copies, by flat key: what a reset (or a step) writes."""
+        out: dict[str, np.ndarray] = {STATE_KEY: np.zeros((n, self.state_dim), np.float32)}
+        for g, s in self.groups.items():
+            out[f"obs/{g}"] = np.zeros((n, s.n_agents, *s.obs_shape), np.float32)
+            out[f"alive/{g}"] = np.zeros((n, s.n_agents), bool)
+            if s.has_action_mask:
+                assert isinstance(s.action, Discrete)
+                out[f"mask/{g}"] = np.ones((n, s.n_agents, s.action.n), bool)
+            if step:
+                out[f"next_obs/{g}"] = np.zeros((n, s.n_agents, *s.obs_shape), np.float32)
+                out[f"reward/{g}"] = np.zeros((n, s.n_agents), np.float32)
+                out[f"terminated/{g}"] = np.ones((n, s.n_agents), bool)
+                out[f"truncated/{g}"] = np.zeros((n, s.n_agents), bool)
+        if step:
+            out[NEXT_STATE_KEY] = np.zeros((n, self.state_dim), np.float32)
+            out[DONE_KEY] = np.zeros(n, bool)
+        return out
+
+
+STATE_KEY, NEXT_STATE_KEY, DONE_KEY = "state", "next_state", "done"
+
+
+class CopyBlock:
+    """Copies ``offset ... offset + len(envs) - 1`` of one scenario, stepped one after another into numpy
+    arrays. The in-process env holds one block of all copies; each env worker process holds one slice."""
+
+    def __init__(self, envs: Sequence[ParallelEnv], offset: int, layout: Layout) -> None:
+        self.envs = list(envs)
+        self.offset = offset
+        self.layout = layout
+
+    def reset(self, base_seed: int) -> dict[str, np.ndarray]:
+        out = self.layout.arrays(len(self.envs), step=False)
+        for i, env in enumerate(self.envs):
+            obs, _ = self._call(i, "reset", env.reset, seed=base_seed + self.offset + i)
+            self._write_obs(out, i, env, obs, list(env.agents))
+        return out
+
+    def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """One step of every copy; copies whose episode ended are reset (``done``). ``next_obs`` and
+        ``next_state`` are what the step reached; ``obs``, ``alive``, ``mask`` and ``state`` are what to act
+        on next: equal, except for copies that reset and agents that left."""
+        lay = self.layout
+        out = lay.arrays(len(self.envs), step=True)
+        resets: list[tuple[int, Mapping[str, Any]]] = []
+        left: list[tuple[int, str]] = []
+        for i, env in enumerate(self.envs):
+            acting = list(env.agents)
+            step_actions = {a: self._action(a, actions, i) for a in acting}
+            obs, rew, term, trunc, _ = self._call(i, "step", env.step, step_actions)
+            for a in acting:
+                g, j = lay.slot[a]
+                out[f"reward/{g}"][i, j] = rew.get(a, 0.0)
+                out[f"terminated/{g}"][i, j] = term.get(a, False)
+                out[f"truncated/{g}"][i, j] = trunc.get(a, False)
+            self._write_obs(out, i, env, obs, [a for a in acting if a in obs])
+            if not env.agents or all(term.get(a, False) or trunc.get(a, False) for a in acting):
+                out[DONE_KEY][i] = True
+                resets.append((i, self._call(i, "reset", env.reset)[0]))
+            else:
+                left += [(i, a) for a in acting if a not in env.agents]
+        for g in lay.groups:
+            out[f"next_obs/{g}"][:] = out[f"obs/{g}"]
+        out[NEXT_STATE_KEY][:] = out[STATE_KEY]
+        # Patch the rows that differ only (this halves the state() calls per step).
+        for i, a in left:
+            self._clear_row(out, i, a)
+        for i in {i for i, _ in left}:
+            self._write_state(out, i, self.envs[i])
+        for i, obs in resets:
+            self._clear_row(out, i)
+            self._write_obs(out, i, self.envs[i], obs, list(self.envs[i].agents))
+        return out
+
+    def _call(self, i: int, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as err:  # one line naming the copy, whatever the simulator raised
+            raise MarlkitError(
+                f"env copy {self.offset + i} of '{self.layout.name}' failed in {what}: {type(err).__name__}: "
+                f"{first_line(err)}"
+            ) from err
+
+    def _write_obs(
+        self, out: dict[str, np.ndarray], i: int, env: ParallelEnv, obs: Mapping[str, Any], present: Sequence[str]
+    ) -> None:
+        lay = self.layout
+        for a in present:
+            g, j = lay.slot[a]
+            value = obs[a]
+            if lay.dict_obs[g]:
+                if lay.groups[g].has_action_mask:
+                    out[f"mask/{g}"][i, j] = np.asarray(value["action_mask"], bool)
+                value = value["observation"]
+            out[f"obs/{g}"][i, j] = value
+            out[f"alive/{g}"][i, j] = True
+        self._write_state(out, i, env)
+
+    def _write_state(self, out: dict[str, np.ndarray], i: int, env: ParallelEnv) -> None:
+        if self.layout.state_source == "env":
+            out[STATE_KEY][i] = np.asarray(env.state(), np.float32).reshape(-1)
+        else:
+            out[STATE_KEY][i] = np.concatenate([out[f"obs/{g}"][i].reshape(-1) for g in self.layout.groups])
+
+    def _clear_row(self, out: dict[str, np.ndarray], i: int, agent: str | None = None) -> None:
+        """Forget copy ``i``'s observations (of one agent, or of all when ``agent`` is None)."""
+        for g in self.layout.groups:
+            if agent is not None and self.layout.slot[agent][0] != g:
+                continue
+            index = (i, self.layout.slot[agent][1]) if agent is not None else i
+            out[f"obs/{g}"][index] = 0
+            out[f"alive/{g}"][index] = False
+            if f"mask/{g}" in out:
+                out[f"mask/{g}"][index] = True
+
+    def _action(self, agent: str, actions: Mapping[str, np.ndarray], i: int) -> Any:
+        g, j = self.layout.slot[agent]
+        value = actions[g][i, j]
+        return int(value) if self.layout.groups[g].is_discrete else value
+
+    def render(self, i: int) -> object:
+        return self.envs[i].render()
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
 
 class PettingZooEnv(MultiAgentEnv):
@@ -41,18 +186,18 @@ class PettingZooEnv(MultiAgentEnv):
         name: str,
         group_map: Mapping[str, Sequence[str]] | None = None,
         pad_observations: bool = False,
+        workers: int = 0,
     ) -> None:
-        try:
-            self._copies: list[ParallelEnv] = [_as_parallel(factory(), name, pad_observations) for _ in range(num_envs)]
-        except TypeError as err:
-            raise MarlkitError(f"bad env kwargs for '{name}': {err}") from None
-        first = self._copies[0]
+        def build() -> ParallelEnv:
+            try:
+                return _as_parallel(factory(), name, pad_observations)
+            except TypeError as err:
+                raise MarlkitError(f"bad env kwargs for '{name}': {err}") from None
+
+        first = build()
         agents = list(first.possible_agents)
         members = check_group_map(group_map, agents) if group_map else default_group_map(agents)
         specs = {g: _group_spec(g, m, first, pad_observations) for g, m in members.items()}
-        # (group, index within group) of every agent, in the env's agent order.
-        self._slot = {a: (g, j) for g, m in members.items() for j, a in enumerate(m)}
-        self._dict_obs = {g: isinstance(first.observation_space(m[0]), spaces.Dict) for g, m in members.items()}
         first.reset(seed=seed)
         state_source: StateSource
         try:
@@ -62,128 +207,53 @@ class PettingZooEnv(MultiAgentEnv):
             state_dim = sum(s.n_agents * s.obs_dim for s in specs.values())
             state_source = "observations"
         super().__init__(name, num_envs, torch.device(device), specs, state_dim, state_source, seed)
+        self.layout = Layout(
+            name,
+            dict(specs),
+            {a: (g, j) for g, m in members.items() for j, a in enumerate(m)},
+            {g: isinstance(first.observation_space(m[0]), spaces.Dict) for g, m in members.items()},
+            state_source,
+            state_dim,
+        )
+        self.workers = min(workers, num_envs)
+        self._copies: CopyBlock | WorkerPool
+        if self.workers:
+            from marlkit.adapters.workers import WorkerPool
 
-    # -------------------------------------------------------------- buffers
-    def _zeros(self) -> dict[str, Any]:
-        n = self.num_envs
-        buf: dict[str, Any] = {"obs": {}, "alive": {}, "mask": {}, "state": np.zeros((n, self.state_dim), np.float32)}
-        for g, s in self.groups.items():
-            buf["obs"][g] = np.zeros((n, s.n_agents, *s.obs_shape), np.float32)
-            buf["alive"][g] = np.zeros((n, s.n_agents), bool)
-            if s.has_action_mask:
-                assert isinstance(s.action, Discrete)
-                buf["mask"][g] = np.ones((n, s.n_agents, s.action.n), bool)
-        return buf
-
-    def _write_obs(
-        self, buf: dict[str, Any], i: int, env: ParallelEnv, obs: Mapping[str, Any], present: Sequence[str]
-    ) -> None:
-        for a in present:
-            g, j = self._slot[a]
-            value = obs[a]
-            if self._dict_obs[g]:
-                if self.groups[g].has_action_mask:
-                    buf["mask"][g][i, j] = np.asarray(value["action_mask"], bool)
-                value = value["observation"]
-            buf["obs"][g][i, j] = value
-            buf["alive"][g][i, j] = True
-        self._write_state(buf, i, env)
-
-    def _write_state(self, buf: dict[str, Any], i: int, env: ParallelEnv) -> None:
-        if self.state_source == "env":
-            buf["state"][i] = np.asarray(env.state(), np.float32).reshape(-1)
+            first.close()
+            self._copies = WorkerPool(build, self.layout, num_envs, self.workers)
         else:
-            buf["state"][i] = np.concatenate([buf["obs"][g][i].reshape(-1) for g in self.groups])
+            self._copies = CopyBlock([first] + [build() for _ in range(num_envs - 1)], 0, self.layout)
 
-    def _clear_row(self, buf: dict[str, Any], i: int, agent: str | None = None) -> None:
-        """Forget copy ``i``'s observations (of one agent, or of all when ``agent`` is None)."""
-        for g in self.groups:
-            if agent is not None and self._slot[agent][0] != g:
-                continue
-            index = (i, self._slot[agent][1]) if agent is not None else i
-            buf["obs"][g][index] = 0
-            buf["alive"][g][index] = False
-            if g in buf["mask"]:
-                buf["mask"][g][index] = True
+    def _tensors(self, arrays: Mapping[str, np.ndarray], kind: str) -> dict[str, torch.Tensor]:
+        keys = {g: f"{kind}/{g}" for g in self.groups}
+        return {g: torch.from_numpy(arrays[k]).to(self.device) for g, k in keys.items() if k in arrays}
 
-    def _tensors(self, arrays: Mapping[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        return {g: torch.from_numpy(x).to(self.device) for g, x in arrays.items()}
-
-    def _to_td_parts(self, buf: dict[str, Any]) -> tuple[dict, dict, torch.Tensor, dict]:
-        state = torch.from_numpy(buf["state"]).to(self.device)
-        return self._tensors(buf["obs"]), self._tensors(buf["alive"]), state, self._tensors(buf["mask"])
-
-    # ---------------------------------------------------------------- hooks
     def _reset(self, seed: int | None) -> TensorDict:
-        base = self.seed if seed is None else seed
-        buf = self._zeros()
-        for i, env in enumerate(self._copies):
-            obs, _ = env.reset(seed=base + i)
-            self._write_obs(buf, i, env, obs, list(env.agents))
-        obs_t, alive_t, state_t, mask_t = self._to_td_parts(buf)
-        return self._pack(obs_t, alive_t, state_t, mask_t)
+        out = self._copies.reset(self.seed if seed is None else seed)
+        state = torch.from_numpy(out[STATE_KEY]).to(self.device)
+        return self._pack(self._tensors(out, "obs"), self._tensors(out, "alive"), state, self._tensors(out, "mask"))
 
     def _step(self, actions: dict[str, torch.Tensor]) -> TensorDict:
-        np_actions = {g: a.cpu().numpy() for g, a in actions.items()}
-        n = self.num_envs
-        reward = {g: np.zeros((n, s.n_agents), np.float32) for g, s in self.groups.items()}
-        terminated = {g: np.ones((n, s.n_agents), bool) for g, s in self.groups.items()}
-        truncated = {g: np.zeros((n, s.n_agents), bool) for g, s in self.groups.items()}
-        done = np.zeros(n, bool)
-        nxt = self._zeros()
-        resets: list[tuple[int, Mapping[str, Any]]] = []
-        left: list[tuple[int, str]] = []
-        for i, env in enumerate(self._copies):
-            acting = list(env.agents)
-            obs, rew, term, trunc, _ = env.step({a: self._np_action(a, np_actions, i) for a in acting})
-            for a in acting:
-                g, j = self._slot[a]
-                reward[g][i, j] = rew.get(a, 0.0)
-                terminated[g][i, j] = term.get(a, False)
-                truncated[g][i, j] = trunc.get(a, False)
-            self._write_obs(nxt, i, env, obs, [a for a in acting if a in obs])
-            if not env.agents or all(term.get(a, False) or trunc.get(a, False) for a in acting):
-                done[i] = True
-                resets.append((i, env.reset()[0]))
-            else:
-                left += [(i, a) for a in acting if a not in env.agents]
-        # The observation to act on next equals the one reached, except for copies that reset and
-        # agents that left: patch those rows only (this halves the state() calls per step).
-        after = {k: ({g: x.copy() for g, x in v.items()} if isinstance(v, dict) else v.copy()) for k, v in nxt.items()}
-        for i, a in left:
-            self._clear_row(after, i, a)
-        for i in {i for i, _ in left}:
-            self._write_state(after, i, self._copies[i])
-        for i, obs in resets:
-            self._clear_row(after, i)
-            self._write_obs(after, i, self._copies[i], obs, list(self._copies[i].agents))
-        next_obs, _, next_state, _ = self._to_td_parts(nxt)
-        obs_t, alive_t, state_t, mask_t = self._to_td_parts(after)
-
+        out = self._copies.step({g: a.cpu().numpy() for g, a in actions.items()})
         return self._pack(
-            obs_t,
-            alive_t,
-            state_t,
-            mask_t,
-            reward=self._tensors(reward),
-            terminated=self._tensors(terminated),
-            truncated=self._tensors(truncated),
-            next_obs=next_obs,
-            next_state=next_state,
-            done=torch.from_numpy(done).to(self.device),
+            self._tensors(out, "obs"),
+            self._tensors(out, "alive"),
+            torch.from_numpy(out[STATE_KEY]).to(self.device),
+            self._tensors(out, "mask"),
+            reward=self._tensors(out, "reward"),
+            terminated=self._tensors(out, "terminated"),
+            truncated=self._tensors(out, "truncated"),
+            next_obs=self._tensors(out, "next_obs"),
+            next_state=torch.from_numpy(out[NEXT_STATE_KEY]).to(self.device),
+            done=torch.from_numpy(out[DONE_KEY]).to(self.device),
         )
 
-    def _np_action(self, agent: str, np_actions: Mapping[str, np.ndarray], i: int) -> Any:
-        g, j = self._slot[agent]
-        value = np_actions[g][i, j]
-        return int(value) if self.groups[g].is_discrete else value
-
     def render(self, env_index: int = 0) -> object:
-        return self._copies[env_index].render()
+        return self._copies.render(env_index)
 
     def close(self) -> None:
-        for env in self._copies:
-            env.close()
+        self._copies.close()
 
 
 # ------------------------------------------------------------------- helpers
