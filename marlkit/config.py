@@ -22,7 +22,7 @@ from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict,
 SECTIONS = ("algo", "env", "experiment")
 # Below this many copies per worker, the step's round trip to the workers outweighs the parallel work
 # (docs/benchmarks.md, "Env worker processes").
-AUTO_WORKERS_MIN_COPIES = 8
+AUTO_WORKERS_MIN_COPIES = 32
 CONFIG_FORMAT = 2  # 1: flat algo tables (before nested configs); 2: nested tables
 
 

@@ -153,3 +153,66 @@ def test_training_with_workers_writes_the_same_metrics(tmp_path):
         Experiment(config, tmp_path / str(workers)).run()
         csv[workers] = (tmp_path / str(workers) / "metrics.csv").read_text()
     assert csv[0] == csv[2]
+
+
+def test_auto_workers_follow_the_runs_share_of_the_cores():
+    from marlkit.config import AUTO_WORKERS_MIN_COPIES, ExperimentConfig
+
+    many = ExperimentConfig(num_envs=2 * AUTO_WORKERS_MIN_COPIES)
+    assert many.env_worker_count(threads=2) == 2
+    assert many.env_worker_count(threads=1) == 0  # a sweep gave this run one core: stay in-process
+    assert ExperimentConfig(num_envs=16).env_worker_count(threads=2) == 0  # too few copies to pay off
+    assert ExperimentConfig(num_envs=16, env_workers=3).env_worker_count(threads=1) == 3  # asked for
+
+
+def test_bad_env_workers_option_fails_in_one_line():
+    from marlkit.experiment import build_config
+
+    with pytest.raises(MarlkitError, match=r"^experiment.env_workers must be >= 0, or -1 for auto, got -2$"):
+        build_config("mappo", "mpe/simple_spread_v3", {"experiment.env_workers": -2})
+
+
+def test_ctrl_c_with_workers_checkpoints_and_leaves_no_process(tmp_path):
+    """Ctrl-C in a terminal reaches the whole process group: the workers ignore it, the run finishes its
+    iteration, checkpoints, closes its workers and exits with 130."""
+    run = tmp_path / "run"
+    overrides = {
+        "experiment.frames": 200_000,
+        "experiment.num_envs": 4,
+        "experiment.env_workers": 2,
+        "experiment.eval_every": 0,
+        "experiment.eval_episodes": 2,
+        "experiment.eval_max_steps": 50,
+        "experiment.checkpoint_every": 400,
+        "experiment.progress": False,
+        "algo.rollout_steps": 100,
+    }
+    args = [sys.executable, "-m", "marlkit.cli", "train", "mappo", "mpe/simple_spread_v3", "--out", str(run)]
+    args += [f"{k}={v}" for k, v in overrides.items()]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while not list((run / "checkpoints").glob("ckpt-*.pt")) and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert '"interrupted": true' in out
+    deadline = time.monotonic() + 10
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _group_alive(proc.pid), "a worker outlived the interrupted run"
+
+
+def _group_alive(pgid: int) -> bool:
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().split(")")[-1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False

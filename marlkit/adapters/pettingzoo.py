@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
@@ -30,9 +30,6 @@ from marlkit.errors import MarlkitError, first_line
 from marlkit.specs import Discrete, GroupSpec, action_space_from_gym, check_group_map, default_group_map
 
 EnvFactory = Callable[[], Any]
-
-if TYPE_CHECKING:
-    from marlkit.adapters.workers import WorkerPool
 
 
 @dataclass(frozen=True)
@@ -67,6 +64,15 @@ class Layout:
 
 
 STATE_KEY, NEXT_STATE_KEY, DONE_KEY = "state", "next_state", "done"
+
+
+class Copies(Protocol):
+    """What steps the copies: a :class:`CopyBlock` in-process, or a ``workers.WorkerPool`` of them."""
+
+    def reset(self, base_seed: int) -> dict[str, np.ndarray]: ...
+    def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]: ...
+    def render(self, env_index: int) -> object: ...
+    def close(self) -> None: ...
 
 
 class CopyBlock:
@@ -167,8 +173,8 @@ class CopyBlock:
         value = actions[g][i, j]
         return int(value) if self.layout.groups[g].is_discrete else value
 
-    def render(self, i: int) -> object:
-        return self.envs[i].render()
+    def render(self, env_index: int) -> object:
+        return self.envs[env_index].render()
 
     def close(self) -> None:
         for env in self.envs:
@@ -216,7 +222,7 @@ class PettingZooEnv(MultiAgentEnv):
             state_dim,
         )
         self.workers = min(workers, num_envs)
-        self._copies: CopyBlock | WorkerPool
+        self._copies: Copies
         if self.workers:
             from marlkit.adapters.workers import WorkerPool
 
