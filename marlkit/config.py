@@ -20,7 +20,7 @@ from marlkit.errors import MarlkitError, first_line, suggest
 from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict, with_overrides
 
 SECTIONS = ("algo", "env", "experiment")
-# Below this many copies per worker, the step's round trip to the workers outweighs the parallel work
+# Below this many copies per slice, the step's round trip to the workers outweighs the parallel work
 # (docs/benchmarks.md, "Env worker processes").
 AUTO_WORKERS_MIN_COPIES = 32
 CONFIG_FORMAT = 2  # 1: flat algo tables (before nested configs); 2: nested tables
@@ -40,7 +40,8 @@ class ExperimentConfig:
     env_workers: int = option(
         -1,
         "processes stepping the copies of a CPU simulator (PettingZoo, MPE, MaMuJoCo, Gymnasium); VMAS ignores it. "
-        "0: in-process; -1: auto (one per torch thread of the run when it has 2 or more and enough copies, else 0)",
+        "0: in-process; N: N processes step slices while the run steps one itself; "
+        "-1: auto (the run's torch threads minus one, from 32 copies per slice on, else 0)",
     )
     checkpoint_every: int = option(0, "frames between checkpoints, each starting new episodes (0: a tenth of the run)")
     keep_checkpoints: int = option(3, "periodic checkpoints kept; older ones are deleted")
@@ -57,7 +58,7 @@ class ExperimentConfig:
         a sweep running runs side by side gives each fewer). Rollouts are the same for every count."""
         if self.env_workers >= 0:
             return self.env_workers
-        return threads if threads >= 2 and self.num_envs >= AUTO_WORKERS_MIN_COPIES * threads else 0
+        return threads - 1 if threads >= 2 and self.num_envs >= AUTO_WORKERS_MIN_COPIES * threads else 0
 
     def validate(self, key: KeyFn) -> None:
         for name in ("frames", "num_envs", "eval_episodes", "keep_checkpoints", "eval_max_steps"):

@@ -1,9 +1,10 @@
 """PettingZoo ``ParallelEnv`` (and AEC, converted), MPE via ``mpe2``, MaMuJoCo, and Gymnasium as N=1.
 
-``num_envs`` independent copies are stepped one after another, in-process (``workers=0``) or in
-``workers`` processes that each step a contiguous slice of them (:mod:`marlkit.adapters.workers`); both
-run the same :class:`CopyBlock` code. Copy ``i`` is seeded with ``seed + i`` at the first reset and
-then keeps its own random stream, so the same seed gives the same rollout, whatever the worker count.
+``num_envs`` independent copies are stepped one after another, in-process (``workers=0``), or split into
+``workers + 1`` contiguous slices, one stepped by the parent and the others by worker processes at the same
+time (:mod:`marlkit.adapters.workers`); both run the same :class:`CopyBlock` code. Copy ``i`` is seeded
+with ``seed + i`` at the first reset and then keeps its own random stream, so the same seed gives the same
+rollout, whatever the worker count.
 
 Global state: the env's ``state()`` where it implements one (MPE, MaMuJoCo), else the concatenation
 of all agents' observations (``env.state_source`` says which).
@@ -221,13 +222,12 @@ class PettingZooEnv(MultiAgentEnv):
             state_source,
             state_dim,
         )
-        self.workers = min(workers, num_envs)
+        self.workers = min(workers, num_envs - 1)  # the parent steps a slice too
         self._copies: Copies
         if self.workers:
             from marlkit.adapters.workers import WorkerPool
 
-            first.close()
-            self._copies = WorkerPool(build, self.layout, num_envs, self.workers)
+            self._copies = WorkerPool(build, self.layout, num_envs, self.workers, first)
         else:
             self._copies = CopyBlock([first] + [build() for _ in range(num_envs - 1)], 0, self.layout)
 

@@ -1,7 +1,8 @@
 """CPU-simulator copies stepped in worker processes, on Gymnasium's ``AsyncVectorEnv``.
 
 Each worker holds a contiguous slice of the copies as one :class:`CopyBlock`, the code the in-process
-path runs, so rollouts are identical for the same seed whatever the worker count. A slice is one
+path runs, and the parent steps the first slice itself meanwhile, so rollouts are identical for the same
+seed whatever the worker count. A slice is one
 Gymnasium env whose action and output are Dict spaces of fixed-size arrays; ``AsyncVectorEnv`` (with
 ``shared_memory=True``) sends the actions through its pipes and returns the outputs in shared memory.
 Its reset/auto-reset bookkeeping stays unused: episodes end and restart inside the block.
@@ -34,13 +35,19 @@ from marlkit.specs import Discrete
 
 
 class WorkerPool:
-    """``num_envs`` copies split into ``workers`` slices of equal capacity, one process each."""
+    """``num_envs`` copies in ``workers + 1`` contiguous slices: the parent steps the first slice itself
+    while ``workers`` processes step the others, so W workers keep W + 1 cores busy (the parent would
+    otherwise wait idle, and on 2 cores a third process only competes for them)."""
 
-    def __init__(self, build: Callable[[], ParallelEnv], layout: Layout, num_envs: int, workers: int) -> None:
+    def __init__(
+        self, build: Callable[[], ParallelEnv], layout: Layout, num_envs: int, workers: int, first: ParallelEnv
+    ) -> None:
         self.layout = layout
         self.num_envs = num_envs
-        self.capacity = -(-num_envs // workers)
-        self.slices = [(k, min(self.capacity, num_envs - k)) for k in range(0, num_envs, self.capacity)]
+        self.n_local = -(-num_envs // (workers + 1))
+        self.local = CopyBlock([first] + [build() for _ in range(self.n_local - 1)], 0, layout)
+        self.capacity = -(-(num_envs - self.n_local) // workers)
+        self.slices = [(k, min(self.capacity, num_envs - k)) for k in range(self.n_local, num_envs, self.capacity)]
         self._bool = {k for k, v in layout.arrays(1, step=True).items() if v.dtype == bool}
         self._reset_keys = set(layout.arrays(1, step=False))
         context = "fork" if sys.platform.startswith("linux") else "spawn"  # fork: start in ms, no pickling
@@ -54,26 +61,37 @@ class WorkerPool:
         }
 
     def reset(self, base_seed: int) -> dict[str, np.ndarray]:
-        self._wait(lambda: self.vec.reset(options={"base_seed": base_seed}))
-        return self._read(step=False)
+        self._wait(lambda: self.vec.reset_async(options={"base_seed": base_seed}))
+        local = self._local(lambda: self.local.reset(base_seed))
+        self._wait(self.vec.reset_wait)
+        return self._join(local)
 
     def step(self, actions: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         batched = {}
         for g, a in actions.items():
-            self._actions[g][: self.num_envs] = a
+            self._actions[g][: self.num_envs - self.n_local] = a[self.n_local :]
             batched[g] = self._actions[g].reshape(len(self.slices), self.capacity, *a.shape[1:])
-        self._wait(lambda: self.vec.step(batched))
-        return self._read(step=True)
+        self._wait(lambda: self.vec.step_async(batched))
+        local = self._local(lambda: self.local.step({g: a[: self.n_local] for g, a in actions.items()}))
+        self._wait(self.vec.step_wait)
+        return self._join(local)
 
-    def _read(self, step: bool) -> dict[str, np.ndarray]:
-        """The first ``num_envs`` rows of every output, copied out of shared memory (the next step
+    def _local(self, call: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        try:
+            return call()
+        except MarlkitError:
+            self.close(terminate=True)  # the workers' half of the step is still in flight
+            raise
+
+    def _join(self, local: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The parent's rows, then the workers' rows copied out of shared memory (the next step
         overwrites it)."""
         out = {}
+        rows = self.num_envs - self.n_local
         for key, shared in self.vec.observations.items():  # type: ignore[attr-defined]
-            if not step and key not in self._reset_keys:
-                continue
-            rows = shared.reshape(-1, *shared.shape[2:])[: self.num_envs]
-            out[key] = rows.astype(bool) if key in self._bool else rows.copy()
+            if key in local:
+                theirs = shared.reshape(-1, *shared.shape[2:])[:rows]
+                out[key] = np.concatenate([local[key], theirs.astype(bool) if key in self._bool else theirs])
         return out
 
     def _wait(self, call: Callable[[], Any]) -> None:
@@ -100,11 +118,12 @@ class WorkerPool:
             ) from err
 
     def render(self, env_index: int) -> object:
-        k = env_index // self.capacity
+        if env_index < self.n_local:
+            return self.local.render(env_index)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             frames = self.vec.call("render_copy", env_index)
-        return frames[k]
+        return frames[(env_index - self.n_local) // self.capacity]
 
     def close(self, terminate: bool = False) -> None:
         if self.vec.closed:
@@ -115,6 +134,7 @@ class WorkerPool:
                 self.vec.close(terminate=terminate)
             except (EOFError, OSError):
                 self.vec.close(terminate=True)
+        self.local.close()
 
 
 class SliceEnv(gym.Env):
