@@ -30,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch
 from _report import write_section
+from offpolicy_learning import PRESETS as OFFPOLICY_PRESETS
+from onpolicy_learning import PRESETS as ONPOLICY_PRESETS
+from sac_vs_sb3 import OVERRIDES as SAC_OVERRIDES
 
 from marlkit.experiment import Experiment, build_config
 
@@ -50,56 +53,15 @@ VENVS = {
     ],
     "sb3": ["torch==2.13.0", "stable-baselines3==2.9.2", "sb3-contrib==2.9.2", "gymnasium==1.4.0"],
 }
-NAVIGATION = {"env.n_agents": 3, "env.max_steps": 100, "experiment.num_envs": 20, "experiment.eval_every": 0}
-# marlkit's configs for these tasks, as in its own learning benchmarks (docs/benchmarks.md).
+NAVIGATION = {"env.n_agents": 3, "env.max_steps": 100, "experiment.num_envs": 20}
+NO_EVAL = {"experiment.eval_every": 0}  # wall-clock of training alone, as the peers' is measured
+# marlkit's side: the configs of its own learning benchmarks for these tasks (docs/benchmarks.md).
 MARLKIT = {
-    "mappo": ("vmas/navigation", NAVIGATION),
-    "maddpg": (
-        "vmas/navigation",
-        {
-            **NAVIGATION,
-            "algo.rollout_steps": 10,
-            "algo.updates_per_frame": 0.05,
-            "algo.batch_size": 512,
-            "algo.hidden": [128, 128],
-            "algo.warmup_frames": 2000,
-        },
-    ),
-    "masac": (
-        "vmas/navigation",
-        {
-            **NAVIGATION,
-            "algo.rollout_steps": 10,
-            "algo.updates_per_frame": 0.05,
-            "algo.batch_size": 512,
-            "algo.hidden": [128, 128],
-            "algo.warmup_frames": 2000,
-            "algo.alpha": 0.02,
-        },
-    ),
-    "sac": (
-        "gym/Pendulum-v1",
-        {
-            "experiment.num_envs": 1,
-            "experiment.eval_every": 0,
-            "algo.rollout_steps": 10,
-            "algo.actor_lr": 1e-3,
-            "algo.critic_lr": 1e-3,
-            "algo.alpha_lr": 1e-3,
-            "algo.warmup_frames": 100,
-        },
-    ),
-    "trpo": (
-        "gym/Pendulum-v1",
-        {
-            "experiment.num_envs": 4,
-            "experiment.eval_every": 0,
-            "algo.rollout_steps": 512,
-            "algo.gamma": 0.9,
-            "algo.critic_epochs": 10,
-            "algo.critic_minibatches": 16,
-        },
-    ),
+    "mappo": ("vmas/navigation", {**NAVIGATION, **NO_EVAL}),
+    "maddpg": ("vmas/navigation", {**OFFPOLICY_PRESETS["navigation"]["overrides"], **NO_EVAL}),
+    "masac": ("vmas/navigation", {**OFFPOLICY_PRESETS["navigation"]["overrides"], **NO_EVAL}),
+    "sac": ("gym/Pendulum-v1", {**SAC_OVERRIDES, **NO_EVAL}),
+    "trpo": ("gym/Pendulum-v1", {**ONPOLICY_PRESETS["pendulum"]["overrides"], **NO_EVAL}),
 }
 PAIRS = [  # (marlkit algo, frames, peer venv, peer driver)
     ("mappo", 60_000, "benchmarl", "benchmarl_navigation.py"),

@@ -20,11 +20,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent / "peer_drivers"))
 
 import gymnasium as gym
-import numpy as np
 import torch
 from _report import write_section
+from sb3_pendulum import evaluate
 
 from marlkit.experiment import Experiment, build_config
 
@@ -56,18 +57,7 @@ def run_sb3(seed: int) -> tuple[float, float]:
     model = SAC("MlpPolicy", env, learning_rate=1e-3, seed=seed, verbose=0)
     model.learn(total_timesteps=FRAMES)
     wall = time.perf_counter() - start
-    returns = []
-    eval_env = gym.make("Pendulum-v1")
-    for episode in range(16):
-        obs, _ = eval_env.reset(seed=10_000 + seed * 100 + episode)
-        total, done = 0.0, False
-        while not done:
-            action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = eval_env.step(action)
-            total += float(reward)
-            done = terminated or truncated
-        returns.append(total)
-    return float(np.mean(returns)), wall
+    return evaluate(model, seed), wall
 
 
 def main() -> None:

@@ -2,9 +2,9 @@
 
 Each worker holds a contiguous slice of the copies as one :class:`CopyBlock`, the code the in-process
 path runs, and the parent steps the first slice itself meanwhile, so rollouts are identical for the same
-seed whatever the worker count. A slice is one
-Gymnasium env whose action and output are Dict spaces of fixed-size arrays; ``AsyncVectorEnv`` (with
-``shared_memory=True``) sends the actions through its pipes and returns the outputs in shared memory.
+seed whatever the worker count. A slice is one Gymnasium env whose action and output are Dict spaces of
+fixed-size arrays; ``AsyncVectorEnv`` (with ``shared_memory=True``) sends the actions through its pipes
+and returns the outputs in shared memory.
 Its reset/auto-reset bookkeeping stays unused: episodes end and restart inside the block.
 
 Shutdown: a worker ignores Ctrl-C (the run decides when to stop, then closes the env) and dies with its
@@ -49,7 +49,6 @@ class WorkerPool:
         self.capacity = -(-(num_envs - self.n_local) // workers)
         self.slices = [(k, min(self.capacity, num_envs - k)) for k in range(self.n_local, num_envs, self.capacity)]
         self._bool = {k for k, v in layout.arrays(1, step=True).items() if v.dtype == bool}
-        self._reset_keys = set(layout.arrays(1, step=False))
         context = "fork" if sys.platform.startswith("linux") else "spawn"  # fork: start in ms, no pickling
         fns = [partial(SliceEnv, build, layout, off, n, self.capacity, os.getpid()) for off, n in self.slices]
         self.vec = AsyncVectorEnv(
@@ -157,18 +156,21 @@ class SliceEnv(gym.Env):
                 die_with_parent(self._parent)
             self._block = CopyBlock([self._build() for _ in range(self._count)], self._offset, self._layout)
         assert options is not None
-        out = self._layout.arrays(self._capacity, step=True)
-        for k, v in self._block.reset(options["base_seed"]).items():
-            out[k][: self._count] = v
-        return out, {}
+        return self._full(self._block.reset(options["base_seed"]), step=False), {}
 
     def step(self, action: dict[str, np.ndarray]) -> tuple[dict, float, bool, bool, dict]:
         assert self._block is not None
-        out = self._block.step(action)
-        if self._count < self._capacity:
-            pad = self._capacity - self._count
-            out = {k: np.concatenate([v, np.zeros((pad, *v.shape[1:]), v.dtype)]) for k, v in out.items()}
-        return out, 0.0, False, False, {}
+        return self._full(self._block.step(action), step=True), 0.0, False, False, {}
+
+    def _full(self, part: dict[str, np.ndarray], step: bool) -> dict[str, np.ndarray]:
+        """Every output key with ``capacity`` rows, as the shared memory holds them: a reset has no
+        step-only entries, and a last slice may have fewer copies (the parent ignores the extra rows)."""
+        if step and self._count == self._capacity:
+            return part
+        out = self._layout.arrays(self._capacity, step=True)
+        for k, v in part.items():
+            out[k][: self._count] = v
+        return out
 
     def render_copy(self, env_index: int) -> object:
         i = env_index - self._offset

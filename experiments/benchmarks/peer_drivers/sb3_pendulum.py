@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -45,19 +46,24 @@ def main() -> None:
         )
     model.learn(total_timesteps=frames)
     wall = time.perf_counter() - start
+    name = "Stable-Baselines3 2.9.2" if algo == "sac" else "sb3-contrib 2.9.2"
+    print(json.dumps({"framework": name, "algo": algo, "eval_return": evaluate(model, seed), "wall_s": wall}))
+
+
+def evaluate(model: Any, seed: int, episodes: int = 16) -> float:
+    """Mean return of an SB3 model's deterministic policy on Pendulum-v1 (also used by sac_vs_sb3.py)."""
     returns = []
-    eval_env = gym.make("Pendulum-v1")
-    for episode in range(16):
-        obs, _ = eval_env.reset(seed=10_000 + seed * 100 + episode)
+    env = gym.make("Pendulum-v1")
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=10_000 + seed * 100 + episode)
         total, done = 0.0, False
         while not done:
             action, _ = model.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, _ = eval_env.step(action)
+            obs, reward, terminated, truncated, _ = env.step(action)
             total += float(reward)
             done = terminated or truncated
         returns.append(total)
-    name = "Stable-Baselines3 2.9.2" if algo == "sac" else "sb3-contrib 2.9.2"
-    print(json.dumps({"framework": name, "algo": algo, "eval_return": float(np.mean(returns)), "wall_s": wall}))
+    return float(np.mean(returns))
 
 
 if __name__ == "__main__":
