@@ -76,6 +76,14 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def left_after(pids: set[int], seconds: float) -> list[int]:
+    """Those of ``pids`` still alive after waiting up to ``seconds`` for them to exit."""
+    deadline = time.time() + seconds
+    while any(alive(p) for p in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if alive(p)]
+
+
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 
 
@@ -188,10 +196,7 @@ def test_workers_die_with_a_sigkilled_sweep(tmp_path):
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    deadline = time.time() + 20
-    while any(alive(p) for p in workers) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not [p for p in workers if alive(p)], "orphaned workers"
+    assert not left_after(workers, 20), "orphaned workers"
     # Their run directories are free again: a re-run takes them over instead of sharing them.
     from marlkit.rundir import exclusive
 
@@ -218,7 +223,9 @@ def test_ctrl_c_stops_a_sweep_and_leaves_no_partial_run_marked_done(tmp_path):
     assert not (out / "report.md").exists()
     assert not list(out.rglob("summary.json")), "no interrupted run marked finished"
     assert len(list(out.rglob("ckpt-*.pt"))) >= 2, "the running runs checkpointed"
-    assert not [p for p in workers if alive(p)]
+    # The pool's workers are joined before exit; multiprocessing's resource tracker leaves on its own
+    # once the sweep's end of its pipe closes, which can take a moment on a loaded host.
+    assert not left_after(workers, 20), "orphaned workers"
 
 
 # ------------------------------------------------------------------ 5. eval on corrupted checkpoints
