@@ -10,7 +10,7 @@ import torch
 from marlkit import MarlkitError, make_env
 from marlkit.algorithms import algorithm
 from marlkit.checkpoint import seed_everything
-from marlkit.keys import ACTION, OBS
+from marlkit.keys import ACTION, OBS, REWARD
 from marlkit.options import with_overrides
 from marlkit.rollout import RolloutCollector
 
@@ -147,3 +147,18 @@ def test_observation_normalizer_is_saved_with_the_policy():
     a = learner.act(td.clone(), deterministic=True)["agent", ACTION]
     b = fresh.act(td.clone(), deterministic=True)["agent", ACTION]
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("algo", ["matrpo", "mappo", "hatrpo", "happo"])
+def test_central_critic_gives_each_agent_its_own_value(algo):
+    # Issue 16, defect 1: with individual rewards a shared central V(s) without agent identity predicted
+    # the same value for every agent. Agents rewarded -1, 0 and +1 per step must get values in that order,
+    # apart by at least one step's reward.
+    _env, learner, collector = setup(algo, env_kwargs={"n_agents": 3, "max_steps": 20}, critic_lr=1e-2)
+    batch, _ = collector.collect()
+    batch["agent", REWARD] = torch.tensor([-1.0, 0.0, 1.0]).expand_as(batch["agent", REWARD]).clone()
+    for _ in range(5):
+        learner.update(batch)
+    with torch.no_grad():
+        per_agent = learner.value("agent", learner.critic_input(batch, "agent")).mean((0, 1))
+    assert per_agent[0] + 1 < per_agent[1] < per_agent[2] - 1, per_agent

@@ -62,7 +62,7 @@ def _offpolicy(summary: str, **preset: Any) -> AlgorithmSpec:
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     "trpo": _onpolicy("local", "simultaneous", "trust_region", "TRPO; on a multi-agent env it is ITRPO"),
     "itrpo": _onpolicy("local", "simultaneous", "trust_region", "independent TRPO, local critics V(o_i)"),
-    "matrpo": _onpolicy("central", "simultaneous", "trust_region", "TRPO with a centralized critic V(s)"),
+    "matrpo": _onpolicy("central", "simultaneous", "trust_region", "TRPO with a centralized critic V_i(s)"),
     "hatrpo": _onpolicy("central", "sequential", "trust_region", "heterogeneous-agent TRPO, random sequential order"),
     "ppo": _onpolicy("local", "simultaneous", "clip", "PPO-clip; on a multi-agent env it is IPPO"),
     "ippo": _onpolicy("local", "simultaneous", "clip", "independent PPO-clip, local critics"),

@@ -2,7 +2,9 @@
 
 Two switches pick the variant, plus the step rule:
 
-* ``critic``: ``local`` V(o_i) or ``central`` V(s) (per agent head over the global state);
+* ``critic``: ``local`` V_i(o_i) or ``central`` V_i(s): with ``share_critic`` one trunk over the
+  global state with one output per agent (agents' values differ when their rewards do, and the
+  state is not copied per agent), otherwise one network per agent, stacked;
 * ``schedule``: ``simultaneous`` (every agent steps on the plain advantage, all agents of a group in one
   batched solve) or ``sequential`` (HATRPO/HAPPO: agents step one after another, in a fresh random
   permutation each iteration, or in env order with ``agent_order=fixed``; agent i_m maximises
@@ -44,7 +46,7 @@ class OnPolicyConfig:
         for k in ("max_kl", "cg_iters", "cg_damping", "backtrack_coef", "backtrack_iters", "accept_ratio")
     }
 
-    critic: Literal["local", "central"] = option("local", "local V(o_i) or centralized V(s) critic")
+    critic: Literal["local", "central"] = option("local", "local V_i(o_i) or centralized V_i(s) critic")
     schedule: Literal["simultaneous", "sequential"] = option(
         "simultaneous", "agents step together, or in a random order"
     )
@@ -116,18 +118,32 @@ class GroupBatch:
     old_log_prob: torch.Tensor
 
     def agent(self, i: int) -> GroupBatch:
-        """Agent ``i``'s slice of every tensor (the agent dim removed)."""
+        """Agent ``i``'s slice of the actor's tensors (the agent dim removed); the critic input stays
+        the group's (the state alone has no agent dim, and only the group's critic update reads it)."""
         return GroupBatch(
             self.obs[:, i],
             self.action[:, i],
             None if self.mask is None else self.mask[:, i],
             self.alive[:, i],
-            self.critic_in[:, i],
+            self.critic_in,
             self.advantage[:, i],
             self.target[:, i],
             self.old_dist[:, i],
             self.old_log_prob[:, i],
         )
+
+
+class StateValues(nn.Module):
+    """V_i(s) of every agent i of a group: one MLP over the state whose last layer has one output per
+    agent. Its parameter names match a shared GroupModule's, so with one agent it is that same network."""
+
+    def __init__(self, state_dim: int, n_agents: int, hidden: tuple[int, ...], activation: str) -> None:
+        super().__init__()
+        self.net = mlp(state_dim, n_agents, hidden, activation)
+
+    def forward(self, state: torch.Tensor) -> torch.Tensor:
+        """``[..., state_dim]`` -> ``[..., n_agents, 1]``, shaped like a GroupModule's output."""
+        return self.net(state).unsqueeze(-1)
 
 
 class OnPolicy(Learner):
@@ -168,18 +184,25 @@ class OnPolicy(Learner):
     def _policy(self, g: str) -> GroupPolicy:
         return typing.cast(GroupPolicy, self.policies[g])
 
-    def _critic(self, g: str) -> GroupModule:
-        return typing.cast(GroupModule, self.critics[g])
+    def _critic(self, g: str) -> nn.Module:
+        return self.critics[g]
 
     @staticmethod
     def _norm(norms: nn.ModuleDict, g: str) -> RunningNorm:
         return typing.cast(RunningNorm, norms[g])
 
-    def _make_critic(self, spec: GroupSpec, state_dim: int) -> GroupModule:
+    def _make_critic(self, spec: GroupSpec, state_dim: int) -> nn.Module:
+        if self._state_trunk:
+            return StateValues(state_dim, spec.n_agents, self.cfg.hidden, self.cfg.activation)
         in_dim = spec.obs_dim if self.cfg.critic == "local" else state_dim
         return GroupModule(
             lambda: mlp(in_dim, 1, self.cfg.hidden, self.cfg.activation), spec.n_agents, self.cfg.share_critic
         )
+
+    @property
+    def _state_trunk(self) -> bool:
+        """A central critic with shared parameters reads the state once, not once per agent."""
+        return self.cfg.critic == "central" and self.cfg.share_critic
 
     # ----------------------------------------------------------------- inputs
     def actor_input(self, g: str, obs: torch.Tensor) -> torch.Tensor:
@@ -189,6 +212,8 @@ class OnPolicy(Learner):
         if self.cfg.critic == "local":
             return self.actor_input(g, td[g][OBS]).flatten(start_dim=td[g].batch_dims)
         state = td[STATE] if self.state_norm is None else self.state_norm(td[STATE])
+        if self._state_trunk:
+            return state
         return state.unsqueeze(-2).expand(*state.shape[:-1], self.groups[g].n_agents, state.shape[-1])
 
     def value(self, g: str, critic_in: torch.Tensor) -> torch.Tensor:
