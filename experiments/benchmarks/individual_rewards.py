@@ -78,7 +78,12 @@ def critic_fit(learner: OnPolicy, batch) -> dict[str, list[float]]:
     def spread(x: torch.Tensor) -> float:
         return float((x.max(-1).values - x.min(-1).values).mean())
 
-    return {"ev": ev, "return_spread": [spread(returns)], "value_spread": [spread(value)]}
+    # What a value shared by all agents cannot fit: each agent's deviation from the agents' mean.
+    rows = alive.all(-1)
+    dev_g = returns[rows] - returns[rows].mean(-1, keepdim=True)
+    dev_v = value[rows] - value[rows].mean(-1, keepdim=True)
+    ev_diff = float(1 - (dev_g - dev_v).pow(2).sum() / dev_g.pow(2).sum())
+    return {"ev": ev, "ev_diff": [ev_diff], "return_spread": [spread(returns)], "value_spread": [spread(value)]}
 
 
 def run(algo: str, variant: str, seed: int, iterations: int, num_envs: int, tail: int) -> dict:
@@ -106,6 +111,7 @@ def run(algo: str, variant: str, seed: int, iterations: int, num_envs: int, tail
         "seed": seed,
         "ev_per_agent": [round(x, 3) for x in ev],
         "ev_first_iteration": [round(x, 3) for x in fits[0]["ev"]],
+        "ev_of_differences": round(statistics.fmean(f["ev_diff"][0] for f in last), 3),
         "return_spread": round(statistics.fmean(f["return_spread"][0] for f in last), 3),
         "value_spread": round(statistics.fmean(f["value_spread"][0] for f in last), 3),
         "train_return": round(statistics.fmean(returns[-tail:]), 3) if returns else None,
@@ -116,8 +122,9 @@ def run(algo: str, variant: str, seed: int, iterations: int, num_envs: int, tail
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| algo | critic | EV agent 0 | EV agent 1 | EV agent 2 | return spread | value spread | train return |",
-        "|---|---|---|---|---|---|---|---|",
+        "| algo | critic | EV agent 0 | EV agent 1 | EV agent 2 | EV of differences | return spread | value spread "
+        "| train return |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for algo in dict.fromkeys(r["algo"] for r in rows):
         for variant in dict.fromkeys(r["variant"] for r in rows):
@@ -130,6 +137,7 @@ def table(rows: list[dict]) -> str:
             evs = [mean_sd([r["ev_per_agent"][i] for r in runs]) for i in range(ENV["n_agents"])]
             cells = [
                 *evs,
+                mean_sd([r["ev_of_differences"] for r in runs]),
                 mean_sd([r["return_spread"] for r in runs]),
                 mean_sd([r["value_spread"] for r in runs]),
                 mean_sd([r["train_return"] for r in runs if r["train_return"] is not None]),
@@ -166,7 +174,9 @@ def main() -> None:
         f"{args.iterations} iterations ({frames} frames), {args.seeds} seeds, default configs otherwise. "
         f"EV: the critic's explained variance per agent against its GAE(lambda) targets, measured on each "
         f"collected batch before the update and averaged over the last {args.tail} iterations (mean ± sd "
-        "over seeds). Spreads: mean over rows of max - min across the 3 agents, of the returns and of the "
+        "over seeds). EV of differences: the same for each agent's deviation from the agents' mean, "
+        "G_i - mean_j G_j against V_i - mean_j V_j, which a value shared by all agents cannot explain (it "
+        "scores 0). Spreads: mean over rows of max - min across the 3 agents, of the returns and of the "
         "predicted values. `no_agent_identity` is the critic before the fix (the same V(s) for every "
         "agent), `per_agent` the fixed one.\n\n" + table(rows)
     )
