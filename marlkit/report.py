@@ -10,6 +10,9 @@ Statistics follow rliable / marl-eval practice, computed here with numpy:
 * frames and wall-clock to reach ``initial + fraction * (best - initial)``, where ``initial`` is the
   mean first evaluation of the task over all its runs and ``best`` the best algorithm's mean final return
   (returns may be negative, so a plain fraction of the best return would be meaningless);
+* per task, one sentence on significance: two algorithms are called separated when their 95% CIs do
+  not overlap (with 3-5 seeds a percentile bootstrap CI is narrow, so this is a screening rule, not a
+  formal test); with a single seed of any algorithm nothing is claimed;
 * the aggregate across tasks uses the same normalization, ``(final - initial) / (best - initial)``
   (1 = the task's best algorithm), with IQM and a stratified bootstrap CI over runs.
 """
@@ -104,6 +107,31 @@ def stratified_bootstrap_ci(groups: list[np.ndarray], statistic, seed: int = 0) 
         stats.append(statistic(pooled))
     low, high = np.percentile(stats, [2.5, 97.5])
     return float(low), float(high)
+
+
+def significance(finals: dict[str, np.ndarray]) -> str:
+    """One sentence: which algorithms' 95% bootstrap CIs of the mean final return are disjoint."""
+    single = [a for a, x in finals.items() if len(x) < 2]
+    if len(finals) < 2:
+        return "One algorithm: nothing to compare."
+    if single:
+        return (
+            f"No significance claimed: {', '.join(single)} ran with one seed, and a CI needs at least two seeds "
+            "per algorithm."
+        )
+    cis = {a: bootstrap_ci(x) for a, x in finals.items()}
+    order = sorted(finals, key=lambda a: -float(np.mean(finals[a])))
+    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
+    above = [f"{a} > {b}" for a, b in pairs if cis[a][0] > cis[b][1]]
+    tied = [f"{a} vs {b}" for a, b in pairs if cis[a][0] <= cis[b][1]]
+    if not above:
+        return "No significant difference: every pair of 95% CIs overlaps."
+    if not tied:
+        return f"Significant (non-overlapping 95% CIs) for every pair: {', '.join(above)}."
+    return (
+        f"Significant (non-overlapping 95% CIs): {', '.join(above)}; not separated (overlapping CIs): "
+        f"{', '.join(tied)}."
+    )
 
 
 @dataclass
@@ -211,7 +239,8 @@ def write_report(root: str | Path, measure: str = "eval_return_mean", fraction: 
         figure = f"curves_{_slug(task.env)}.png"
         fig.savefig(root / figure, dpi=110)
         plt.close(fig)
-        lines += ["", f"![learning curves]({figure})", ""]
+        finals_by_algo = {algo: np.array([r.final for r in rs]) for algo, rs in task.by_algo.items()}
+        lines += ["", significance(finals_by_algo), "", f"![learning curves]({figure})", ""]
     lines += _aggregate(tasks, root, plt)
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -227,3 +227,35 @@ def test_a_format_1_run_resumes_and_evaluates(tmp_path):
     assert main(["resume", str(old)]) == 0
     assert (old / "metrics.csv").read_text() == (tmp_path / "new" / "metrics.csv").read_text()
     assert main(["eval", str(old), "--episodes", "2"]) == 0
+
+
+@pytest.mark.parametrize(
+    ("finals", "sentence"),
+    [
+        (
+            {"a": [3.0, 3.1, 3.2], "b": [1.0, 1.1, 1.2], "c": [0.0, 0.1, 0.2]},
+            "Significant (non-overlapping 95% CIs) for every pair: a > b, a > c, b > c.",
+        ),
+        (
+            {"a": [3.0, 3.1, 3.2], "b": [0.1, 1.6, 3.1], "c": [0.0, 0.1, 0.2]},
+            "Significant (non-overlapping 95% CIs): a > c; not separated (overlapping CIs): a vs b, b vs c.",
+        ),
+        ({"a": [0.0, 1.0, 2.0], "b": [0.5, 1.5, 2.5]}, "No significant difference: every pair of 95% CIs overlaps."),
+        (
+            {"a": [5.0], "b": [0.0, 0.1, 0.2]},
+            "No significance claimed: a ran with one seed, and a CI needs at least two seeds per algorithm.",
+        ),
+    ],
+    ids=["separated", "partly", "overlapping", "single_seed"],
+)
+def test_report_says_whether_the_difference_is_significant(tmp_path, finals, sentence):
+    for algo, values in finals.items():
+        for seed, final in enumerate(values):
+            run = tmp_path / algo / str(seed)
+            run.mkdir(parents=True)
+            config = {"algo_name": algo, "env_name": "toy", "experiment": {"seed": seed}, "algo": {}, "env": {}}
+            (run / "config.json").write_text(json.dumps(config))
+            (run / "metrics.csv").write_text(f"frames,eval_return_mean\n100,0.0\n200,{final}\n")
+            (run / "summary.json").write_text("{}")
+    lines = write_report(tmp_path).read_text().splitlines()
+    assert lines.count(sentence) == 1, [line for line in lines if "ignific" in line]
