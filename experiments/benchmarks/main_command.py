@@ -36,7 +36,8 @@ def main_command() -> str:
 
 def timed(command: str, cwd: Path) -> float:
     start = time.perf_counter()
-    subprocess.run(["bash", "-c", f"set -e; {command}"], cwd=cwd, check=True)
+    # The command's own output goes to stderr: stdout carries this script's JSON only.
+    subprocess.run(["bash", "-c", f"set -e; {command}"], cwd=cwd, check=True, stdout=sys.stderr)
     return time.perf_counter() - start
 
 
