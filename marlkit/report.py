@@ -111,9 +111,9 @@ def stratified_bootstrap_ci(groups: list[np.ndarray], statistic, seed: int = 0) 
 
 def significance(finals: dict[str, np.ndarray]) -> str:
     """One sentence: which algorithms' 95% bootstrap CIs of the mean final return are disjoint."""
-    single = [a for a, x in finals.items() if len(x) < 2]
     if len(finals) < 2:
         return "One algorithm: nothing to compare."
+    single = [a for a, x in finals.items() if len(x) < 2]
     if single:
         return (
             f"No significance claimed: {', '.join(single)} ran with one seed, and a CI needs at least two seeds "

@@ -33,8 +33,7 @@ from marlkit.algorithms import algorithm
 from marlkit.algorithms.onpolicy import OnPolicy, masked_mean
 from marlkit.checkpoint import seed_everything
 from marlkit.groups import GroupModule, mlp
-from marlkit.keys import ALIVE, NEXT, REWARD, TERMINATED, TRUNCATED
-from marlkit.returns import gae
+from marlkit.keys import ALIVE
 from marlkit.rollout import RolloutCollector
 from marlkit.specs import GroupSpec
 
@@ -56,24 +55,15 @@ class NoAgentIdentity(OnPolicy):
 @torch.no_grad()
 def critic_fit(learner: OnPolicy, batch) -> dict[str, list[float]]:
     """Per agent: explained variance of V against the GAE returns, and mean |spread| across agents."""
-    cfg = learner.cfg
     g = "agent"
-    value = learner.value(g, learner.critic_input(batch, g))
-    next_value = learner.value(g, learner.critic_input(batch[NEXT], g))
-    if g in learner.value_norms:
-        norm = learner.value_norms[g]
-        value, next_value = norm.denormalize(value), norm.denormalize(next_value)
-    group = batch[g]
-    _, returns = gae(group[REWARD], value, next_value, group[TERMINATED], group[TRUNCATED], cfg.gamma, cfg.gae_lambda)
-    alive = group[ALIVE].flatten(0, 1)
+    _, value, _, returns = learner.value_targets(batch, g)
+    alive = batch[g][ALIVE].flatten(0, 1)
     value, returns = value.flatten(0, 1), returns.flatten(0, 1)
-    ev = []
-    for i in range(value.shape[-1]):
-        target, err = returns[:, i], returns[:, i] - value[:, i]
-        m = alive[:, i]
-        var_t = masked_mean((target - masked_mean(target, m)).pow(2), m)
-        var_e = masked_mean((err - masked_mean(err, m)).pow(2), m)
-        ev.append(float(1 - var_e / var_t))
+
+    def variance(x: torch.Tensor) -> torch.Tensor:  # per agent, over its alive rows
+        return masked_mean((x - masked_mean(x, alive, 0)).pow(2), alive, 0)
+
+    ev = (1 - variance(returns - value) / variance(returns)).tolist()
 
     def spread(x: torch.Tensor) -> float:
         return float((x.max(-1).values - x.min(-1).values).mean())

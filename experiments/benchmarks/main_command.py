@@ -80,7 +80,7 @@ def main() -> None:
         "machine": machine(),
     }
     print(json.dumps(results))
-    where = "a fresh venv: install " + f"{install_s:.0f} s + run " if args.fresh else "this environment: run "
+    where = f"a fresh venv: install {install_s:.0f} s + run " if args.fresh else "this environment: run "
     claim = (
         f"{TIME_BEGIN}{(install_s + run_s) / 60:.1f} minutes measured on {results['date']} ({machine()}; "
         f"{where}{run_s:.0f} s; `experiments/benchmarks/main_command.py`){TIME_END}"

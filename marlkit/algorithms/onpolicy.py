@@ -245,20 +245,30 @@ class OnPolicy(Learner):
         return metrics
 
     @torch.no_grad()
+    def value_targets(
+        self, batch: TensorDictBase, g: str
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Group ``g``'s critic input, values, GAE advantages and lambda-returns under the current critic,
+        values and returns in reward units (denormalized). Reads the batch only; no statistic moves."""
+        critic_in, next_in = self.critic_input(batch, g), self.critic_input(batch[NEXT], g)
+        value, next_value = self.value(g, critic_in), self.value(g, next_in)
+        if g in self.value_norms:  # the critic predicts normalized values
+            value_norm = self._norm(self.value_norms, g)
+            value, next_value = value_norm.denormalize(value), value_norm.denormalize(next_value)
+        group = batch[g]
+        advantage, returns = gae(
+            group[REWARD], value, next_value, group[TERMINATED], group[TRUNCATED], self.cfg.gamma, self.cfg.gae_lambda
+        )
+        return critic_in, value, advantage, returns
+
+    @torch.no_grad()
     def _prepare(self, batch: TensorDictBase) -> dict[str, GroupBatch]:
-        cfg = self.cfg
         data: dict[str, GroupBatch] = {}
         for g in self.groups:
             policy = self._policy(g)
             group = batch[g]
-            critic_in, next_in = self.critic_input(batch, g), self.critic_input(batch[NEXT], g)
-            value, next_value = self.value(g, critic_in), self.value(g, next_in)
+            critic_in, _, advantage, returns = self.value_targets(batch, g)
             value_norm = self._norm(self.value_norms, g) if g in self.value_norms else None
-            if value_norm is not None:  # the critic predicts normalized values
-                value, next_value = value_norm.denormalize(value), value_norm.denormalize(next_value)
-            advantage, returns = gae(
-                group[REWARD], value, next_value, group[TERMINATED], group[TRUNCATED], cfg.gamma, cfg.gae_lambda
-            )
             if value_norm is not None:
                 value_norm.update(returns, group[ALIVE])
                 returns = value_norm.normalize(returns, clip=False)
