@@ -164,3 +164,35 @@ def test_mamujoco_passes_agent_obsk_through():
     far = make_env("mamujoco/HalfCheetah-2x3", num_envs=1, agent_obsk=1)
     assert near.groups["agent"].obs_dim < far.groups["agent"].obs_dim
     assert near.state_source == "env" and near.state_dim == far.state_dim
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_observation_padding_matches_supersuit(workers):
+    """marlkit zero-pads heterogeneous observations in place (SuperSuit's wrapper cost 1.4 ms per step
+    of HalfCheetah-6x1); the result must be SuperSuit's, number for number, with and without workers."""
+    supersuit = pytest.importorskip("supersuit")
+    from mpe2 import simple_adversary_v3
+
+    from marlkit.adapters.pettingzoo import PettingZooEnv
+
+    group_map = {"all": ["adversary_0", "agent_0", "agent_1"]}
+
+    def padded():
+        return supersuit.pad_observations_v0(simple_adversary_v3.parallel_env(max_cycles=10))
+
+    def plain():
+        return simple_adversary_v3.parallel_env(max_cycles=10)
+
+    reference = PettingZooEnv(padded, 3, torch.device("cpu"), 5, name="ref", group_map=group_map)
+    native = PettingZooEnv(
+        plain, 3, torch.device("cpu"), 5, name="native", group_map=group_map, pad_observations=True, workers=workers
+    )
+    assert native.groups["all"].obs_shape == reference.groups["all"].obs_shape == (10,)
+    ref_td, td = reference.reset(), native.reset()
+    torch.manual_seed(0)
+    for _ in range(25):  # across the 10-step episodes' resets
+        action = reference.rand_action(ref_td)
+        ref_td, td = reference.step(action), native.step(action)
+        assert (td == ref_td).all()
+        assert (td["all"][OBS][:, 0, 8:] == 0).all()  # the adversary sees 8 numbers
+    native.close()

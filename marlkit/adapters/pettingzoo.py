@@ -43,6 +43,8 @@ class Layout:
     dict_obs: dict[str, bool]
     state_source: StateSource
     state_dim: int
+    # agent -> where its observation goes in its group's (zero-)padded row; None where it fills the row
+    obs_region: dict[str, tuple[slice, ...] | None]
 
     def arrays(self, n: int, step: bool) -> dict[str, np.ndarray]:
         """Zeroed output arrays for ``n`` copies, by flat key: what a reset (or a step) writes."""
@@ -148,7 +150,11 @@ class CopyBlock:
                 if lay.groups[g].has_action_mask:
                     out[f"mask/{g}"][i, j] = np.asarray(value["action_mask"], bool)
                 value = value["observation"]
-            out[f"obs/{g}"][i, j] = value
+            region = lay.obs_region[a]
+            if region is None:
+                out[f"obs/{g}"][i, j] = value
+            else:
+                out[f"obs/{g}"][i, j][region] = value
             out[f"alive/{g}"][i, j] = True
         self._write_state(out, i, env)
 
@@ -197,7 +203,7 @@ class PettingZooEnv(MultiAgentEnv):
     ) -> None:
         def build() -> ParallelEnv:
             try:
-                return _as_parallel(factory(), name, pad_observations)
+                return _as_parallel(factory(), name)
             except TypeError as err:
                 raise MarlkitError(f"bad env kwargs for '{name}': {err}") from None
 
@@ -205,6 +211,7 @@ class PettingZooEnv(MultiAgentEnv):
         agents = list(first.possible_agents)
         members = check_group_map(group_map, agents) if group_map else default_group_map(agents)
         specs = {g: _group_spec(g, m, first, pad_observations) for g, m in members.items()}
+        obs_shapes = {a: _obs_shape(first, a) for a in agents}
         first.reset(seed=seed)
         state_source: StateSource
         try:
@@ -221,6 +228,11 @@ class PettingZooEnv(MultiAgentEnv):
             {g: isinstance(first.observation_space(m[0]), spaces.Dict) for g, m in members.items()},
             state_source,
             state_dim,
+            {
+                a: None if obs_shapes[a] == specs[g].obs_shape else tuple(slice(0, d) for d in obs_shapes[a])
+                for g, m in members.items()
+                for a in m
+            },
         )
         self.workers = min(workers, num_envs - 1)  # the parent steps a slice too
         self._copies: Copies
@@ -263,7 +275,7 @@ class PettingZooEnv(MultiAgentEnv):
 
 
 # ------------------------------------------------------------------- helpers
-def _as_parallel(env: Any, name: str, pad: bool) -> ParallelEnv:
+def _as_parallel(env: Any, name: str) -> ParallelEnv:
     if isinstance(env, AECEnv):
         from pettingzoo.utils.conversions import aec_to_parallel
 
@@ -272,35 +284,43 @@ def _as_parallel(env: Any, name: str, pad: bool) -> ParallelEnv:
         raise MarlkitError(
             f"env '{name}' factory returned {type(env).__name__}; expected a PettingZoo ParallelEnv or AECEnv"
         )
-    if pad:
-        import supersuit
-
-        env = supersuit.pad_observations_v0(env)
     return env
 
 
-def _group_spec(group: str, members: Sequence[str], env: ParallelEnv, padded: bool) -> GroupSpec:
-    obs_spaces = {a: env.observation_space(a) for a in members}
-    has_mask = False
-    flat_spaces = {}
-    for a, sp in obs_spaces.items():
-        if isinstance(sp, spaces.Dict):
-            if "observation" not in sp.spaces:
-                raise MarlkitError(f"agent '{a}' has a Dict observation without an 'observation' entry: {sp}")
-            has_mask = "action_mask" in sp.spaces
-            sp = sp["observation"]
-        if not isinstance(sp, spaces.Box):
-            raise MarlkitError(f"agent '{a}' has observation space {sp}; marlkit needs Box observations")
-        flat_spaces[a] = sp
-    shapes = {a: tuple(int(d) for d in sp.shape) for a, sp in flat_spaces.items()}
+def _obs_space(env: ParallelEnv, agent: str) -> spaces.Box:
+    sp = env.observation_space(agent)
+    if isinstance(sp, spaces.Dict):
+        if "observation" not in sp.spaces:
+            raise MarlkitError(f"agent '{agent}' has a Dict observation without an 'observation' entry: {sp}")
+        sp = sp["observation"]
+    if not isinstance(sp, spaces.Box):
+        raise MarlkitError(f"agent '{agent}' has observation space {sp}; marlkit needs Box observations")
+    return sp
+
+
+def _obs_shape(env: ParallelEnv, agent: str) -> tuple[int, ...]:
+    return tuple(int(d) for d in _obs_space(env, agent).shape)
+
+
+def _group_spec(group: str, members: Sequence[str], env: ParallelEnv, pad: bool) -> GroupSpec:
+    """The group's spec. With ``pad``, observations of different sizes (but one rank) are zero-padded at
+    the end of each dimension to the largest size, as SuperSuit's ``pad_observations_v0`` does, but
+    written straight into the copy's row instead of through a wrapper on every step."""
+    shapes = {a: _obs_shape(env, a) for a in members}
+    has_mask = any(
+        isinstance(sp, spaces.Dict) and "action_mask" in sp.spaces for sp in map(env.observation_space, members)
+    )
+    obs_shape = shapes[members[0]]
     if len(set(shapes.values())) > 1:
-        hint = "" if padded else " or pass pad_observations=True to zero-pad them (SuperSuit)"
-        raise MarlkitError(
-            f"agents of group '{group}' have different observation shapes {shapes}; "
-            f"split them with group_map={{...}}{hint}"
-        )
+        if not pad or len({len(s) for s in shapes.values()}) > 1:
+            hint = "" if pad else " or pass pad_observations=True to zero-pad them"
+            raise MarlkitError(
+                f"agents of group '{group}' have different observation shapes {shapes}; "
+                f"split them with group_map={{...}}{hint}"
+            )
+        obs_shape = tuple(max(dims) for dims in zip(*shapes.values(), strict=True))
     action = action_space_from_gym(group, members, [env.action_space(a) for a in members])
-    return GroupSpec(group, tuple(members), shapes[members[0]], action, has_mask)
+    return GroupSpec(group, tuple(members), obs_shape, action, has_mask)
 
 
 class GymAsParallel(ParallelEnv):
