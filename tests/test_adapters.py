@@ -196,3 +196,21 @@ def test_observation_padding_matches_supersuit(workers):
         assert (td == ref_td).all()
         assert (td["all"][OBS][:, 0, 8:] == 0).all()  # the adversary sees 8 numbers
     native.close()
+
+
+@pytest.mark.parametrize("kind", ["distance", "progress"])
+def test_private_goals_reward_is_computed_from_what_the_agents_see(kind):
+    """Each agent sees its goal relative to itself (obs[2:4]) and nothing of the others; the shared
+    reward is minus the mean distance (or the decrease of the summed distance) plus the arrival bonus."""
+    env = make_env("envs/private_goals", num_envs=4, seed=3, n_agents=3, reward=kind, goal_radius=0.3)
+    td = env.reset()
+    assert env.groups["agent"].obs_shape == (4,)
+    before = torch.linalg.vector_norm(td["agent"][OBS][..., 2:4], dim=-1)
+    for _ in range(3):
+        td = env.step(env.rand_action(td))
+        after = torch.linalg.vector_norm(td[NEXT]["agent"][OBS][..., 2:4], dim=-1)
+        bonus = 0.1 * (after < 0.3).float().mean(-1)
+        expected = (-after.mean(-1) if kind == "distance" else before.sum(-1) - after.sum(-1)) + bonus
+        reward = td["agent"][REWARD]
+        assert torch.allclose(reward, expected.unsqueeze(-1).expand_as(reward), atol=1e-5)
+        before = after

@@ -118,6 +118,41 @@ def main(presets: dict[str, dict], family: str) -> None:
     write_docs(args, preset, results, family)
 
 
+def plot_curves(root: Path, algos: list[str], seeds: list[int], preset: dict, name: str) -> str:
+    """Evaluation return against frames, one line per seed and the mean over seeds per algorithm, into
+    docs/img/<name>.png; returns the path relative to docs/."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for k, algo in enumerate(algos):
+        color = f"C{k}"
+        curves = []
+        for seed in seeds:
+            with open(root / f"{algo}-s{seed}" / "metrics.csv") as f:
+                rows = [r for r in csv.DictReader(f) if r.get(preset["measure"])]
+            frames = [int(r["frames"]) for r in rows]
+            values = [float(r[preset["measure"]]) for r in rows]
+            ax.plot(frames, values, color=color, alpha=0.25, linewidth=1)
+            curves.append((frames, values))
+        length = min(len(v) for _, v in curves)
+        mean = [statistics.fmean(v[i] for _, v in curves) for i in range(length)]
+        ax.plot(curves[0][0][:length], mean, color=color, linewidth=2, label=f"{algo} (mean of {len(seeds)} seeds)")
+    ax.set_xlabel("environment steps (frames)")
+    ax.set_ylabel(preset["measure"])
+    ax.set_title(preset["title"], fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out = ROOT / "docs" / "img" / f"{name}.png"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return f"img/{name}.png"
+
+
 def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: str) -> None:
     target = preset["target"]
     rows = [
@@ -156,6 +191,9 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
                 f"\n{algo} planning wall-clock per env step, per seed: {per_step} ms; share in the ensemble's "
                 f"forward passes: {share}."
             )
+    if preset.get("curves"):
+        figure = plot_curves(Path(args.out) / args.preset, list(results), args.seeds, preset, f"{family}_{args.preset}")
+        rows.append(f"\n![evaluation return against frames, {preset['title']}]({figure})")
     overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in preset["overrides"].items())
     body = (
         f"{preset['reference']}\n\nConfig on top of each algorithm's defaults: `{overrides}`, "
