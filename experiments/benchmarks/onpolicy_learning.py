@@ -20,6 +20,21 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _learning import main
 
+# MaMuJoCo HalfCheetah, every partition: one torch thread per run, so two runs share the 2 cores.
+HALFCHEETAH = {
+    "experiment.num_envs": 10,
+    "experiment.eval_every": 100_000,
+    "experiment.eval_episodes": 5,
+    "experiment.torch_threads": 1,
+    "algo.rollout_steps": 400,
+    "algo.obs_norm": True,
+    "algo.value_norm": True,
+    "algo.hidden": [128, 128],
+    "algo.critic_lr": 5e-4,
+    "algo.critic_minibatches": 2,
+    "algo.init_log_std": -0.5,
+}
+
 PRESETS: dict[str, dict] = {
     "pendulum": {
         "title": "TRPO (N=1) on gym/Pendulum-v1, 100k steps",
@@ -62,19 +77,7 @@ PRESETS: dict[str, dict] = {
         "env": "mamujoco/HalfCheetah-2x3",
         "algos": ["hatrpo", "matrpo", "itrpo"],
         "frames": 1_000_000,
-        "overrides": {
-            "experiment.num_envs": 10,
-            "experiment.eval_every": 100_000,
-            "experiment.eval_episodes": 5,
-            "experiment.torch_threads": 1,
-            "algo.rollout_steps": 400,
-            "algo.obs_norm": True,
-            "algo.value_norm": True,
-            "algo.hidden": [128, 128],
-            "algo.critic_lr": 5e-4,
-            "algo.critic_minibatches": 2,
-            "algo.init_log_std": -0.5,
-        },
+        "overrides": HALFCHEETAH,
         "measure": "eval_return_mean",
         "target": 1500.0,
         "reference": "Target: HATRPO >= 1500 at 1M steps (HARL reports about 5400 at 10M). MaMuJoCo gives every "
@@ -91,17 +94,7 @@ PRESETS: dict[str, dict] = {
             # Two of the six joints see 8 numbers, the others 9: zero-padded to one group of 6 agents,
             # each with its own actor (the trust-region family's default), as in HARL.
             "env.pad_observations": True,
-            "experiment.num_envs": 10,
-            "experiment.eval_every": 100_000,
-            "experiment.eval_episodes": 5,
-            "experiment.torch_threads": 1,
-            "algo.rollout_steps": 400,
-            "algo.obs_norm": True,
-            "algo.value_norm": True,
-            "algo.hidden": [128, 128],
-            "algo.critic_lr": 5e-4,
-            "algo.critic_minibatches": 2,
-            "algo.init_log_std": -0.5,
+            **HALFCHEETAH,
         },
         "measure": "eval_return_mean",
         "target": 1500.0,
