@@ -26,7 +26,7 @@ from marlkit.config import RunConfig, build_config
 from marlkit.errors import MarlkitError
 from marlkit.rundir import contents, exclusive
 
-# The default comparison: `marlkit compare` with no arguments (about 3 minutes on 2 CPU cores). Why this
+# The default comparison: `marlkit compare` with no arguments (81 s of runs on 2 CPU cores). Why this
 # task: of the candidates measured (experiments/benchmarks/compare_candidates.py, docs/benchmarks.md), the
 # only one where two of the three algorithms' 95% CIs are disjoint at a few-minute budget.
 DEFAULT_ALGOS = ("itrpo", "matrpo", "hatrpo")
