@@ -208,8 +208,15 @@ def test_workers_die_with_a_sigkilled_sweep(tmp_path):
 @linux_only
 def test_ctrl_c_stops_a_sweep_and_leaves_no_partial_run_marked_done(tmp_path):
     out = tmp_path / "sweep"
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no KeyboardInterrupt
+    # handler: the sweep must get Ctrl-C as a terminal gives it, however the test suite was launched.
     proc = subprocess.Popen(
-        sweep_args(out, 400_000), env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        sweep_args(out, 400_000),
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_for(lambda: len(list(out.rglob("ckpt-*.pt"))) >= 2, 180, proc)
     workers = children(proc.pid)
