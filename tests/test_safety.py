@@ -218,11 +218,16 @@ def test_ctrl_c_stops_a_sweep_and_leaves_no_partial_run_marked_done(tmp_path):
         text=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
-    wait_for(lambda: len(list(out.rglob("ckpt-*.pt"))) >= 2, 180, proc)
-    workers = children(proc.pid)
-    start = time.time()
-    os.kill(proc.pid, signal.SIGINT)  # the parent alone, as `kill -INT` does
-    stdout, stderr = proc.communicate(timeout=120)
+    try:
+        wait_for(lambda: len(list(out.rglob("ckpt-*.pt"))) >= 2, 180, proc)
+        workers = children(proc.pid)
+        start = time.time()
+        os.kill(proc.pid, signal.SIGINT)  # the parent alone, as `kill -INT` does
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:  # a sweep that ignored the Ctrl-C must not outlive the test (its workers die with it)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
     assert time.time() - start < 60, "the sweep stopped promptly"
     assert proc.returncode == 130, stderr
     summary = json.loads(stdout.strip().splitlines()[-1])
