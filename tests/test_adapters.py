@@ -139,6 +139,10 @@ def test_action_mask_is_exposed_and_respected():
     chosen = torch.gather(mask, -1, batch["player"][ACTION].unsqueeze(-1))
     assert bool(chosen.all())
     assert bool((batch["player"][REWARD] == 1).all())
+    # The reached step's mask rides with the reached observation (t = obs), across auto-resets too.
+    reached = batch[NEXT]["player"]
+    legal = torch.nn.functional.one_hot(reached[OBS][..., 0].long() % 3, 3).bool()
+    assert torch.equal(reached[ACTION_MASK], legal)
 
 
 def test_vmas_envs_do_not_share_a_random_stream():

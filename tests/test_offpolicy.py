@@ -319,3 +319,27 @@ def test_current_others_actions_train_each_actor_on_its_own_critic_only(algo):
     assert grads and all(g.shape[0] == 2 for g in grads)  # per-agent parameter rows
     assert sum(float(g[0].abs().sum()) for g in grads) > 0
     assert sum(float(g[1].abs().sum()) for g in grads) == 0, "agent 1's actor learned from agent 0's critic"
+
+
+def test_targets_draw_only_legal_next_actions():
+    # MaskedEnv allows only action t % 3 at step t, and every agent observes t: the next action drawn for
+    # a target must be legal under the *next* step's mask (before the fix, about 2 in 3 were illegal).
+    env = make_env("helper_envs:MaskedEnv", 4, "cpu", 0)
+    learner = make_learner("maddpg", env.groups, env.state_dim, warmup_frames=0)
+    learner.store(RolloutCollector(env, learner.act, 30).collect()[0])
+    drawn: list[tuple[torch.Tensor, torch.Tensor]] = []
+    policy = learner.policy
+
+    def recording(actors, g, obs, mask, mode):
+        action, extra = policy(actors, g, obs, mask, mode)
+        drawn.append((obs, action))
+        return action, extra
+
+    learner.policy = recording  # type: ignore[method-assign]
+    batch = learner.sample()
+    learner.targets(batch)
+    assert drawn, "targets drew no next action"
+    for obs, action in drawn:
+        legal = obs[..., 0].long() % 3
+        assert bool((action.argmax(-1) == legal).all()), "a target used an action the next step's mask forbids"
+    assert (NEXT, "player", "action_mask") in learner.replay.sample(4)[0].keys(include_nested=True)

@@ -110,6 +110,7 @@ class MultiAgentEnv(abc.ABC):
         terminated: Mapping[str, torch.Tensor] | None = None,
         truncated: Mapping[str, torch.Tensor] | None = None,
         next_obs: Mapping[str, torch.Tensor] | None = None,
+        next_action_mask: Mapping[str, torch.Tensor] | None = None,
         next_state: torch.Tensor | None = None,
         done: torch.Tensor | None = None,
     ) -> TensorDict:
@@ -132,7 +133,10 @@ class MultiAgentEnv(abc.ABC):
                 entries[REWARD] = reward[g]
                 entries[TERMINATED] = terminated[g]
                 entries[TRUNCATED] = truncated[g]
-                nxt[g] = new({OBS: next_obs[g]}, batch_size=torch.Size([n, spec.n_agents]), device=self.device)
+                reached = {OBS: next_obs[g]}
+                if next_action_mask is not None and spec.has_action_mask:
+                    reached[ACTION_MASK] = next_action_mask[g]
+                nxt[g] = new(reached, batch_size=torch.Size([n, spec.n_agents]), device=self.device)
             root[g] = new(entries, batch_size=torch.Size([n, spec.n_agents]), device=self.device)
         if reward is not None:
             assert next_state is not None and done is not None

@@ -57,6 +57,8 @@ class Layout:
                 out[f"mask/{g}"] = np.ones((n, s.n_agents, s.action.n), bool)
             if step:
                 out[f"next_obs/{g}"] = np.zeros((n, s.n_agents, *s.obs_shape), np.float32)
+                if s.has_action_mask:  # the mask at the reached observation, for off-policy targets
+                    out[f"next_mask/{g}"] = np.ones((n, s.n_agents, s.action.n), bool)
                 out[f"reward/{g}"] = np.zeros((n, s.n_agents), np.float32)
                 out[f"terminated/{g}"] = np.ones((n, s.n_agents), bool)
                 out[f"truncated/{g}"] = np.zeros((n, s.n_agents), bool)
@@ -117,8 +119,10 @@ class CopyBlock:
                 resets.append((i, self._call(i, "reset", env.reset)[0]))
             else:
                 left += [(i, a) for a in acting if a not in env.agents]
-        for g in lay.groups:
+        for g, spec in lay.groups.items():
             out[f"next_obs/{g}"][:] = out[f"obs/{g}"]
+            if spec.has_action_mask:
+                out[f"next_mask/{g}"][:] = out[f"mask/{g}"]
         out[NEXT_STATE_KEY][:] = out[STATE_KEY]
         # Patch the rows that differ only (this halves the state() calls per step).
         for i, a in left:
@@ -263,6 +267,7 @@ class PettingZooEnv(MultiAgentEnv):
             terminated=self._tensors(out, "terminated"),
             truncated=self._tensors(out, "truncated"),
             next_obs=self._tensors(out, "next_obs"),
+            next_action_mask=self._tensors(out, "next_mask"),
             next_state=torch.from_numpy(out[NEXT_STATE_KEY]).to(self.device),
             done=torch.from_numpy(out[DONE_KEY]).to(self.device),
         )

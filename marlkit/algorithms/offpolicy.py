@@ -278,6 +278,8 @@ class OffPolicy(Learner):
         for g in self.groups:
             keys += [(g, k) for k in self.REPLAY_GROUP_KEYS if (g, k) in batch.keys(include_nested=True)]
             keys.append((NEXT, g, OBS))
+            if (NEXT, g, ACTION_MASK) in batch.keys(include_nested=True):
+                keys.append((NEXT, g, ACTION_MASK))
         self.replay.extend(batch.select(*keys))
         self.schedule.record(batch.numel())
 
@@ -310,6 +312,8 @@ class OffPolicy(Learner):
                 "reward": group[REWARD],
                 "terminated": group[TERMINATED].float(),
                 "next_obs": rows[NEXT, g, OBS],
+                # The mask where the next action is drawn: a target must not use an illegal a'.
+                "next_mask": rows.get((NEXT, g, ACTION_MASK), None),
             }
         # rows[NEXT] holds the reached state and observations under the same keys.
         source = self.cfg.central_input
@@ -340,7 +344,7 @@ class OffPolicy(Learner):
         next_actions, next_logp = {}, {}
         for g, d in batch.data.items():
             source = self.actors if self.sac else self.target_actors
-            a, logp = self.policy(source, g, d["next_obs"], None, "sample")  # type: ignore[arg-type]
+            a, logp = self.policy(source, g, d["next_obs"], d["next_mask"], "sample")  # type: ignore[arg-type]
             if cfg.target_noise > 0 and isinstance(self.groups[g].action, Box):
                 noise = torch.randn_like(a) * cfg.target_noise
                 a = (a + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)).clamp(-1, 1)
