@@ -12,6 +12,10 @@ Layout of a batch (batch size ``[num_envs]`` from the env, ``[num_envs, T]`` fro
     td[STATE]                 [*, state_dim]                      (global state for centralized critics)
     td[DONE]                  [*] bool                            (the env copy was reset after this step)
     td[NEXT][group][OBS], td[NEXT][STATE]                         (observation *before* auto-reset)
+    td[NEXT][group][ACTION_MASK]                                  (the mask at that observation)
+
+Value-based replay rows add the n-step return and its bootstrap discount (per agent under each group,
+or once at the root for a team): ``N_STEP_RETURN``, ``N_STEP_DISCOUNT``.
 """
 
 from __future__ import annotations
@@ -26,3 +30,5 @@ TRUNCATED = "truncated"
 STATE = "state"
 DONE = "done"
 NEXT = "next"
+N_STEP_RETURN = "n_step_return"
+N_STEP_DISCOUNT = "n_step_discount"

@@ -23,6 +23,8 @@ ADAPTERS = [
     ("vmas.scenarios.balance:Scenario", {"n_agents": 3}, "max_steps"),
     ("mpe2.simple_tag_v3:parallel_env", {}, "max_cycles"),
     ("mpe2.simple_spread_v3:env", {}, "max_cycles"),  # an AEC env, converted to parallel
+    ("lbf/Foraging-8x8-2p-2f-coop-v3", {}, "max_episode_steps"),
+    ("rware/rware-tiny-2ag-v2", {}, "max_steps"),
 ]
 IDS = [f"{n}-{i}" for i, (n, _, _) in enumerate(ADAPTERS)]
 NUM_ENVS = 3
@@ -218,3 +220,29 @@ def test_private_goals_reward_is_computed_from_what_the_agents_see(kind):
         reward = td["agent"][REWARD]
         assert torch.allclose(reward, expected.unsqueeze(-1).expand_as(reward), atol=1e-5)
         before = after
+
+
+def test_lbf_terminates_when_all_food_is_collected_and_passes_rewards_per_agent():
+    import gymnasium as gym
+
+    from marlkit.adapters.tuple_agents import TupleAgentsAsParallel, lbf_terminal
+
+    env = TupleAgentsAsParallel(gym.make("Foraging-8x8-2p-2f-coop-v3", disable_env_checker=True), lbf_terminal)
+    twin = gym.make("Foraging-8x8-2p-2f-coop-v3", disable_env_checker=True)
+    obs, _ = env.reset(seed=5)
+    twin_obs, _ = twin.reset(seed=5)
+    assert all(torch.equal(torch.as_tensor(obs[f"agent_{i}"]), torch.as_tensor(twin_obs[i])) for i in range(2))
+    for t in range(60):
+        actions = {a: (t * 7 + i) % 6 for i, a in enumerate(env.agents)}
+        _, rewards, term, trunc, _ = env.step(actions)
+        _, twin_rewards, done, _, _ = twin.step(tuple(actions.values()))
+        assert [rewards["agent_0"], rewards["agent_1"]] == [float(r) for r in twin_rewards]
+        if done:
+            assert trunc["agent_0"] and not term["agent_0"], "the step limit is a truncation"
+            break
+    env.reset(seed=5)
+    env.env.unwrapped.field[:] = 0  # every food item gone: the next step ends the episode for real
+    _, _, term, trunc, _ = env.step({a: 0 for a in env.agents})
+    assert term == {"agent_0": True, "agent_1": True}
+    assert trunc == {"agent_0": False, "agent_1": False}
+    assert env.agents == []

@@ -64,6 +64,24 @@ RUNS = {
         "algo.model.hidden": [16, 16],
         "algo.model.max_epochs": 3,
     },
+    "qmix": {
+        "env.n_agents": 2,
+        "env.max_steps": 30,
+        "env.continuous_actions": False,
+        "experiment.frames": 2_000,
+        "experiment.num_envs": 4,
+        "experiment.checkpoint_every": 400,
+        "experiment.eval_every": 800,
+        "experiment.eval_episodes": 2,
+        "algo.rollout_steps": 25,
+        "algo.warmup_frames": 200,
+        "algo.batch_size": 32,
+        "algo.updates_per_frame": 0.25,
+        "algo.hidden": [16, 16],
+        "algo.team_reward": "sum",
+        "algo.n_step": 3,
+        "algo.target_period": 7,
+    },
     "pets": {
         "env.n_agents": 2,
         "env.max_steps": 30,
@@ -100,7 +118,7 @@ def final_learner(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "final.pt")["learner"]
 
 
-@pytest.mark.parametrize("algo", ["hatrpo", "masac", "mambpo", "pets"])
+@pytest.mark.parametrize("algo", ["hatrpo", "masac", "mambpo", "qmix", "pets"])
 def test_sigkill_then_resume_equals_uninterrupted_run(algo, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"

@@ -5,6 +5,8 @@ Names:
   ``mpe/<env>``                  MPE from ``mpe2``, e.g. ``mpe/simple_spread_v3``
   ``mamujoco/<robot>-<parts>``   MaMuJoCo, e.g. ``mamujoco/HalfCheetah-2x3``
   ``gym/<id>``                   Gymnasium, one group with one agent, e.g. ``gym/Pendulum-v1``
+  ``lbf/<id>``                   Level-Based Foraging, e.g. ``lbf/Foraging-8x8-2p-2f-coop-v3``
+  ``rware/<id>``                 Multi-Robot Warehouse, e.g. ``rware/rware-tiny-2ag-v2``
   ``envs/<name>``                a scenario file ``<name>.py`` in an ``envs/`` folder (see README)
   ``module.path:Attr``           a VMAS ``BaseScenario`` subclass or a PettingZoo env factory
 """
@@ -29,7 +31,7 @@ from marlkit.adapters.base import MultiAgentEnv, canonical_device
 from marlkit.errors import MarlkitError, first_line, suggest
 from marlkit.imports import import_attr
 
-FAMILIES = ("vmas", "mpe", "mamujoco", "gym", "envs")
+FAMILIES = ("vmas", "mpe", "mamujoco", "gym", "lbf", "rware", "envs")
 # Options consumed by marlkit itself; everything else goes to the scenario.
 ADAPTER_OPTIONS = ("group_map", "pad_observations")
 
@@ -103,6 +105,8 @@ def _factory(family: str, task: str, kwargs: dict[str, Any]) -> Callable[[], Any
         robot, _, partition = task.partition("-")
         _check_kwargs(f"mamujoco/{task}", kwargs, mamujoco_v1.parallel_env)
         return partial(mamujoco_v1.parallel_env, robot, partition or None, **kwargs)
+    if family in ("lbf", "rware"):
+        return _tuple_agents(family, task, kwargs)
     # gym
     import gymnasium as gym
 
@@ -116,6 +120,31 @@ def _factory(family: str, task: str, kwargs: dict[str, Any]) -> Callable[[], Any
             return GymAsParallel(gym.make(task, **kwargs))
         except TypeError as err:
             raise MarlkitError(f"bad env kwargs for 'gym/{task}': {err}") from None
+
+    make()  # fail on bad kwargs now, not inside the copies loop
+    return make
+
+
+def _tuple_agents(family: str, task: str, kwargs: dict[str, Any]) -> Callable[[], Any]:
+    import gymnasium as gym
+
+    from marlkit.adapters.tuple_agents import PACKAGES, TERMINAL, TupleAgentsAsParallel
+
+    try:
+        importlib.import_module(PACKAGES[family])  # registers the ids
+    except ImportError:
+        raise MarlkitError(
+            f"{family}/ needs the '{PACKAGES[family]}' package (a marlkit dependency): pip install -e ."
+        ) from None
+    valid = sorted(k for k in gym.registry if k.startswith("Foraging" if family == "lbf" else "rware"))
+    if task not in valid:
+        raise MarlkitError(f"unknown {family} id '{task}'.{suggest(task, valid)} e.g. {', '.join(valid[:4])}")
+
+    def make() -> TupleAgentsAsParallel:
+        try:
+            return TupleAgentsAsParallel(gym.make(task, disable_env_checker=True, **kwargs), TERMINAL[family])
+        except TypeError as err:
+            raise MarlkitError(f"bad env kwargs for '{family}/{task}': {err}") from None
 
     make()  # fail on bad kwargs now, not inside the copies loop
     return make
@@ -244,4 +273,5 @@ def known_env_names() -> list[str]:
         + [f"mamujoco/{s}" for s in MAMUJOCO_EXAMPLES]
         + [f"envs/{s}" for s in user_scenarios()]
         + ["gym/Pendulum-v1", "gym/CartPole-v1", "gym/HalfCheetah-v5"]
+        + ["lbf/Foraging-8x8-2p-2f-coop-v3", "rware/rware-tiny-2ag-v2"]
     )

@@ -58,7 +58,7 @@ class Layout:
             if step:
                 out[f"next_obs/{g}"] = np.zeros((n, s.n_agents, *s.obs_shape), np.float32)
                 if s.has_action_mask:  # the mask at the reached observation, for off-policy targets
-                    out[f"next_mask/{g}"] = np.ones((n, s.n_agents, s.action.n), bool)
+                    out[f"next_mask/{g}"] = np.ones_like(out[f"mask/{g}"])
                 out[f"reward/{g}"] = np.zeros((n, s.n_agents), np.float32)
                 out[f"terminated/{g}"] = np.ones((n, s.n_agents), bool)
                 out[f"truncated/{g}"] = np.zeros((n, s.n_agents), bool)

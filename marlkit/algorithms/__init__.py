@@ -18,6 +18,7 @@ from marlkit.algorithms.mbpo import MBPO, MBPOConfig
 from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
 from marlkit.algorithms.onpolicy import OnPolicy, OnPolicyConfig
 from marlkit.algorithms.pets import PETS, PETSConfig
+from marlkit.algorithms.qlearning import QLearning, QLearningConfig
 from marlkit.errors import MarlkitError, suggest
 from marlkit.imports import import_attr
 from marlkit.learner import EnvInfo, Learner
@@ -59,6 +60,10 @@ def _offpolicy(summary: str, **preset: Any) -> AlgorithmSpec:
     return AlgorithmSpec(OffPolicy, OffPolicyConfig, preset, summary)
 
 
+def _qlearning(mixer: str, summary: str) -> AlgorithmSpec:
+    return AlgorithmSpec(QLearning, QLearningConfig, {"mixer": mixer}, summary)
+
+
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     "trpo": _onpolicy("local", "simultaneous", "trust_region", "TRPO; on a multi-agent env it is ITRPO"),
     "itrpo": _onpolicy("local", "simultaneous", "trust_region", "independent TRPO, local critics V(o_i)"),
@@ -87,6 +92,10 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     "masac": _offpolicy(
         "multi-agent SAC, centralized twin critics Q_i(s, a_1..a_N)", critic="central", hidden=(128, 128), **_SAC
     ),
+    "dqn": _qlearning("none", "DQN (double Q); on a multi-agent env it is IQL"),
+    "iql": _qlearning("none", "independent Q-learning, one Q_i(o_i, .) per agent on its own reward"),
+    "vdn": _qlearning("vdn", "VDN: Q_tot = sum_i Q_i(o_i, a_i) on the team reward"),
+    "qmix": _qlearning("qmix", "QMIX: Q_tot = monotone mixer of Q_i, weights from hypernetworks on the state"),
     # PETS's model is MBPO's less one hidden layer (Chua et al. 2018 use 3 x 200 on the smaller tasks).
     # Planning costs ~0.1 s per env step and env copy on 2 cores: one copy, 2k frames and one final
     # evaluation of 4 episodes keep a default run at about 8 minutes (docs/benchmarks.md).
@@ -158,6 +167,8 @@ __all__ = [
     "OffPolicyConfig",
     "OnPolicy",
     "OnPolicyConfig",
+    "QLearning",
+    "QLearningConfig",
     "algorithm",
     "register",
 ]

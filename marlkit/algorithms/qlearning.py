@@ -1,0 +1,369 @@
+"""Value-based learning on one updater: DQN (N=1), IQL, VDN and QMIX.
+
+Every agent has a utility ``Q_i(o_i, .)`` over its discrete actions (one network per group with an
+optional one-hot agent id, or one per agent, stacked). The ``mixer`` switch picks the variant:
+
+* ``none``: each agent learns its own Q-function from its own reward (DQN with one agent, IQL with many);
+* ``vdn``: ``Q_tot = sum_i Q_i`` is trained on one team reward (Sunehag et al. 2018);
+* ``qmix``: ``Q_tot = f_s(Q_1, ..., Q_N)`` with a mixing network whose weights come from hypernetworks on
+  the global state, made non-negative so that ``dQ_tot / dQ_i >= 0`` and the greedy joint action is
+  every agent's own greedy action (Rashid et al. 2018).
+
+Acting is decentralized and epsilon-greedy over legal actions. Targets use ``n_step`` returns (cut at
+termination, bootstrapped through truncation, :func:`marlkit.returns.n_step_returns`), double Q
+(the online network picks ``a'``, the target network evaluates it) or a plain max, and always the
+*next* step's action mask. The n-step windows are formed when a collection is stored, so replay rows
+are ordinary transitions with their return, discount and bootstrap observation.
+
+Team reward (VDN/QMIX): ``shared`` requires every living agent of every group to get the same reward
+and fails in one line where they differ; ``sum`` and ``mean`` combine per-agent rewards (EPyMARL sums).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn.functional as F
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+
+from marlkit.algorithms.offpolicy import polyak_
+from marlkit.errors import MarlkitError
+from marlkit.groups import GroupModule, mlp
+from marlkit.keys import (
+    ACTION,
+    ACTION_MASK,
+    ALIVE,
+    DONE,
+    N_STEP_DISCOUNT,
+    N_STEP_RETURN,
+    NEXT,
+    OBS,
+    REWARD,
+    STATE,
+    TERMINATED,
+    TRUNCATED,
+)
+from marlkit.learner import EnvInfo, Learner
+from marlkit.options import KeyFn, option, require, require_at_least, validate
+from marlkit.replay import ReplayBuffer
+from marlkit.returns import n_step_returns
+from marlkit.schedules import UpdateSchedule, linear
+from marlkit.specs import Discrete
+
+MIXER_NAMES = {"none": "DQN/IQL", "vdn": "VDN", "qmix": "QMIX"}
+
+
+@dataclass(frozen=True)
+class QLearningConfig:
+    mixer: Literal["none", "vdn", "qmix"] = option(
+        "none", "independent Q_i (DQN / IQL), their sum (VDN) or a monotone state-conditioned mixer (QMIX)"
+    )
+    team_reward: Literal["shared", "sum", "mean"] = option(
+        "shared", "vdn/qmix: the team reward; shared requires equal per-agent rewards, else sum or mean them"
+    )
+    share_q: bool = option(True, "one Q network per group instead of one per agent")
+    agent_id: bool = option(True, "shared Q networks: append a one-hot agent id to each agent's input")
+    dueling: bool = option(False, "dueling head: Q = V + A - mean(A)")
+    double_q: bool = option(True, "double Q: the online network picks a', the target network evaluates it")
+    n_step: int = option(1, "n-step returns (cut at termination, bootstrapped through truncation)")
+    target_update: Literal["hard", "polyak"] = option("hard", "copy the target every target_period steps, or Polyak")
+    target_period: int = option(200, "hard target updates: gradient steps between copies")
+    tau: float = option(0.005, "Polyak target updates: target <- tau * online + (1 - tau) * target")
+    eps_start: float = option(1.0, "epsilon-greedy: initial exploration probability")
+    eps_final: float = option(0.05, "epsilon-greedy: exploration probability after eps_decay_frames")
+    eps_decay_frames: int = option(50_000, "frames of linear epsilon decay")
+    td_loss: Literal["mse", "huber"] = option("mse", "loss on the TD error")
+    rollout_steps: int = option(10, "steps per env copy collected between update phases")
+    buffer_size: int = option(100_000, "replay capacity in transitions (env copies x steps)")
+    batch_size: int = option(128, "transitions per gradient step")
+    warmup_frames: int = option(1_000, "uniformly random frames before learning starts")
+    updates_per_frame: float | None = option(
+        None, "gradient steps per collected frame; null: one per vectorized env step (1 / num_envs per frame)"
+    )
+    prioritized: bool = option(False, "prioritized replay (|TD error| priorities)")
+    priority_alpha: float = option(0.6, "prioritized replay exponent alpha")
+    priority_beta: float = option(0.4, "prioritized replay importance-weight exponent beta")
+    gamma: float = option(0.99, "discount factor")
+    lr: float = option(5e-4, "Adam learning rate of the agents' networks and the mixer")
+    max_grad_norm: float = option(10.0, "gradient-norm clip over all learned parameters (0 = off)")
+    mixer_embed: int = option(32, "qmix: width of the mixing network's hidden layer")
+    hypernet_hidden: int = option(64, "qmix: hidden width of the hypernetworks that make the mixing weights")
+    hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of the agents' Q networks")
+    activation: str = option("relu", "activation of the agents' Q networks")
+
+    def validate(self, key: KeyFn) -> None:
+        positive = ("n_step", "target_period", "rollout_steps", "buffer_size", "batch_size", "mixer_embed")
+        require_at_least(self, (*positive, "hypernet_hidden"), 1, key)
+        require_at_least(self, ("warmup_frames", "eps_decay_frames", "max_grad_norm"), 0, key)
+        require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
+        require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
+        for name in ("eps_start", "eps_final"):
+            value = getattr(self, name)
+            require(0 <= value <= 1, f"{key(name)} must be in [0, 1], got {value}")
+        require(
+            self.updates_per_frame is None or self.updates_per_frame > 0,
+            f"algo.updates_per_frame must be > 0 (or null), got {self.updates_per_frame}",
+        )
+
+
+class QMixer(nn.Module):
+    """``Q_tot = w2(s) . elu(W1(s)^T q + b1(s)) + b2(s)`` with ``|W1|`` and ``|w2|``: monotone in every ``q_i``."""
+
+    def __init__(self, n_agents: int, state_dim: int, embed: int, hyper_hidden: int) -> None:
+        super().__init__()
+        self.n_agents, self.embed = n_agents, embed
+        self.w1 = mlp(state_dim, n_agents * embed, (hyper_hidden,), "relu")
+        self.b1 = nn.Linear(state_dim, embed)
+        self.w2 = mlp(state_dim, embed, (hyper_hidden,), "relu")
+        self.b2 = mlp(state_dim, 1, (embed,), "relu")
+
+    def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """``q [B, N]``, ``state [B, S]`` -> ``Q_tot [B]``."""
+        w1 = self.w1(state).abs().view(-1, self.n_agents, self.embed)
+        hidden = F.elu(torch.bmm(q.unsqueeze(1), w1).squeeze(1) + self.b1(state))
+        return (hidden * self.w2(state).abs()).sum(-1) + self.b2(state).squeeze(-1)
+
+
+def legal(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Q values with illegal actions at -inf (a row with no legal action is left as it is)."""
+    if mask is None:
+        return q
+    mask = mask | ~mask.any(-1, keepdim=True)
+    return q.masked_fill(~mask, float("-inf"))
+
+
+class QLearning(Learner):
+    Config: ClassVar[type] = QLearningConfig
+
+    def __init__(self, cfg: QLearningConfig, env: EnvInfo, seed: int = 0) -> None:
+        super().__init__()
+        validate(cfg, "algo.")
+        self.cfg, self.groups, self.state_dim = cfg, dict(env.groups), env.state_dim
+        for g, s in self.groups.items():
+            if not isinstance(s.action, Discrete):
+                raise MarlkitError(
+                    f"{MIXER_NAMES[cfg.mixer]} needs discrete actions, but group '{g}' has continuous ones; "
+                    "use maddpg/matd3/masac or an on-policy algorithm"
+                )
+        self.team = cfg.mixer != "none"
+        self.n_total = sum(s.n_agents for s in self.groups.values())
+        nets = {g: GroupModule(self._q_net(g), s.n_agents, cfg.share_q) for g, s in self.groups.items()}
+        self.q = nn.ModuleDict(nets)
+        self.mixer = (
+            QMixer(self.n_total, self.state_dim, cfg.mixer_embed, cfg.hypernet_hidden) if cfg.mixer == "qmix" else None
+        )
+        self.target_q = copy.deepcopy(self.q).requires_grad_(False)
+        self.target_mixer = copy.deepcopy(self.mixer)
+        if self.target_mixer is not None:
+            self.target_mixer.requires_grad_(False)
+        self.opt = torch.optim.Adam(self._online_params(), lr=cfg.lr)
+        self.replay = ReplayBuffer(cfg.buffer_size, None, seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
+        self.schedule = UpdateSchedule(cfg.warmup_frames, cfg.updates_per_frame)
+        self.grad_steps = 0
+
+    @property
+    def steps_per_collection(self) -> int:
+        return self.cfg.rollout_steps
+
+    def _online_params(self) -> list[nn.Parameter]:
+        return [*self.q.parameters(), *(self.mixer.parameters() if self.mixer is not None else [])]
+
+    def _target_params(self) -> list[torch.Tensor]:
+        return [*self.target_q.parameters(), *(self.target_mixer.parameters() if self.target_mixer is not None else [])]
+
+    # ------------------------------------------------------------ networks
+    def _ids(self, g: str) -> bool:
+        return self.cfg.share_q and self.cfg.agent_id and self.groups[g].n_agents > 1
+
+    def _q_net(self, g: str):
+        s, cfg = self.groups[g], self.cfg
+        assert isinstance(s.action, Discrete)
+        in_dim = s.obs_dim + (s.n_agents if self._ids(g) else 0)
+        out_dim = s.action.n + (1 if cfg.dueling else 0)
+        return lambda: mlp(in_dim, out_dim, cfg.hidden, cfg.activation)
+
+    def agent_q(self, nets: nn.ModuleDict, g: str, obs: torch.Tensor) -> torch.Tensor:
+        """Observations ``[..., n, *obs_shape]`` -> utilities ``[..., n, n_actions]`` in one batched call."""
+        s = self.groups[g]
+        x = obs.flatten(start_dim=obs.dim() - len(s.obs_shape))
+        if self._ids(g):
+            x = torch.cat([x, torch.eye(s.n_agents, device=x.device).expand(*x.shape[:-1], s.n_agents)], -1)
+        out = nets[g](x)
+        if not self.cfg.dueling:
+            return out
+        value, advantage = out[..., :1], out[..., 1:]
+        return value + advantage - advantage.mean(-1, keepdim=True)
+
+    def mix(self, mixer: QMixer | None, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+        """The agents' chosen utilities ``[B, N]`` (all groups, env order) -> ``Q_tot [B]``."""
+        return q.sum(-1) if mixer is None else mixer(q, state)
+
+    def epsilon(self) -> float:
+        if self.schedule.warming_up:
+            return 1.0
+        cfg = self.cfg
+        return linear(self.schedule.frames, cfg.warmup_frames, cfg.warmup_frames + cfg.eps_decay_frames,
+                      cfg.eps_start, cfg.eps_final)  # fmt: skip
+
+    @torch.no_grad()
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        eps = 0.0 if deterministic else self.epsilon()
+        for g, spec in self.groups.items():
+            group = td[g]
+            mask = group.get(ACTION_MASK, None) if spec.has_action_mask else None
+            greedy = legal(self.agent_q(self.q, g, group[OBS]), mask).argmax(-1)
+            if eps > 0:
+                uniform = spec.random_action(group.batch_size[:-1], None, greedy.device, mask)
+                explore = torch.rand(greedy.shape, device=greedy.device) < eps
+                greedy = torch.where(explore, uniform, greedy)
+            group[ACTION] = greedy
+        return td
+
+    # ----------------------------------------------------------------- update
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        self.store(batch)
+        if self.schedule.warming_up:
+            return {"replay_size": float(len(self.replay)), "epsilon": self.epsilon()}
+        metrics: dict[str, torch.Tensor] = {}
+        for _ in range(self.schedule.due(batch.numel(), batch.shape[0])):
+            metrics = self.gradient_step()
+        out = {k: float(v) for k, v in metrics.items()}
+        out.update(replay_size=float(len(self.replay)), grad_steps=float(self.grad_steps), epsilon=self.epsilon())
+        return out
+
+    def team_reward(self, batch: TensorDictBase) -> torch.Tensor:
+        """One reward per env step ``[E, T]`` from every group's per-agent rewards (see the module doc)."""
+        reward = torch.cat([batch[g][REWARD] for g in self.groups], -1)
+        if self.cfg.team_reward == "sum":
+            return reward.sum(-1)
+        if self.cfg.team_reward == "mean":
+            return reward.mean(-1)
+        alive = torch.cat([batch[g][ALIVE] for g in self.groups], -1)
+        shared = (reward * alive).sum(-1) / alive.sum(-1).clamp_min(1)
+        if bool((((reward - shared.unsqueeze(-1)).abs() > 1e-6) & alive).any()):
+            raise MarlkitError(
+                f"{MIXER_NAMES[self.cfg.mixer]} trains on one team reward, but the agents' rewards differ; "
+                "set algo.team_reward=sum or algo.team_reward=mean"
+            )
+        return shared
+
+    def store(self, batch: TensorDictBase) -> None:
+        """Form the n-step windows of a ``[E, T]`` collection and append them to the replay buffer."""
+        cfg = self.cfg
+        done = batch[DONE]
+        terminated = {g: batch[g][TERMINATED] for g in self.groups}
+        if self.team:
+            # The team's episode ends together: it terminates when all its agents have.
+            team_term = torch.cat(list(terminated.values()), -1).all(-1)
+            ret, discount, last = n_step_returns(self.team_reward(batch), team_term, done | team_term, cfg.gamma,
+                                                 cfg.n_step)  # fmt: skip
+        rows: dict[str, object] = {STATE: batch[STATE]}
+        reached: dict[str, object] = {}
+        for g in self.groups:
+            group = batch[g]
+            if self.team:
+                agent_last = last.unsqueeze(-1).expand(*last.shape, self.groups[g].n_agents)
+            else:
+                ended = terminated[g] | group[TRUNCATED] | done.unsqueeze(-1)
+                g_ret, g_discount, agent_last = n_step_returns(group[REWARD], terminated[g], ended, cfg.gamma,
+                                                               cfg.n_step)  # fmt: skip
+            own = {k: group[k] for k in (OBS, ACTION, ACTION_MASK, ALIVE) if k in group.keys()}
+            if not self.team:
+                own.update({N_STEP_RETURN: g_ret, N_STEP_DISCOUNT: g_discount})
+            rows[g] = own
+            nxt = batch[NEXT, g]
+            reached[g] = {k: _at(nxt[k], agent_last) for k in (OBS, ACTION_MASK) if k in nxt.keys()}
+        if self.team:
+            rows.update({N_STEP_RETURN: ret, N_STEP_DISCOUNT: discount})
+            reached[STATE] = _at(batch[NEXT, STATE], last)
+        else:
+            reached[STATE] = batch[NEXT, STATE]  # read by QMIX only
+        rows[NEXT] = reached
+        self.replay.extend(TensorDict(rows, batch_size=batch.shape))
+        self.schedule.record(batch.numel())
+
+    @torch.no_grad()
+    def next_values(self, g: str, rows: TensorDictBase) -> torch.Tensor:
+        """``Q'(o', a')`` per agent ``[B, n]``: ``a'`` legal under the next step's mask, picked by the online
+        network (double Q) or by the target network (a max)."""
+        obs, mask = rows[NEXT, g, OBS], rows.get((NEXT, g, ACTION_MASK), None)
+        target = legal(self.agent_q(self.target_q, g, obs), mask)
+        if not self.cfg.double_q:
+            return target.max(-1).values
+        pick = legal(self.agent_q(self.q, g, obs), mask).argmax(-1, keepdim=True)
+        return target.gather(-1, pick).squeeze(-1)
+
+    def gradient_step(self) -> dict[str, torch.Tensor]:
+        cfg = self.cfg
+        rows, index, weights = self.replay.sample(cfg.batch_size)
+        self.grad_steps += 1
+        chosen, following, alive, targets = [], [], [], []
+        for g in self.groups:
+            q = self.agent_q(self.q, g, rows[g, OBS])
+            chosen.append(q.gather(-1, rows[g, ACTION].unsqueeze(-1)).squeeze(-1))
+            following.append(self.next_values(g, rows))
+            alive.append(rows[g, ALIVE].float())
+            if not self.team:
+                targets.append(rows[g, N_STEP_RETURN] + rows[g, N_STEP_DISCOUNT] * following[-1])
+        live = torch.cat(alive, -1)
+        if self.team:
+            q_tot = self.mix(self.mixer, torch.cat(chosen, -1) * live, rows[STATE])
+            with torch.no_grad():
+                next_tot = self.mix(self.target_mixer, torch.cat(following, -1) * live, rows[NEXT, STATE])
+            error = q_tot - (rows[N_STEP_RETURN] + rows[N_STEP_DISCOUNT] * next_tot)
+            per_row, count = self._loss(error), torch.ones_like(error)
+            priority = error.detach().abs()
+        else:
+            error = (torch.cat(chosen, -1) - torch.cat(targets, -1)) * live
+            per_row, count = (self._loss(error) * live).sum(-1), live.sum(-1)
+            priority = error.detach().abs().sum(-1) / count.clamp_min(1)
+        if weights is not None:
+            per_row = per_row * weights
+            self.replay.update_priorities(index, priority)
+        loss = per_row.sum() / count.sum().clamp_min(1)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(self._online_params(), cfg.max_grad_norm)
+        self.opt.step()
+        if cfg.target_update == "polyak":
+            polyak_(self._target_params(), [p.detach() for p in self._online_params()], cfg.tau)
+        elif self.grad_steps % cfg.target_period == 0:
+            torch._foreach_copy_(self._target_params(), [p.detach() for p in self._online_params()])
+        return {"td_loss": loss.detach(), "q_taken": torch.cat(chosen, -1).detach().mean()}
+
+    def _loss(self, error: torch.Tensor) -> torch.Tensor:
+        if self.cfg.td_loss == "huber":
+            return F.huber_loss(error, torch.zeros_like(error), reduction="none")
+        return error.pow(2)
+
+    # ------------------------------------------------------------- checkpoints
+    def training_state(self, include_replay: bool = True) -> dict[str, object]:
+        state: dict[str, object] = {
+            "opt": self.opt.state_dict(),
+            "frames": self.schedule.frames,
+            "grad_steps": self.grad_steps,
+            "update_credit": self.schedule.credit,
+        }
+        if include_replay:
+            state["replay"] = self.replay.state_dict()
+        return state
+
+    def load_training_state(self, state: Mapping) -> None:
+        self.opt.load_state_dict(state["opt"])
+        self.schedule.frames, self.grad_steps = int(state["frames"]), int(state["grad_steps"])
+        self.schedule.credit = float(state["update_credit"])
+        if "replay" in state:
+            device = next(self.q.parameters()).device
+            self.replay.load_state_dict(state["replay"], device=device)
+
+
+def _at(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    """``x [E, T, *rest]`` at the time steps ``last [E, T, *lead]`` (``lead`` a prefix of ``rest``)."""
+    index = last.reshape(*last.shape, *([1] * (x.dim() - last.dim()))).expand_as(x)
+    return x.gather(1, index)
