@@ -233,3 +233,54 @@ class Fragile(ParallelEnv):
         if self.failing:
             raise ValueError("simulated simulator bug")
         return {"agent_0": np.zeros(1, np.float32)}, {"agent_0": 0.0}, {"agent_0": False}, {"agent_0": False}, {}
+
+
+class SignalGame(ParallelEnv):
+    """Two agents see the same random signal k in {0, 1, 2} (one-hot) each step; the shared reward is 1 when
+    both play k, 0.2 when one of them does, else 0. Five steps per episode (a time limit).
+
+    Uniformly random play scores about 1.0 per episode, the optimum 5.0: a cooperative task small enough
+    for a value-based learning test."""
+
+    metadata = {"name": "signal_game_v0"}
+
+    def __init__(self, max_steps: int = 5) -> None:
+        self.possible_agents = ["agent_0", "agent_1"]
+        self.agents: list[str] = []
+        self.max_steps = max_steps
+        self.rng = np.random.default_rng(0)
+
+    def observation_space(self, agent):
+        return spaces.Box(0.0, 1.0, (3,), np.float32)
+
+    def action_space(self, agent):
+        return spaces.Discrete(3)
+
+    def _obs(self):
+        self.signal = int(self.rng.integers(3))
+        one_hot = np.eye(3, dtype=np.float32)[self.signal]
+        return {a: one_hot for a in self.agents}
+
+    def reset(self, seed=None, options=None):
+        if seed is not None:
+            self.rng = np.random.default_rng(seed)
+        self.agents = list(self.possible_agents)
+        self.t = 0
+        return self._obs(), {a: {} for a in self.agents}
+
+    def step(self, actions):
+        self.t += 1
+        hits = sum(int(actions[a]) == self.signal for a in self.agents)
+        reward = {2: 1.0, 1: 0.2, 0: 0.0}[hits]
+        done = self.t >= self.max_steps
+        agents = list(self.agents)
+        obs = self._obs()
+        if done:
+            self.agents = []
+        return (
+            obs,
+            {a: reward for a in agents},
+            {a: False for a in agents},
+            {a: done for a in agents},
+            {a: {} for a in agents},
+        )

@@ -68,7 +68,7 @@ RUNS = {
         "env.n_agents": 2,
         "env.max_steps": 30,
         "env.continuous_actions": False,
-        "experiment.frames": 2_000,
+        "experiment.frames": 1_600,
         "experiment.num_envs": 4,
         "experiment.checkpoint_every": 400,
         "experiment.eval_every": 800,
