@@ -114,15 +114,20 @@ PRESETS: dict[str, dict] = {
             # The middle joint sees 9 numbers, the others 8: zero-padded to one group of 3 agents.
             "env.pad_observations": True,
             **HALFCHEETAH,
+            # HAPPO/MAPPO only (the trust-region step ignores them): HARL's tuned Hopper-3x1 clip and
+            # one actor minibatch per epoch.
+            "algo.clip_eps": 0.05,
+            "algo.actor_minibatches": 1,
         },
         "measure": "eval_return_mean",
         "target": 1000.0,
         "curves": True,
         "reference": "HARL's second one-joint-per-agent task: three agents (thigh, leg, foot), one shared robot "
         "reward, episodes end early when the hopper falls. Same config as the HalfCheetah presets (HARL tunes "
-        "HATRPO's delta down to 0.001 here; this preset keeps marlkit's 0.01), PPO variants on marlkit's clip "
-        "defaults. Two runs at a time, one torch thread each. How this compares with the published results: see "
-        "'Reading the MaMuJoCo one-joint-per-agent reproduction' below.",
+        "HATRPO's delta down to 0.001 here; this preset keeps marlkit's 0.01); HAPPO and MAPPO "
+        "use HARL's Hopper clip 0.05 with one minibatch (10 epochs, as marlkit's default). Two runs at a time, "
+        "one torch thread each. How this compares with the published results: see 'Reading the MaMuJoCo "
+        "one-joint-per-agent reproduction' below.",
     },
     "spread": {
         "title": "HATRPO / MATRPO / ITRPO on continuous mpe/simple_spread_v3 (N=3, 25-step episodes), 2M steps",
