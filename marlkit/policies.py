@@ -157,6 +157,19 @@ def gumbel_head(
     return F.gumbel_softmax(logits, tau=1.0, hard=True), out
 
 
+def categorical_head(
+    out: torch.Tensor, mask: torch.Tensor | None, mode: ActorMode
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits -> a one-hot action: the argmax (``mean``) or a sample (not differentiable: discrete SAC's
+    losses use the exact expectation over actions instead), with ``log pi`` of the sample."""
+    logits = out if mask is None else out.masked_fill(~mask, MASKED_LOGIT)
+    logp = torch.log_softmax(logits, -1)
+    if mode == "mean":
+        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float(), None
+    index = torch.multinomial(logp.exp().reshape(-1, logits.shape[-1]), 1).view(logits.shape[:-1])
+    return F.one_hot(index, logits.shape[-1]).float(), logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+
 def squashed_gaussian_head(
     out: torch.Tensor, mode: ActorMode, log_scale: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor | None]:

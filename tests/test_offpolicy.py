@@ -14,7 +14,6 @@ from tensordict import TensorDict
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
 from marlkit.algorithms.offpolicy import OffPolicy, polyak_, td_target
-from marlkit.errors import MarlkitError
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.learner import EnvInfo
 from marlkit.options import with_overrides
@@ -210,10 +209,72 @@ def test_discrete_maddpg_uses_straight_through_one_hot():
     assert math.isfinite(float(metrics["critic_loss"]))
 
 
-def test_sac_refuses_discrete_actions():
-    spec = GroupSpec("agent", ("agent_0",), (3,), Discrete(4))
-    with pytest.raises(MarlkitError, match="continuous actions"):
-        make_learner("masac", {"agent": spec}, 3)
+class ConstantLogits(torch.nn.Module):
+    def __init__(self, logits: list[float]) -> None:
+        super().__init__()
+        self.logits = torch.nn.Parameter(torch.tensor(logits))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(*x.shape[:-1], len(self.logits))
+
+
+@pytest.mark.parametrize("algo", ["isac", "masac"])
+def test_discrete_sac_target_and_policy_loss_match_hand_computation(algo):
+    # One agent, three actions: pi = [1/6, 2/6, 3/6]; twin critics Q_1(., a) = [1, 2, 3], Q_2(., a) = [1.5, 1, 4]
+    # whatever the observation, so min_j Q_j = [1, 1, 3]; alpha = 0.2.
+    spec = GroupSpec("agent", ("agent_0",), (2,), Discrete(3))
+    learner = make_learner(algo, {"agent": spec}, state_dim=2, alpha=0.2)
+    learner.actors["agent"] = ConstantLogits([0.0, math.log(2), math.log(3)])
+    per_action = torch.tensor([[1.0, 2.0, 3.0], [1.5, 1.0, 4.0]])
+
+    def q_values(critics, g, x):  # the own one-hot action is the last 3 inputs (local) or the joint action
+        own = x[..., -3:] if algo == "isac" else x[..., 2:5]
+        return torch.einsum("bna,qa->qbn", own, per_action)
+
+    learner.q_values = q_values  # type: ignore[method-assign]
+    pi = torch.tensor([1 / 6, 2 / 6, 3 / 6])
+    soft = float((pi * (torch.tensor([1.0, 1.0, 3.0]) - 0.2 * pi.log())).sum())  # 2.0 + 0.2 * H(pi)
+    assert soft == pytest.approx(2.0 + 0.2 * 1.0114042647, abs=1e-6)
+    rows = 5
+    obs = torch.randn(rows, 1, 2)
+    data = {
+        "agent": {
+            "obs": obs,
+            "action": torch.nn.functional.one_hot(torch.randint(3, (rows, 1)), 3).float(),
+            "mask": None,
+            "alive": torch.ones(rows, 1),
+            "reward": torch.full((rows, 1), 0.5),
+            "terminated": torch.tensor([[0.0], [1.0], [0.0], [0.0], [0.0]]),
+            "next_obs": obs + 1,
+            "next_mask": None,
+        }
+    }
+    from marlkit.algorithms.offpolicy import ReplayBatch
+
+    state = obs.flatten(1)
+    batch = ReplayBatch(data, state, state + 1, data["agent"]["action"].flatten(1), torch.arange(rows), None)
+    y = learner.targets(batch)["agent"]
+    expected = 0.5 + 0.99 * soft * (1 - data["agent"]["terminated"])
+    assert torch.allclose(y, expected, atol=1e-5)
+    objectives, logps, _ = learner.actor_objectives(batch)
+    assert torch.allclose(objectives["agent"], torch.full((rows, 1), soft), atol=1e-5)  # minus the actor loss
+    assert torch.allclose(logps["agent"], torch.full((rows, 1), float((pi * pi.log()).sum())), atol=1e-6)
+    assert learner.target_entropy("agent") == pytest.approx(0.98 * math.log(3))
+
+
+def test_discrete_sac_respects_action_masks():
+    env = make_env("helper_envs:MaskedEnv", 4, "cpu", 0)
+    learner = make_learner("isac", env.groups, env.state_dim, warmup_frames=0)
+    batch, _ = RolloutCollector(env, learner.act, 20).collect()
+    taken, seen = batch["player"][ACTION], batch["player"][OBS][..., 0].long() % 3
+    assert bool((taken == seen).all()), "an illegal action was taken"
+    learner.store(batch)
+    replay = learner.sample()
+    d = replay.data["player"]
+    probs, _ = learner.distribution(learner.actors, "player", d["next_obs"], d["next_mask"])
+    legal = torch.nn.functional.one_hot(d["next_obs"][..., 0].long() % 3, 3).bool()
+    assert bool((probs[~legal] == 0).all()), "the soft value weighed an illegal next action"
+    assert math.isfinite(float(learner.gradient_step()["critic_loss"]))
 
 
 # ---------------------------------------------------------------------- replay

@@ -39,12 +39,12 @@ def kv(overrides: dict) -> list[str]:
         (["train", "hatrpo", "vmas/navigation", "--frames", "-5"], "frames must be > 0"),
         (["train", "hatrpo", "vmas/navigation", "algo.trust_region.max_kl=0"], "max_kl must be > 0"),
         (["train", "hatrpo", "vmas/navigation", "algo.share_actor=true"], "sequential schedule"),
-        (["train", "masac", "mpe/simple_spread_v3"], "need continuous actions"),
+        (["train", "qmix", "mpe/simple_spread_v3", "env.continuous_actions=true"], "needs discrete actions"),
         (["train", "maddpg", "vmas/navigation", "experiment.wandb=true"], "wandb"),
         (["compare", "--algos", "itrpo,nope", "--envs", "vmas/navigation", "--seeds", "0"], "unknown algorithm"),
         (["compare", "--algos", "itrpo", "--envs", "vmas/navigation", "--seeds", "x"], "comma-separated integers"),
         (["compare", "--algos", "itrpo", "--envs", "vmas/navigation", "--seeds", "0", "env.n_agentz=3"], "n_agentz"),
-        (["compare", "--algos", "maddpg,masac", "--envs", "mpe/simple_spread_v3", "--seeds", "0"], "continuous"),
+        (["compare", "--algos", "maddpg,vdn", "--envs", "vmas/navigation", "--seeds", "0"], "discrete"),
     ],
 )
 def test_bad_input_fails_with_one_line_before_writing(args, message, tmp_path, capsys, monkeypatch):

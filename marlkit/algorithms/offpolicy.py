@@ -37,7 +37,7 @@ from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, ST
 from marlkit.learner import EnvInfo, Learner
 from marlkit.nets import EnsembleMLP, clip_grad_norm_per_member_
 from marlkit.options import KeyFn, option, require, require_at_least, validate
-from marlkit.policies import ActorMode, gumbel_head, squashed_gaussian_head
+from marlkit.policies import MASKED_LOGIT, ActorMode, categorical_head, gumbel_head, squashed_gaussian_head
 from marlkit.replay import ReplayBuffer
 from marlkit.schedules import UpdateSchedule, linear
 from marlkit.specs import Box, Discrete, GroupSpec
@@ -74,6 +74,7 @@ class OffPolicyConfig:
     auto_alpha: bool = option(True, "SAC: learn the temperature towards the entropy target per agent")
     target_entropy_per_dim: float = option(-1.0, "SAC: entropy target per action dimension (-1: the usual -|A|)")
     alpha_lr: float = option(3e-4, "SAC: temperature Adam learning rate")
+    target_entropy_fraction: float = option(0.98, "discrete SAC: entropy target as a fraction of log |A|")
     exploration: Literal["gaussian", "ou"] = option("gaussian", "deterministic actors: exploration noise")
     noise_std: float = option(0.1, "deterministic actors: initial noise std (normalized actions)")
     noise_std_final: float = option(0.1, "deterministic actors: noise std after noise_decay_frames")
@@ -142,18 +143,14 @@ class OffPolicy(Learner):
         groups = self.groups
         self.sac = cfg.actor == "squashed_gaussian"
         for g, s in groups.items():
-            if isinstance(s.action, Discrete) and self.sac:
-                raise MarlkitError(
-                    f"SAC-family algorithms need continuous actions, but group '{g}' has {s.action.n} discrete "
-                    "actions; use maddpg/matd3 (Gumbel-softmax) or an on-policy algorithm"
-                )
             if isinstance(s.action, Box) and not all(map(math.isfinite, (*s.action.low, *s.action.high))):
                 raise MarlkitError(f"group '{g}' has unbounded actions; off-policy actors need finite action bounds")
         self.joint = JointActions(groups)
-        out_mult = 2 if self.sac else 1
 
         def actor_net(spec: GroupSpec) -> Callable[[], nn.Module]:
-            return lambda: mlp(spec.obs_dim, out_mult * self.joint.widths[spec.name], cfg.hidden, cfg.activation)
+            # SAC's Gaussian needs a mean and a log-std per dimension; logits are one number per action.
+            out_dim = (2 if self.sac and isinstance(spec.action, Box) else 1) * self.joint.widths[spec.name]
+            return lambda: mlp(spec.obs_dim, out_dim, cfg.hidden, cfg.activation)
 
         self.actors = nn.ModuleDict(
             {g: GroupModule(actor_net(s), s.n_agents, cfg.share_actor) for g, s in groups.items()}
@@ -224,10 +221,61 @@ class OffPolicy(Learner):
         ``explore`` (behaviour: SAC sample, Gumbel sample, or deterministic plus noise added by ``act``)."""
         out = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
         if isinstance(self.groups[g].action, Discrete):
+            if self.sac:
+                return categorical_head(out, mask, mode)
             return gumbel_head(out, mask, mode)
         if not self.sac:
             return torch.tanh(out), None
         return squashed_gaussian_head(out, mode, self._log_scale(g))
+
+    def soft_discrete(self, g: str) -> bool:
+        """Discrete SAC: expectations over this group's actions are exact sums, not samples."""
+        return self.sac and isinstance(self.groups[g].action, Discrete)
+
+    def distribution(
+        self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A discrete group's ``pi(. | o_i)`` and ``log pi(. | o_i)``, ``[..., n, n_actions]`` each; illegal
+        actions get probability 0."""
+        logits = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
+        if mask is not None:
+            logits = logits.masked_fill(~mask, MASKED_LOGIT)
+        logp = torch.log_softmax(logits, -1)
+        return logp.exp(), logp
+
+    def q_all_actions(
+        self, critics: nn.ModuleDict, g: str, obs: torch.Tensor, base: torch.Tensor, behaviour: torch.Tensor
+    ) -> torch.Tensor:
+        """``Q_i`` with agent i's own action set to each of its group's actions in turn, the other agents'
+        actions from the joint ``behaviour [B, dim]`` (central critics): ``[n_critics, B, n, n_actions]``,
+        all actions in one batched critic call."""
+        spec = self.groups[g]
+        assert isinstance(spec.action, Discrete)
+        k, b, n = spec.action.n, obs.shape[0], spec.n_agents
+        own = torch.eye(k, device=obs.device).view(k, 1, 1, k).expand(k, b, n, k)
+        rows_obs = obs.unsqueeze(0).expand(k, *obs.shape).flatten(0, 1)
+        if self.cfg.critic == "local":
+            x = self.critic_input(g, rows_obs, None, own.flatten(0, 1))
+        else:
+            zeros = {h: own.new_zeros(k, b, t.n_agents, self.joint.widths[h]) for h, t in self.groups.items()}
+            fresh = self.joint.pack({**zeros, g: own})
+            others = behaviour.unsqueeze(0).expand(k, *behaviour.shape).flatten(0, 1)
+            joint = self.joint.with_agent(g, others, fresh.flatten(0, 1))
+            x = self.critic_input(g, rows_obs, base.unsqueeze(0).expand(k, *base.shape).flatten(0, 1), joint)
+        q = self.q_values(critics, g, x)
+        return q.view(q.shape[0], k, b, n).permute(0, 2, 3, 1)
+
+    @staticmethod
+    def soft_value(q_all: torch.Tensor, probs: torch.Tensor, logp: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        """``sum_a pi(a) (min_j Q_j(a) - alpha log pi(a))`` per agent, ``[B, n]`` (``alpha [n]``); illegal
+        actions weigh 0."""
+        return (probs * (q_all.min(0).values - alpha.unsqueeze(-1) * logp)).sum(-1)
+
+    def target_entropy(self, g: str) -> float:
+        action = self.groups[g].action
+        if isinstance(action, Discrete):
+            return self.cfg.target_entropy_fraction * math.log(action.n)
+        return self.cfg.target_entropy_per_dim * self.joint.widths[g]
 
     def _log_scale(self, g: str) -> torch.Tensor:
         low, high = self.joint.bounds(g)
@@ -352,6 +400,12 @@ class OffPolicy(Learner):
         next_joint = self.joint.pack(next_actions)
         out = {}
         for g, d in batch.data.items():
+            if self.soft_discrete(g):
+                probs, logp = self.distribution(self.actors, g, d["next_obs"], d["next_mask"])
+                q_all = self.q_all_actions(self.target_critics, g, d["next_obs"], batch.next_base, next_joint)
+                value = self.soft_value(q_all, probs, logp, self.log_alpha[g].exp())
+                out[g] = td_target(d["reward"], d["terminated"], value, cfg.gamma)
+                continue
             x = self._critic_in(g, d["next_obs"], batch.next_base, next_actions[g], next_joint)
             q_next = self.q_values(self.target_critics, g, x).min(0).values
             alpha = self.log_alpha[g].exp() if self.sac else None
@@ -377,6 +431,14 @@ class OffPolicy(Learner):
         fresh_joint = self.joint.pack(fresh)
         objectives = {}
         for g, d in batch.data.items():
+            if self.soft_discrete(g):
+                # Exact expectation over agent i's own action; the others' as below (constants).
+                probs, logp = self.distribution(self.actors, g, d["obs"], d["mask"])
+                others = fresh_joint.detach() if cfg.others_actions == "current" else batch.joint
+                q_all = self.q_all_actions(self.critics, g, d["obs"], batch.base, others)
+                objectives[g] = self.soft_value(q_all, probs, logp, self.log_alpha[g].exp().detach())
+                logps[g] = (probs * logp).sum(-1)  # E[log pi] = -entropy, for the temperature
+                continue
             # Agent i's Q sees its own fresh action; the others' come from the buffer (MADDPG) or
             # their current policies, detached: agent j's actor learns from Q_j only, never from
             # another agent's critic (in a competitive game that would teach opponents to help).
@@ -428,7 +490,7 @@ class OffPolicy(Learner):
         if self.sac and cfg.auto_alpha:
             alpha_loss = torch.zeros((), device=batch.base.device)
             for g, d in batch.data.items():
-                gap = (logps[g].detach() + cfg.target_entropy_per_dim * self.joint.widths[g]) * d["alive"]
+                gap = (logps[g].detach() + self.target_entropy(g)) * d["alive"]
                 alpha_loss = alpha_loss - (self.log_alpha[g] * gap).mean()
             self.alpha_opt.zero_grad(set_to_none=True)
             alpha_loss.backward()
