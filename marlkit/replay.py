@@ -18,10 +18,38 @@ the filled rows (O(size) per draw, fine up to ~1e6 rows) and returns importance 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from tensordict import TensorDict, TensorDictBase
+
+from marlkit.options import KeyFn, option, require, require_at_least
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """Collection, warm-up, update ratio and prioritized sampling: the options every replay-based learner
+    (off-policy actor-critics, value-based learners) shares; each adds its own buffer and batch sizes."""
+
+    rollout_steps: int = option(10, "steps per env copy collected between update phases")
+    warmup_frames: int = option(1_000, "uniformly random frames before learning starts")
+    updates_per_frame: float | None = option(
+        None, "gradient steps per collected frame; null: one per vectorized env step (1 / num_envs per frame)"
+    )
+    prioritized: bool = option(False, "prioritized replay (|TD error| priorities)")
+    priority_alpha: float = option(0.6, "prioritized replay exponent alpha")
+    priority_beta: float = option(0.4, "prioritized replay importance-weight exponent beta")
+    gamma: float = option(0.99, "discount factor")
+
+    def validate_replay(self, key: KeyFn) -> None:
+        require_at_least(self, ("rollout_steps",), 1, key)
+        require_at_least(self, ("warmup_frames",), 0, key)
+        require(
+            self.updates_per_frame is None or self.updates_per_frame > 0,
+            f"{key('updates_per_frame')} must be > 0 (or null), got {self.updates_per_frame}",
+        )
+        require(0 < self.gamma <= 1, f"{key('gamma')} must be in (0, 1], got {self.gamma}")
 
 
 class ReplayBuffer:

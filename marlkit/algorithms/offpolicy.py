@@ -38,13 +38,13 @@ from marlkit.learner import EnvInfo, Learner
 from marlkit.nets import EnsembleMLP, clip_grad_norm_per_member_
 from marlkit.options import KeyFn, option, require, require_at_least, validate
 from marlkit.policies import MASKED_LOGIT, ActorMode, categorical_head, gumbel_head, squashed_gaussian_head
-from marlkit.replay import ReplayBuffer
+from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.schedules import UpdateSchedule, linear
 from marlkit.specs import Box, Discrete, GroupSpec
 
 
 @dataclass(frozen=True)
-class OffPolicyConfig:
+class OffPolicyConfig(ReplayOptions):
     actor: Literal["deterministic", "squashed_gaussian"] = option("deterministic", "DDPG-style or SAC actor")
     critic: Literal["local", "central"] = option("central", "Q_i(o_i, a_i) or Q_i(global input, all actions)")
     central_input: Literal["state", "observations"] = option("state", "global input of central critics")
@@ -55,17 +55,8 @@ class OffPolicyConfig:
     target_noise: float = option(0.0, "target policy smoothing noise std (normalized actions; TD3: 0.2)")
     target_noise_clip: float = option(0.5, "clip of the target smoothing noise")
     policy_delay: int = option(1, "critic steps per actor and target step (TD3: 2)")
-    rollout_steps: int = option(10, "steps per env copy collected between update phases")
     buffer_size: int = option(1_000_000, "replay capacity in transitions (env copies x steps)")
     batch_size: int = option(256, "transitions per gradient step")
-    warmup_frames: int = option(1_000, "uniformly random frames before learning starts")
-    updates_per_frame: float | None = option(
-        None, "gradient steps per collected frame; null: one per vectorized env step (1 / num_envs per frame)"
-    )
-    prioritized: bool = option(False, "prioritized replay (|TD error| priorities)")
-    priority_alpha: float = option(0.6, "prioritized replay exponent alpha")
-    priority_beta: float = option(0.4, "prioritized replay importance-weight exponent beta")
-    gamma: float = option(0.99, "discount factor")
     tau: float = option(0.005, "Polyak factor: target <- tau * online + (1 - tau) * target")
     actor_lr: float = option(3e-4, "actor Adam learning rate")
     critic_lr: float = option(3e-4, "critic Adam learning rate")
@@ -85,14 +76,8 @@ class OffPolicyConfig:
     activation: str = option("relu", "activation of actors and critics")
 
     def validate(self, key: KeyFn) -> None:
-        positive = ("n_critics", "policy_delay", "rollout_steps", "buffer_size", "batch_size")
-        require_at_least(self, positive, 1, key)
-        require_at_least(self, ("warmup_frames",), 0, key)
-        require(
-            self.updates_per_frame is None or self.updates_per_frame > 0,
-            f"algo.updates_per_frame must be > 0 (or null), got {self.updates_per_frame}",
-        )
-        require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
+        self.validate_replay(key)
+        require_at_least(self, ("n_critics", "policy_delay", "buffer_size", "batch_size"), 1, key)
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
         require_at_least(self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, key)

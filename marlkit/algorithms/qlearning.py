@@ -50,7 +50,7 @@ from marlkit.keys import (
 )
 from marlkit.learner import EnvInfo, Learner
 from marlkit.options import KeyFn, option, require, require_at_least, validate
-from marlkit.replay import ReplayBuffer
+from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.returns import n_step_returns
 from marlkit.schedules import UpdateSchedule, linear
 from marlkit.specs import Discrete
@@ -59,7 +59,7 @@ MIXER_NAMES = {"none": "DQN/IQL", "vdn": "VDN", "qmix": "QMIX"}
 
 
 @dataclass(frozen=True)
-class QLearningConfig:
+class QLearningConfig(ReplayOptions):
     mixer: Literal["none", "vdn", "qmix"] = option(
         "none", "independent Q_i (DQN / IQL), their sum (VDN) or a monotone state-conditioned mixer (QMIX)"
     )
@@ -78,17 +78,8 @@ class QLearningConfig:
     eps_final: float = option(0.05, "epsilon-greedy: exploration probability after eps_decay_frames")
     eps_decay_frames: int = option(50_000, "frames of linear epsilon decay")
     td_loss: Literal["mse", "huber"] = option("mse", "loss on the TD error")
-    rollout_steps: int = option(10, "steps per env copy collected between update phases")
     buffer_size: int = option(100_000, "replay capacity in transitions (env copies x steps)")
     batch_size: int = option(128, "transitions per gradient step")
-    warmup_frames: int = option(1_000, "uniformly random frames before learning starts")
-    updates_per_frame: float | None = option(
-        None, "gradient steps per collected frame; null: one per vectorized env step (1 / num_envs per frame)"
-    )
-    prioritized: bool = option(False, "prioritized replay (|TD error| priorities)")
-    priority_alpha: float = option(0.6, "prioritized replay exponent alpha")
-    priority_beta: float = option(0.4, "prioritized replay importance-weight exponent beta")
-    gamma: float = option(0.99, "discount factor")
     lr: float = option(5e-4, "Adam learning rate of the agents' networks and the mixer")
     max_grad_norm: float = option(10.0, "gradient-norm clip over all learned parameters (0 = off)")
     mixer_embed: int = option(32, "qmix: width of the mixing network's hidden layer")
@@ -97,18 +88,14 @@ class QLearningConfig:
     activation: str = option("relu", "activation of the agents' Q networks")
 
     def validate(self, key: KeyFn) -> None:
-        positive = ("n_step", "target_period", "rollout_steps", "buffer_size", "batch_size", "mixer_embed")
-        require_at_least(self, (*positive, "hypernet_hidden"), 1, key)
-        require_at_least(self, ("warmup_frames", "eps_decay_frames", "max_grad_norm"), 0, key)
-        require(0 < self.gamma <= 1, f"algo.gamma must be in (0, 1], got {self.gamma}")
+        self.validate_replay(key)
+        positive = ("n_step", "target_period", "buffer_size", "batch_size", "mixer_embed", "hypernet_hidden")
+        require_at_least(self, positive, 1, key)
+        require_at_least(self, ("eps_decay_frames", "max_grad_norm"), 0, key)
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         for name in ("eps_start", "eps_final"):
             value = getattr(self, name)
             require(0 <= value <= 1, f"{key(name)} must be in [0, 1], got {value}")
-        require(
-            self.updates_per_frame is None or self.updates_per_frame > 0,
-            f"algo.updates_per_frame must be > 0 (or null), got {self.updates_per_frame}",
-        )
 
 
 class QMixer(nn.Module):
