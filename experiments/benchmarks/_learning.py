@@ -33,6 +33,7 @@ def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> di
         shutil.rmtree(out)
     overrides = {
         **preset["overrides"],
+        **preset.get("algo_overrides", {}).get(algo, {}),
         "experiment.frames": preset["frames"],
         "experiment.seed": seed,
         "experiment.progress": False,
@@ -195,8 +196,12 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
         figure = plot_curves(Path(args.out) / args.preset, list(results), args.seeds, preset, f"{family}_{args.preset}")
         rows.append(f"\n![evaluation return against frames, {preset['title']}]({figure})")
     overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in preset["overrides"].items())
+    per_algo = "".join(
+        f" {algo} also: `{' '.join(f'{k}={json.dumps(v)}' for k, v in extra.items())}`."
+        for algo, extra in preset.get("algo_overrides", {}).items()
+    )
     body = (
         f"{preset['reference']}\n\nConfig on top of each algorithm's defaults: `{overrides}`, "
-        f"`experiment.frames={preset['frames']}`. Wall-clock includes evaluations.\n\n" + "\n".join(rows)
+        f"`experiment.frames={preset['frames']}`.{per_algo} Wall-clock includes evaluations.\n\n" + "\n".join(rows)
     )
     write_section(f"{family}_{args.preset}", preset["title"], body, results)
