@@ -44,7 +44,8 @@ PRESETS: dict[str, dict] = {
         "curves": True,
         "reference": "CartPole-v1 counts as solved at an average return of 475 (the maximum is 500). Deterministic "
         "(greedy) evaluation, 16 episodes every 2.5k frames; the frames/wall-clock column gives the first "
-        "evaluation at or above 475.",
+        "evaluation at or above 475. These runs shared the 2 cores with two MaMuJoCo runs: wall-clock is "
+        "indicative only.",
     },
     "lbf": {
         "title": "QMIX / VDN / IQL / MAPPO on lbf/Foraging-8x8-2p-2f-coop-v3, 1M steps",

@@ -50,10 +50,10 @@ def main() -> None:
     print(json.dumps({"framework": name, "algo": algo, "eval_return": evaluate(model, seed), "wall_s": wall}))
 
 
-def evaluate(model: Any, seed: int, episodes: int = 16) -> float:
-    """Mean return of an SB3 model's deterministic policy on Pendulum-v1 (also used by sac_vs_sb3.py)."""
+def evaluate(model: Any, seed: int, episodes: int = 16, env_id: str = "Pendulum-v1") -> float:
+    """Mean return of an SB3 model's deterministic policy (also used by sac_vs_sb3.py and dqn_vs_sb3.py)."""
     returns = []
-    env = gym.make("Pendulum-v1")
+    env = gym.make(env_id)
     for episode in range(episodes):
         obs, _ = env.reset(seed=10_000 + seed * 100 + episode)
         total, done = 0.0, False
