@@ -40,6 +40,8 @@ def kv(overrides: dict) -> list[str]:
         (["train", "hatrpo", "vmas/navigation", "algo.trust_region.max_kl=0"], "max_kl must be > 0"),
         (["train", "hatrpo", "vmas/navigation", "algo.share_actor=true"], "sequential schedule"),
         (["train", "qmix", "mpe/simple_spread_v3", "env.continuous_actions=true"], "needs discrete actions"),
+        (["train", "masac", "vmas/navigation", "algo.target_entropy_fraction=0.5"], "discrete actions only"),
+        (["train", "vdn", "mpe/simple_adversary_v3"], "needs a stated team reward"),
         (["train", "maddpg", "vmas/navigation", "experiment.wandb=true"], "wandb"),
         (["compare", "--algos", "itrpo,nope", "--envs", "vmas/navigation", "--seeds", "0"], "unknown algorithm"),
         (["compare", "--algos", "itrpo", "--envs", "vmas/navigation", "--seeds", "x"], "comma-separated integers"),

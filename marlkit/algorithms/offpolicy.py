@@ -130,6 +130,14 @@ class OffPolicy(Learner):
         for g, s in groups.items():
             if isinstance(s.action, Box) and not all(map(math.isfinite, (*s.action.low, *s.action.high))):
                 raise MarlkitError(f"group '{g}' has unbounded actions; off-policy actors need finite action bounds")
+        if not any(s.is_discrete for s in groups.values()):
+            defaults = type(cfg)()
+            for name in ("target_entropy_fraction", "logits_reg"):
+                if getattr(cfg, name) != getattr(defaults, name):
+                    raise MarlkitError(
+                        f"algo.{name} applies to discrete actions only, but every group of '{env.name}' has "
+                        "continuous actions; remove it"
+                    )
         self.joint = JointActions(groups)
 
         def actor_net(spec: GroupSpec) -> Callable[[], nn.Module]:

@@ -17,6 +17,7 @@ are ordinary transitions with their return, discount and bootstrap observation.
 
 Team reward (VDN/QMIX): ``shared`` requires every living agent of every group to get the same reward
 and fails in one line where they differ; ``sum`` and ``mean`` combine per-agent rewards (EPyMARL sums).
+``auto`` is ``shared`` for one group; several groups (teams in a game, say) must state the rule.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class QLearningConfig(ReplayOptions):
     mixer: Literal["none", "vdn", "qmix"] = option(
         "none", "independent Q_i (DQN / IQL), their sum (VDN) or a monotone state-conditioned mixer (QMIX)"
     )
-    team_reward: Literal["shared", "sum", "mean"] = option(
-        "shared", "vdn/qmix: the team reward; shared requires equal per-agent rewards, else sum or mean them"
+    team_reward: Literal["auto", "shared", "sum", "mean"] = option(
+        "auto", "vdn/qmix: the team reward: shared (equal per-agent rewards), sum or mean; auto: shared in one group"
     )
     share_q: bool = option(True, "one Q network per group instead of one per agent")
     agent_id: bool = option(True, "shared Q networks: append a one-hot agent id to each agent's input")
@@ -138,6 +139,11 @@ class QLearning(Learner):
                     "use maddpg/matd3/masac or an on-policy algorithm"
                 )
         self.team = cfg.mixer != "none"
+        if self.team and cfg.team_reward == "auto" and len(self.groups) > 1:
+            raise MarlkitError(
+                f"{MIXER_NAMES[cfg.mixer]} makes one team of groups {list(self.groups)}, which needs a stated team "
+                "reward; set algo.team_reward=sum, mean, or shared (every agent gets the same reward)"
+            )
         self.n_total = sum(s.n_agents for s in self.groups.values())
         nets = {g: GroupModule(self._q_net(g), s.n_agents, cfg.share_q) for g, s in self.groups.items()}
         self.q = nn.ModuleDict(nets)
