@@ -122,6 +122,8 @@ PRESETS: dict[str, dict] = {
         "measure": "eval_return_mean",
         "target": 1000.0,
         "curves": True,
+        # Hopper's episodes end when it falls: 5-episode periodic evaluations swing by 1000s.
+        "final_eval_episodes": 20,
         "reference": "HARL's second one-joint-per-agent task: three agents (thigh, leg, foot), one shared robot "
         "reward, episodes end early when the hopper falls. Same config as the HalfCheetah presets (HARL tunes "
         "HATRPO's delta down to 0.001 here; this preset keeps marlkit's 0.01); HAPPO and MAPPO "
