@@ -1,0 +1,102 @@
+"""Recurrent group networks (issue 15, first piece): an MLP encoder, a GRU cell and a linear head per agent.
+
+:class:`GRUNet` is one agent's network. It takes its input and hidden state concatenated and returns
+its output and new hidden state concatenated, so that :class:`marlkit.groups.GroupModule` shares or
+stacks it like any single-input network: with separate parameters every agent's step is one batched
+call (``torch.func.vmap``), and per-agent parameter views (HATRPO's sequential steps) keep working.
+
+:class:`RecurrentGroup` carries the hidden state, one entry per env copy and per agent, and zeroes it
+where an episode starts (``starts``), both step by step (collection) and over a stored sequence
+(training); a sequence forward is the step loop, so the two agree by construction and tests check
+both against running every episode on its own from a zero state.
+
+The GRU cell is written out (``r, z, n`` gates as in ``torch.nn.GRUCell``, whose numbers it matches)
+because ``vmap`` has no batching rule for the fused cell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from marlkit.errors import MarlkitError
+from marlkit.groups import ACTIVATIONS, GroupModule
+
+
+class GRUNet(nn.Module):
+    """``[..., in_dim + hidden]`` -> ``[..., out_dim + hidden]``: encoder, GRU cell, linear head."""
+
+    def __init__(
+        self, in_dim: int, out_dim: int, encoder: Sequence[int] = (64,), hidden: int = 64, activation: str = "tanh"
+    ) -> None:
+        super().__init__()
+        if hidden < 1 or any(size < 1 for size in encoder):
+            raise MarlkitError(f"recurrent sizes must be positive, got encoder {list(encoder)} and hidden {hidden}")
+        self.in_dim, self.out_dim, self.hidden = in_dim, out_dim, hidden
+        layers: list[nn.Module] = []
+        width = in_dim
+        for size in encoder:
+            layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            width = size
+        self.encoder = nn.Sequential(*layers)
+        # The gates' weights in torch.nn.GRUCell's layout: rows [reset; update; new].
+        self.input_gates = nn.Linear(width, 3 * hidden)
+        self.hidden_gates = nn.Linear(hidden, 3 * hidden)
+        self.head = nn.Linear(hidden, out_dim)
+
+    def cell(self, x: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        gi_r, gi_z, gi_n = self.input_gates(x).chunk(3, -1)
+        gh_r, gh_z, gh_n = self.hidden_gates(h).chunk(3, -1)
+        reset = torch.sigmoid(gi_r + gh_r)
+        update = torch.sigmoid(gi_z + gh_z)
+        new = torch.tanh(gi_n + reset * gh_n)
+        return (1 - update) * new + update * h
+
+    def forward(self, xh: torch.Tensor) -> torch.Tensor:
+        x, h = xh.split([self.in_dim, self.hidden], -1)
+        h = self.cell(self.encoder(x), h)
+        return torch.cat([self.head(h), h], -1)
+
+
+class RecurrentGroup(nn.Module):
+    """A group's recurrent networks (shared or stacked) and the hidden-state bookkeeping."""
+
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        n_agents: int,
+        share_params: bool,
+        encoder: Sequence[int] = (64,),
+        hidden: int = 64,
+        activation: str = "tanh",
+    ) -> None:
+        super().__init__()
+        self.out_dim, self.hidden = out_dim, hidden
+        self.net = GroupModule(lambda: GRUNet(in_dim, out_dim, encoder, hidden, activation), n_agents, share_params)
+
+    def initial_state(self, batch: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+        """Zero hidden states ``[*batch, n_agents, hidden]``."""
+        return torch.zeros(*batch, self.net.n_agents, self.hidden, device=device)
+
+    def step(
+        self, x: torch.Tensor, h: torch.Tensor, starts: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of every agent: ``x [*B, n, in]``, ``h [*B, n, hidden]``; ``starts [*B]`` marks copies
+        whose episode begins at this step (their state is zeroed first). Returns ``(out, new h)``."""
+        if starts is not None:
+            h = h * (~starts).to(h.dtype).view(*starts.shape, 1, 1)
+        y = self.net(torch.cat([x, h], -1))
+        return y[..., : self.out_dim], y[..., self.out_dim :]
+
+    def sequence(self, x: torch.Tensor, h0: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A stored chunk: ``x [B, T, n, in]`` from the state ``h0 [B, n, hidden]`` at its first step, with
+        ``starts [B, T]`` (resets inside the chunk). Returns ``(out [B, T, n, out], state after the chunk)``."""
+        outs = []
+        h = h0
+        for t in range(x.shape[1]):  # the recurrence itself; agents and env copies stay batched
+            out, h = self.step(x[:, t], h, starts[:, t])
+            outs.append(out)
+        return torch.stack(outs, 1), h
