@@ -246,3 +246,37 @@ def test_lbf_terminates_when_all_food_is_collected_and_passes_rewards_per_agent(
     assert term == {"agent_0": True, "agent_1": True}
     assert trunc == {"agent_0": False, "agent_1": False}
     assert env.agents == []
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "hide"), [("gym/Pendulum-v1", {}, [2]), ("vmas/navigation", {"n_agents": 2}, [0, 5])]
+)
+def test_hidden_observation_entries_are_removed_and_nothing_else_changes(name, kwargs, hide):
+    full = make_env(name, num_envs=3, seed=7, **kwargs)
+    partial = make_env(name, num_envs=3, seed=7, hide=hide, **kwargs)
+    for g, spec in full.groups.items():
+        assert partial.groups[g].obs_shape == (spec.obs_shape[0] - len(hide),)
+    keep = [i for i in range(next(iter(full.groups.values())).obs_shape[0]) if i not in hide]
+    a, b = full.reset(), partial.reset()
+    for _ in range(5):
+        for g in full.groups:
+            assert torch.equal(a[g][OBS][..., keep], b[g][OBS])
+        assert torch.equal(a[STATE], b[STATE])  # the global state keeps everything
+        a = full.rand_action(a)
+        for g in full.groups:
+            b[g][ACTION] = a[g][ACTION]
+        a, b = full.step(a), partial.step(b)
+        for g in full.groups:
+            assert torch.equal(a[NEXT][g][OBS][..., keep], b[NEXT][g][OBS])
+            assert torch.equal(a[g][REWARD], b[g][REWARD])
+
+
+@pytest.mark.parametrize(
+    ("hide", "message"), [([3], "indices must be in 0..2"), ([0, 1, 2], "removes every"), (2, "list of")]
+)
+def test_bad_hide_fails_in_one_line(hide, message):
+    from marlkit.errors import MarlkitError
+
+    with pytest.raises(MarlkitError, match=message) as err:
+        make_env("gym/Pendulum-v1", num_envs=1, hide=hide)
+    assert "\n" not in str(err.value)

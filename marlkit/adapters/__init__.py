@@ -9,6 +9,9 @@ Names:
   ``rware/<id>``                 Multi-Robot Warehouse, e.g. ``rware/rware-tiny-2ag-v2``
   ``envs/<name>``                a scenario file ``<name>.py`` in an ``envs/`` folder (see README)
   ``module.path:Attr``           a VMAS ``BaseScenario`` subclass or a PettingZoo env factory
+
+Every family also takes ``hide=[i, ...]``: those entries are removed from every agent's observation
+(:mod:`marlkit.adapters.hide`), which turns any task into a partially observable one.
 """
 
 from __future__ import annotations
@@ -59,8 +62,11 @@ def make_env(
     if not isinstance(workers, int) or workers < 0:
         raise MarlkitError(f"workers must be an integer >= 0 (0: in-process), got {workers!r}")
     device = canonical_device(device)
+    hide = env_kwargs.pop("hide", None)
+    if hide is not None and (isinstance(hide, int) or not all(isinstance(i, int) for i in hide)):
+        raise MarlkitError(f"hide must be a list of observation indices, e.g. hide=[2], got {hide!r}")
     try:
-        return _make_env(name, num_envs, device, seed, workers, env_kwargs)
+        env = _make_env(name, num_envs, device, seed, workers, env_kwargs)
     except MarlkitError:
         raise
     except Exception as err:
@@ -68,6 +74,15 @@ def make_env(
         raise MarlkitError(
             f"env '{name}' failed to build with kwargs {env_kwargs}: {cause} (MARLKIT_DEBUG=1 shows the traceback)"
         ) from err
+    if hide is None:
+        return env
+    from marlkit.adapters.hide import HiddenObservations
+
+    try:
+        return HiddenObservations(env, hide)
+    except MarlkitError:
+        env.close()
+        raise
 
 
 def _make_env(
