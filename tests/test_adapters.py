@@ -280,3 +280,24 @@ def test_bad_hide_fails_in_one_line(hide, message):
     with pytest.raises(MarlkitError, match=message) as err:
         make_env("gym/Pendulum-v1", num_envs=1, hide=hide)
     assert "\n" not in str(err.value)
+
+
+def test_cue_recall_needs_memory():
+    # At the answering step every observation is the same whatever the cue: a feed-forward policy's
+    # expected reward is 1 / n_cues. Answering with the cue seen at the start earns 1.
+    env = make_env("envs/cue_recall", num_envs=64, seed=0, n_agents=2, n_cues=4, delay=3)
+    td = env.reset()
+    cue = td["agent"][OBS][..., :4].argmax(-1)
+    assert bool((td["agent"][OBS][..., :4].sum(-1) == 1).all())
+    for t in range(4):
+        td["agent"][ACTION] = cue  # a policy that remembers
+        td = env.step(td)
+        if t < 3:
+            assert bool((td["agent"][OBS][..., :4] == 0).all()), "the cue must be hidden after the first step"
+            assert not bool(td[DONE].any())
+    final_obs = td[NEXT]["agent"][OBS]
+    assert bool((final_obs == final_obs[:1, :1]).all()), "the last observation must not depend on the cue"
+    assert bool(td[DONE].all()) and bool(td["agent"][TERMINATED].all())
+    assert bool((td["agent"][REWARD] == 1).all())
+    # The state shows every cue (for centralized critics).
+    assert env.state_dim == 2 * 4 + 1
