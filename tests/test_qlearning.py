@@ -193,3 +193,29 @@ def test_differing_rewards_without_a_team_rule_fail_in_one_line():
     with pytest.raises(MarlkitError, match="team_reward=sum") as err:
         learner.update(batch)
     assert "\n" not in str(err.value)
+
+
+def test_dueling_head_is_value_plus_centred_advantages():
+    spec = GroupSpec("agent", ("agent_0",), (2,), Discrete(3))
+    learner = make_learner("dqn", {"agent": spec}, state_dim=2, dueling=True)
+    last = learner.q["agent"].net[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([10.0, 1.0, 2.0, 6.0]))  # V = 10, A = [1, 2, 6] (mean 3)
+    q = learner.agent_q(learner.q, "agent", torch.zeros(4, 1, 2))
+    assert torch.allclose(q, torch.tensor([8.0, 9.0, 13.0]).expand(4, 1, 3))
+
+
+def test_prioritized_replay_stores_the_td_errors_of_the_sampled_rows():
+    env = make_env("helper_envs:SignalGame", 4, "cpu", 0)
+    learner = make_learner("vdn", env.groups, env.state_dim, warmup_frames=0, prioritized=True)
+    learner.store(RolloutCollector(env, learner.act, 20).collect()[0])
+    rows, index, weights = learner.replay.sample(8)
+    assert weights is not None and bool((weights <= 1).all())
+    sample = learner.replay.sample
+    learner.replay.sample = lambda n: (rows, index, weights)  # type: ignore[method-assign]
+    learner.gradient_step()
+    learner.replay.sample = sample  # type: ignore[method-assign]
+    stored = learner.replay.priorities[index]
+    assert bool((stored != 1.0).all()), "the sampled rows kept their initial priority"
+    assert bool((stored > 0).all())
