@@ -79,15 +79,17 @@ plots. The stored material has no exact figures for HalfCheetah-6x1 or Hopper-3x
 for Hopper-3x1 (HATRPO `kl_threshold` 0.001, HAPPO clip 0.05, 128x128x128 ReLU, `agent_obsk` 0, 20 x 200
 rollouts, 10M steps) are what this preset borrows from where it borrows.
 
-**Where marlkit agrees.** On Hopper-3x1, HATRPO has the highest mean and two of its three seeds learn to
-hop (above 2500), where no ITRPO seed passes 1000: the ordering HATRPO > MATRPO > ITRPO of the paper's
-heterogeneous-agent argument. All three trust-region algorithms learn to run on HalfCheetah-6x1.
+**Where marlkit agrees.** On Hopper-3x1 the trust-region family orders as the heterogeneous-agent
+argument predicts, HATRPO > MATRPO > ITRPO by mean: two of HATRPO's three seeds learn to hop (above 2500),
+one MATRPO seed gets about 2000, and no ITRPO seed passes 1000. All three trust-region algorithms learn to
+run on HalfCheetah-6x1.
 
 **Where it does not, or cannot say.** With 3 seeds the CIs overlap on both tasks (the sentences above),
-because the Hopper returns are bimodal: a seed either learns to hop (2500-3200) or stays near 700-1000,
-the return of standing and falling, for HATRPO and MATRPO alike. On HalfCheetah-6x1 HATRPO has the lowest
-mean at 1M steps. HAPPO and MAPPO with HARL's Hopper clip of 0.05 learn slowly at a tenth of HARL's budget
-and stay below the trust-region methods here; these runs say nothing about their 10M-step standing.
+because Hopper's returns are bimodal: a seed either learns to hop (2500-3100) or stays at 400-1000, the
+return of standing and falling. MAPPO (clip 0.05) is second by mean, with two seeds hopping; HAPPO with the
+same clip stays near 900 on every seed, below MAPPO, where the papers put HAPPO at or above MAPPO. On
+HalfCheetah-6x1 HATRPO has the lowest mean at 1M steps. All of this is at a tenth of the papers' budget and
+says nothing about where the curves end at 10M.
 
 **Setting differences.** gymnasium-robotics 1.4.2's MaMuJoCo on MuJoCo 3/4 (v5 robots, not v2),
 `agent_obsk=1`, observations zero-padded within a group, 128x128 tanh MLPs, `max_kl` 0.01, 10 env copies x
