@@ -157,17 +157,23 @@ def gumbel_head(
     return F.gumbel_softmax(logits, tau=1.0, hard=True), out
 
 
+def masked_log_probs(out: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """``log pi(. )`` of a categorical over logits ``out``; illegal actions get probability 0."""
+    return torch.log_softmax(out if mask is None else out.masked_fill(~mask, MASKED_LOGIT), -1)
+
+
 def categorical_head(
     out: torch.Tensor, mask: torch.Tensor | None, mode: ActorMode
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Logits -> a one-hot action: the argmax (``mean``) or a sample (not differentiable: discrete SAC's
     losses use the exact expectation over actions instead), with ``log pi`` of the sample."""
-    logits = out if mask is None else out.masked_fill(~mask, MASKED_LOGIT)
-    logp = torch.log_softmax(logits, -1)
+    n = out.shape[-1]
     if mode == "mean":
-        return F.one_hot(logits.argmax(-1), logits.shape[-1]).float(), None
-    index = torch.multinomial(logp.exp().reshape(-1, logits.shape[-1]), 1).view(logits.shape[:-1])
-    return F.one_hot(index, logits.shape[-1]).float(), logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+        logits = out if mask is None else out.masked_fill(~mask, MASKED_LOGIT)
+        return F.one_hot(logits.argmax(-1), n).float(), None
+    logp = masked_log_probs(out, mask)
+    index = torch.multinomial(logp.exp().reshape(-1, n), 1).view(out.shape[:-1])
+    return F.one_hot(index, n).float(), logp.gather(-1, index.unsqueeze(-1)).squeeze(-1)
 
 
 def squashed_gaussian_head(

@@ -37,7 +37,7 @@ from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, ST
 from marlkit.learner import EnvInfo, Learner
 from marlkit.nets import EnsembleMLP, clip_grad_norm_per_member_
 from marlkit.options import KeyFn, option, require, require_at_least, validate
-from marlkit.policies import MASKED_LOGIT, ActorMode, categorical_head, gumbel_head, squashed_gaussian_head
+from marlkit.policies import ActorMode, categorical_head, gumbel_head, masked_log_probs, squashed_gaussian_head
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.schedules import UpdateSchedule, linear
 from marlkit.specs import Box, Discrete, GroupSpec
@@ -230,10 +230,7 @@ class OffPolicy(Learner):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A discrete group's ``pi(. | o_i)`` and ``log pi(. | o_i)``, ``[..., n, n_actions]`` each; illegal
         actions get probability 0."""
-        logits = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
-        if mask is not None:
-            logits = logits.masked_fill(~mask, MASKED_LOGIT)
-        logp = torch.log_softmax(logits, -1)
+        logp = masked_log_probs(actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape))), mask)
         return logp.exp(), logp
 
     def q_all_actions(

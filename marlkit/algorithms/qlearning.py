@@ -192,9 +192,12 @@ class QLearning(Learner):
         value, advantage = out[..., :1], out[..., 1:]
         return value + advantage - advantage.mean(-1, keepdim=True)
 
-    def mix(self, mixer: QMixer | None, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
+    def mix(self, mixer: QMixer | None, q: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         """The agents' chosen utilities ``[B, N]`` (all groups, env order) -> ``Q_tot [B]``."""
-        return q.sum(-1) if mixer is None else mixer(q, state)
+        if mixer is None:
+            return q.sum(-1)
+        assert state is not None, "QMIX's mixer needs the state"
+        return mixer(q, state)
 
     def epsilon(self) -> float:
         if self.schedule.warming_up:
@@ -255,7 +258,8 @@ class QLearning(Learner):
             team_term = torch.cat(list(terminated.values()), -1).all(-1)
             ret, discount, last = n_step_returns(self.team_reward(batch), team_term, done | team_term, cfg.gamma,
                                                  cfg.n_step)  # fmt: skip
-        rows: dict[str, object] = {STATE: batch[STATE]}
+        # The state feeds QMIX's hypernetworks only: IQL and VDN rows go without it.
+        rows: dict[str, object] = {STATE: batch[STATE]} if self.mixer is not None else {}
         reached: dict[str, object] = {}
         for g in self.groups:
             group = batch[g]
@@ -273,9 +277,8 @@ class QLearning(Learner):
             reached[g] = {k: _at(nxt[k], agent_last) for k in (OBS, ACTION_MASK) if k in nxt.keys()}
         if self.team:
             rows.update({N_STEP_RETURN: ret, N_STEP_DISCOUNT: discount})
+        if self.mixer is not None:
             reached[STATE] = _at(batch[NEXT, STATE], last)
-        else:
-            reached[STATE] = batch[NEXT, STATE]  # read by QMIX only
         rows[NEXT] = reached
         self.replay.extend(TensorDict(rows, batch_size=batch.shape))
         self.schedule.record(batch.numel())
@@ -305,9 +308,9 @@ class QLearning(Learner):
                 targets.append(rows[g, N_STEP_RETURN] + rows[g, N_STEP_DISCOUNT] * following[-1])
         live = torch.cat(alive, -1)
         if self.team:
-            q_tot = self.mix(self.mixer, torch.cat(chosen, -1) * live, rows[STATE])
+            q_tot = self.mix(self.mixer, torch.cat(chosen, -1) * live, rows.get(STATE, None))
             with torch.no_grad():
-                next_tot = self.mix(self.target_mixer, torch.cat(following, -1) * live, rows[NEXT, STATE])
+                next_tot = self.mix(self.target_mixer, torch.cat(following, -1) * live, rows.get((NEXT, STATE), None))
             error = q_tot - (rows[N_STEP_RETURN] + rows[N_STEP_DISCOUNT] * next_tot)
             per_row, count = self._loss(error), torch.ones_like(error)
             priority = error.detach().abs()
