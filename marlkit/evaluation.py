@@ -24,6 +24,7 @@ from marlkit.config import RunConfig, read_run_config
 from marlkit.errors import MarlkitError
 from marlkit.keys import DONE, REWARD
 from marlkit.learner import Learner
+from marlkit.rollout import carry_recurrent_state
 
 
 @torch.no_grad()
@@ -41,7 +42,9 @@ def episode_returns(
     returns = {g: torch.zeros(env.num_envs, s.n_agents, device=env.device) for g, s in env.groups.items()}
     finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
     for _ in range(max_steps):
-        out = env.step(learner.act(td, deterministic=True))
+        td = learner.act(td, deterministic=True)
+        out = env.step(td)
+        carry_recurrent_state(td, out, env.groups)
         if on_step is not None:
             on_step(env)
         for g in returns:

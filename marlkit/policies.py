@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -22,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from marlkit.groups import GroupModule, mlp
+from marlkit.recurrent import GRUNet, unroll
 from marlkit.specs import Box, GroupSpec
 
 # Finite, so that masked actions have probability exactly 0 and 0 * log p stays 0 (no NaN).
@@ -45,9 +47,40 @@ class GaussianNet(nn.Module):
         return torch.cat([loc, self.log_std.expand_as(loc)], dim=-1)
 
 
-def _shrink_last_layer(net: nn.Sequential, gain: float = 0.01) -> None:
+class GRUGaussianNet(nn.Module):
+    """The recurrent :class:`GaussianNet`: ``[..., in + hidden]`` -> ``[..., loc, log_std, hidden]``."""
+
+    def __init__(self, core: GRUNet, init_log_std: float) -> None:
+        super().__init__()
+        self.core = core
+        _shrink_last_layer(core.head)
+        self.log_std = nn.Parameter(torch.full((core.out_dim,), float(init_log_std)))
+
+    def forward(self, xh: torch.Tensor) -> torch.Tensor:
+        y = self.core(xh)
+        loc = y[..., : self.core.out_dim]
+        return torch.cat([loc, self.log_std.expand_as(loc), y[..., self.core.out_dim :]], dim=-1)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What a recurrent policy needs to replay stored sequences ``[B, L, ...]``: the hidden state at each
+    sequence's first step (``h0 [B, (n_agents,) hidden]``) and the resets before each step
+    (``resets [B, L, (n_agents)]``: an episode started, or the agent is not alive)."""
+
+    h0: torch.Tensor
+    resets: torch.Tensor
+
+    def agent(self, i: int) -> Memory:
+        return Memory(self.h0.select(1, i), self.resets.select(2, i))
+
+    def index(self, idx: torch.Tensor) -> Memory:
+        return Memory(self.h0[idx], self.resets[idx])
+
+
+def _shrink_last_layer(net: nn.Module, gain: float = 0.01) -> None:
     # Near-uniform initial policies explore evenly and start with small KL steps.
-    last = net[-1]
+    last = net[-1] if isinstance(net, nn.Sequential) else net
     assert isinstance(last, nn.Linear)
     with torch.no_grad():
         last.weight.mul_(gain)
@@ -55,7 +88,11 @@ def _shrink_last_layer(net: nn.Sequential, gain: float = 0.01) -> None:
 
 
 class GroupPolicy(nn.Module):
-    """The policy of one agent group; parameters shared or stacked per agent (see GroupModule)."""
+    """The policy of one agent group; parameters shared or stacked per agent (see GroupModule).
+
+    With ``memory > 0`` it is recurrent: ``hidden`` is an MLP encoder followed by a GRU of ``memory``
+    units, :meth:`step` advances it one env step and :meth:`dist` replays stored sequences from a
+    :class:`Memory`."""
 
     net: GroupModule
 
@@ -66,21 +103,31 @@ class GroupPolicy(nn.Module):
         activation: str = "tanh",
         share_params: bool = False,
         init_log_std: float = 0.0,
+        memory: int = 0,
     ) -> None:
         super().__init__()
         self.spec = spec
+        self.memory = memory
         self.continuous = isinstance(spec.action, Box)
+        self.out_dim = 2 * spec.action.dim if isinstance(spec.action, Box) else spec.action.n
         if isinstance(spec.action, Box):
             act_dim = spec.action.dim
 
             def make() -> nn.Module:
+                if memory:
+                    return GRUGaussianNet(GRUNet(spec.obs_dim, act_dim, hidden, memory, activation), init_log_std)
                 return GaussianNet(spec.obs_dim, act_dim, hidden, activation, init_log_std)
         else:
             n = spec.action.n
 
             def make() -> nn.Module:
-                net = mlp(spec.obs_dim, n, hidden, activation)
-                _shrink_last_layer(net)
+                net: nn.Module
+                if memory:
+                    net = GRUNet(spec.obs_dim, n, hidden, memory, activation)
+                    _shrink_last_layer(net.head)
+                else:
+                    net = mlp(spec.obs_dim, n, hidden, activation)
+                    _shrink_last_layer(net)
                 return net
 
         self.net = GroupModule(make, spec.n_agents, share_params)
@@ -92,14 +139,40 @@ class GroupPolicy(nn.Module):
         action_mask: torch.Tensor | None = None,
         params: Mapping[str, torch.Tensor] | None = None,
         agent: int | None = None,
+        memory: Memory | None = None,
     ) -> torch.Tensor:
         """Distribution parameters for ``obs [..., n_agents, *obs_shape]`` (or one agent's
-        ``[..., *obs_shape]`` when ``agent`` is given). ``params`` are stacked-shaped ``[K, ...]``."""
+        ``[..., *obs_shape]`` when ``agent`` is given). ``params`` are stacked-shaped ``[K, ...]``.
+        A recurrent policy takes sequences ``obs [B, L, ...]`` and their ``memory``."""
         x = obs.flatten(start_dim=obs.dim() - len(self.spec.obs_shape))
-        if agent is None:
-            out = self.net(x, params)
+
+        def call(inputs: torch.Tensor) -> torch.Tensor:
+            if agent is None:
+                return self.net(inputs, params)
+            return self.net.forward_agent(
+                inputs, agent, None if params is None else {k: v[0] for k, v in params.items()}
+            )
+
+        if self.memory:
+            assert memory is not None, "a recurrent policy replays sequences from their Memory"
+            out, _ = unroll(call, x, memory.h0, memory.resets, self.out_dim)
         else:
-            out = self.net.forward_agent(x, agent, None if params is None else {k: v[0] for k, v in params.items()})
+            out = call(x)
+        return self._masked(out, action_mask)
+
+    def step(
+        self, obs: torch.Tensor, h: torch.Tensor, action_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A recurrent policy's env step: ``(distribution parameters, next hidden state)`` from
+        ``obs [..., n_agents, *obs_shape]`` and ``h [..., n_agents, memory]``."""
+        x = obs.flatten(start_dim=obs.dim() - len(self.spec.obs_shape))
+        y = self.net(torch.cat([x, h], -1))
+        return self._masked(y[..., : self.out_dim], action_mask), y[..., self.out_dim :]
+
+    def initial_state(self, batch: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
+        return torch.zeros(*batch, self.spec.n_agents, self.memory, device=device)
+
+    def _masked(self, out: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
         if action_mask is not None and not self.continuous:
             out = out.masked_fill(~action_mask, MASKED_LOGIT)
         return out

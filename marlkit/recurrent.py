@@ -16,7 +16,7 @@ because ``vmap`` has no batching rule for the fused cell.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -84,19 +84,36 @@ class RecurrentGroup(nn.Module):
     def step(
         self, x: torch.Tensor, h: torch.Tensor, starts: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One step of every agent: ``x [*B, n, in]``, ``h [*B, n, hidden]``; ``starts [*B]`` marks copies
-        whose episode begins at this step (their state is zeroed first). Returns ``(out, new h)``."""
+        """One step of every agent: ``x [*B, n, in]``, ``h [*B, n, hidden]``; ``starts`` (``[*B]`` per env
+        copy or ``[*B, n]`` per agent) marks states to zero first. Returns ``(out, new h)``."""
         if starts is not None:
-            h = h * (~starts).to(h.dtype).view(*starts.shape, 1, 1)
+            h = reset_state(h, starts)
         y = self.net(torch.cat([x, h], -1))
         return y[..., : self.out_dim], y[..., self.out_dim :]
 
     def sequence(self, x: torch.Tensor, h0: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A stored chunk: ``x [B, T, n, in]`` from the state ``h0 [B, n, hidden]`` at its first step, with
         ``starts [B, T]`` (resets inside the chunk). Returns ``(out [B, T, n, out], state after the chunk)``."""
-        outs = []
-        h = h0
-        for t in range(x.shape[1]):  # the recurrence itself; agents and env copies stay batched
-            out, h = self.step(x[:, t], h, starts[:, t])
-            outs.append(out)
-        return torch.stack(outs, 1), h
+        return unroll(self.net, x, h0, starts, self.out_dim)
+
+
+def reset_state(h: torch.Tensor, resets: torch.Tensor) -> torch.Tensor:
+    """``h`` with the entries marked in ``resets`` zeroed; ``resets`` is ``h.shape[:-1]`` (per agent) or
+    ``h.shape[:-2]`` (per env copy)."""
+    keep = (~resets).to(h.dtype)
+    return h * keep.view(*keep.shape, *([1] * (h.dim() - keep.dim())))
+
+
+def unroll(
+    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, h0: torch.Tensor, resets: torch.Tensor, out_dim: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run a step network ``[..., in + hidden] -> [..., out + hidden]`` over ``x [B, T, ...]`` from ``h0``,
+    zeroing the state where ``resets [B, T, ...]`` is set before each step. Only time is a loop: env
+    copies and agents stay batched. Returns ``(out [B, T, ..., out_dim], state after the last step)``."""
+    outs = []
+    h = h0
+    for t in range(x.shape[1]):
+        y = net(torch.cat([x[:, t], reset_state(h, resets[:, t])], -1))
+        outs.append(y[..., :out_dim])
+        h = y[..., out_dim:]
+    return torch.stack(outs, 1), h

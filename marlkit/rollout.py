@@ -6,6 +6,11 @@ outcome (``REWARD``, ``TERMINATED``, ``TRUNCATED``, ``DONE``) and the observatio
 (``td[NEXT][g][OBS]``, ``td[NEXT][STATE]``: the final observation where an episode ended), which is
 everything GAE needs to bootstrap through truncation and not through termination.
 
+A recurrent policy writes the state it produced (``td[g][RECURRENT_STATE_OUT]``); the collector, like
+the evaluator, carries it into the next step's ``td[g][RECURRENT_STATE]``, zeroed where the env copy
+was reset (:func:`carry_recurrent_state`), so every stored step holds the state its action was drawn
+with and training can replay any chunk from its first step's state.
+
 Episode statistics are accumulated on the env's device without host synchronisation.
 """
 
@@ -18,7 +23,8 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from marlkit.adapters.base import MultiAgentEnv
-from marlkit.keys import DONE, NEXT, REWARD, TERMINATED, TRUNCATED
+from marlkit.keys import DONE, NEXT, RECURRENT_STATE, RECURRENT_STATE_OUT, REWARD, TERMINATED, TRUNCATED
+from marlkit.recurrent import reset_state
 
 Policy = Callable[[TensorDictBase], TensorDictBase]
 OUTCOME_KEYS = (REWARD, TERMINATED, TRUNCATED)
@@ -119,6 +125,7 @@ class RolloutCollector:
             td = self.policy(td)
             out = self.env.step(td)
             records.append(transition(td, out, self.env.groups))
+            carry_recurrent_state(td, out, self.env.groups)
             self.tracker.update(out)
             td = out
         self._td = td
@@ -135,6 +142,15 @@ def _same_layout(buffer: TensorDictBase, record: TensorDictBase) -> bool:
     return keys == set(buffer.keys(include_nested=True, leaves_only=True)) and all(
         buffer.get(k).dtype == record.get(k).dtype and buffer.get(k).shape[2:] == record.get(k).shape[1:] for k in keys
     )
+
+
+def carry_recurrent_state(td: TensorDictBase, out: TensorDictBase, groups: dict) -> None:
+    """Hand a recurrent policy's new state (``td[g][RECURRENT_STATE_OUT]``) to the next step's ``out``,
+    zeroed in the env copies that were reset; a no-op for feed-forward policies."""
+    for g in groups:
+        state = td[g].get(RECURRENT_STATE_OUT, None)
+        if state is not None:
+            out[g].set(RECURRENT_STATE, reset_state(state, out[DONE]))
 
 
 def transition(td: TensorDictBase, out: TensorDictBase, groups: dict) -> TensorDict:

@@ -17,9 +17,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
+import numpy as np  # noqa: E402
 from _report import write_section  # noqa: E402
 
 from marlkit.experiment import Experiment, build_config  # noqa: E402
+from marlkit.report import bootstrap_ci, significance  # noqa: E402
 
 
 def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> dict:
@@ -157,9 +159,9 @@ def plot_curves(root: Path, algos: list[str], seeds: list[int], preset: dict, na
 def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: str) -> None:
     target = preset["target"]
     rows = [
-        f"| algo | {preset['measure']} median [min, max] over seeds {args.seeds} | per seed | "
-        "wall-clock median (s), of it in evaluations | frames / wall-clock (s) to reach target, per seed |",
-        "|---|---|---|---|---|",
+        f"| algo | {preset['measure']} mean [95% bootstrap CI] | median [min, max] over seeds {args.seeds} | "
+        "per seed | wall-clock median (s), of it in evaluations | frames / wall-clock (s) to reach target, per seed |",
+        "|---|---|---|---|---|---|",
     ]
     for algo, r in results.items():
         per_seed = ", ".join(f"{x['final']:.4g}" for x in r["runs"])
@@ -173,10 +175,14 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
         )
         eval_walls = [x.get("eval_wall_s") for x in r["runs"]]
         in_evals = ", ".join("not recorded" if e is None else f"{e:.0f}" for e in eval_walls)
+        finals = np.array([x["final"] for x in r["runs"]])
+        low, high = bootstrap_ci(finals)
         rows.append(
-            f"| {algo} | {r['median']:.4g} [{r['min']:.4g}, {r['max']:.4g}] | {per_seed} | "
+            f"| {algo} | {finals.mean():.4g} [{low:.4g}, {high:.4g}] | {r['median']:.4g} [{r['min']:.4g}, "
+            f"{r['max']:.4g}] | {per_seed} | "
             f"{r['median_wall_s']:.0f}; evaluations per seed: {in_evals} | {hits} |"
         )
+    rows.append("\n" + significance({a: np.array([x["final"] for x in r["runs"]]) for a, r in results.items()}))
     for algo, r in results.items():
         if all("final_eval" in x for x in r["runs"]):
             evals = [x["final_eval"]["mean"] for x in r["runs"]]

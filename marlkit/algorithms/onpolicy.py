@@ -28,11 +28,25 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from marlkit.groups import GroupModule, mlp
-from marlkit.keys import ACTION, ACTION_MASK, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.keys import (
+    ACTION,
+    ACTION_MASK,
+    ALIVE,
+    DONE,
+    NEXT,
+    OBS,
+    RECURRENT_STATE,
+    RECURRENT_STATE_OUT,
+    REWARD,
+    STATE,
+    TERMINATED,
+    TRUNCATED,
+)
 from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, nested, option, require, require_at_least, validate
-from marlkit.policies import GroupPolicy
+from marlkit.policies import GroupPolicy, Memory
+from marlkit.recurrent import reset_state
 from marlkit.returns import gae
 from marlkit.specs import GroupSpec
 from marlkit.trust_region import StepResult, TrustRegionConfig, trust_region_step
@@ -75,7 +89,10 @@ class OnPolicyConfig:
     critic_max_grad_norm: float = option(10.0, "critic gradient-norm clip")
     value_norm: bool = option(False, "normalize critic targets with running statistics")
     obs_norm: bool = option(False, "normalize observations (and state) with running statistics")
-    hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of actors and critics")
+    hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of actors and critics (gru: the actor's encoder)")
+    model: Literal["mlp", "gru"] = option("mlp", "actor network: feed-forward, or an MLP encoder followed by a GRU")
+    gru_hidden: int = option(64, "gru: units of the actor's GRU (its hidden state per env copy and agent)")
+    chunk_len: int = option(0, "gru: length of the training sequences, dividing rollout_steps (0 = whole rollouts)")
     activation: str = option("tanh", "activation of actors and critics")
     init_log_std: float = option(0.0, "initial log standard deviation of Gaussian policies")
 
@@ -89,6 +106,16 @@ class OnPolicyConfig:
         )
         require_at_least(self, positive, 1, key)
         require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "algo.gamma must be in (0, 1], gae_lambda in [0, 1]")
+        require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
+        require(
+            0 <= self.chunk_len <= self.rollout_steps,
+            f"{key('chunk_len')} must be in [0, {key('rollout_steps')}={self.rollout_steps}] "
+            f"(0 = whole rollouts), got {self.chunk_len}",
+        )
+        require(
+            self.chunk_len == 0 or self.rollout_steps % self.chunk_len == 0,
+            f"{key('chunk_len')}={self.chunk_len} must divide {key('rollout_steps')}={self.rollout_steps}",
+        )
         require(
             self.schedule == "simultaneous" or not self.share_actor or self.allow_shared_sequential,
             "a sequential schedule (HATRPO/HAPPO) needs separate actor parameters: set algo.share_actor=false, "
@@ -105,7 +132,8 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | tuple[int, ...] 
 
 @dataclass
 class GroupBatch:
-    """One group's flattened update data: leading dim B = num_envs * T, then the agent dim."""
+    """One group's update data: leading dim B = num_envs * T, then the agent dim; for a recurrent
+    policy, leading dims ``[sequences, chunk_len]`` with the sequences' ``memory``."""
 
     obs: torch.Tensor
     action: torch.Tensor
@@ -116,20 +144,28 @@ class GroupBatch:
     target: torch.Tensor
     old_dist: torch.Tensor
     old_log_prob: torch.Tensor
+    memory: Memory | None = None
+
+    @property
+    def lead(self) -> int:
+        """Number of sample dims before the agent dim."""
+        return 1 if self.memory is None else 2
 
     def agent(self, i: int) -> GroupBatch:
         """Agent ``i``'s slice of the actor's tensors (the agent dim removed); the critic input stays
         the group's (the state alone has no agent dim, and only the group's critic update reads it)."""
+        n = self.lead
         return GroupBatch(
-            self.obs[:, i],
-            self.action[:, i],
-            None if self.mask is None else self.mask[:, i],
-            self.alive[:, i],
+            self.obs.select(n, i),
+            self.action.select(n, i),
+            None if self.mask is None else self.mask.select(n, i),
+            self.alive.select(n, i),
             self.critic_in,
-            self.advantage[:, i],
-            self.target[:, i],
-            self.old_dist[:, i],
-            self.old_log_prob[:, i],
+            self.advantage.select(n, i),
+            self.target.select(n, i),
+            self.old_dist.select(n, i),
+            self.old_log_prob.select(n, i),
+            None if self.memory is None else self.memory.agent(i),
         )
 
 
@@ -157,7 +193,14 @@ class OnPolicy(Learner):
         state_dim = env.state_dim
         self.policies = nn.ModuleDict(
             {
-                g: GroupPolicy(s, cfg.hidden, cfg.activation, cfg.share_actor, cfg.init_log_std)
+                g: GroupPolicy(
+                    s,
+                    cfg.hidden,
+                    cfg.activation,
+                    cfg.share_actor,
+                    cfg.init_log_std,
+                    cfg.gru_hidden if cfg.model == "gru" else 0,
+                )
                 for g, s in groups.items()
             }
         )
@@ -225,7 +268,16 @@ class OnPolicy(Learner):
             policy = self._policy(g)
             group = td[g]
             mask = group.get(ACTION_MASK, None) if self.groups[g].has_action_mask else None
-            dist = policy.dist(self.actor_input(g, group[OBS]), mask)
+            obs = self.actor_input(g, group[OBS])
+            if policy.memory:
+                # The collector carries the state between steps (zeroed where an episode starts); it is
+                # absent on the first step after a reset. Agents that are not alive start afresh.
+                h = group.get(RECURRENT_STATE, None)
+                h = reset_state(policy.initial_state(obs.shape[:1], obs.device) if h is None else h, ~group[ALIVE])
+                dist, h_out = policy.step(obs, h, mask)
+                group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, h_out
+            else:
+                dist = policy.dist(obs, mask)
             group[ACTION] = policy.mode(dist) if deterministic else policy.sample(dist)
         return td
 
@@ -272,31 +324,50 @@ class OnPolicy(Learner):
             if value_norm is not None:
                 value_norm.update(returns, group[ALIVE])
                 returns = value_norm.normalize(returns, clip=False)
-            obs = self.actor_input(g, group[OBS]).flatten(0, 1)
-            mask = group[ACTION_MASK].flatten(0, 1) if self.groups[g].has_action_mask else None
-            action = group[ACTION].flatten(0, 1)
-            old_dist = policy.dist(obs, mask)
+            memory = self._memory(batch, g) if policy.memory else None
+            samples = self._sequences if policy.memory else lambda x: x.flatten(0, 1)
+            obs = samples(self.actor_input(g, group[OBS]))
+            mask = samples(group[ACTION_MASK]) if self.groups[g].has_action_mask else None
+            action = samples(group[ACTION])
+            old_dist = policy.dist(obs, mask, memory=memory)
             data[g] = GroupBatch(
                 obs,
                 action,
                 mask,
-                group[ALIVE].flatten(0, 1),
-                critic_in.flatten(0, 1),
-                advantage.flatten(0, 1),
-                returns.flatten(0, 1),
+                samples(group[ALIVE]),
+                samples(critic_in),
+                samples(advantage),
+                samples(returns),
                 old_dist,
                 policy.log_prob(old_dist, action),
+                memory,
             )
         self._normalize_advantages(data)
         return data
+
+    def _sequences(self, x: torch.Tensor) -> torch.Tensor:
+        """``[num_envs, T, ...]`` -> ``[num_envs * T / L, L, ...]``: consecutive chunks of length L."""
+        length = self.cfg.chunk_len or x.shape[1]
+        return x.reshape(x.shape[0] * (x.shape[1] // length), length, *x.shape[2:])
+
+    def _memory(self, batch: TensorDictBase, g: str) -> Memory:
+        """Each chunk's stored first-step state, and the resets before every step: the env copy was
+        reset after the previous step, or the agent is not alive (as :meth:`act` did)."""
+        length = self.cfg.chunk_len or batch.shape[1]
+        group = batch[g]
+        previous_done = torch.cat([torch.zeros_like(batch[DONE][:, :1]), batch[DONE][:, :-1]], 1)
+        resets = previous_done.unsqueeze(-1) | ~group[ALIVE]
+        h0 = group[RECURRENT_STATE][:, ::length]
+        return Memory(h0.flatten(0, 1), self._sequences(resets))
 
     def _normalize_advantages(self, data: dict[str, GroupBatch]) -> None:
         if self.cfg.adv_norm == "none":
             return
         if self.cfg.adv_norm == "agent":
             for d in data.values():
-                mean = masked_mean(d.advantage, d.alive, 0)
-                std = masked_mean((d.advantage - mean).pow(2), d.alive, 0).sqrt()
+                dims = tuple(range(d.lead))
+                mean = masked_mean(d.advantage, d.alive, dims)
+                std = masked_mean((d.advantage - mean).pow(2), d.alive, dims).sqrt()
                 d.advantage = (d.advantage - mean) / (std + 1e-8)
             return
         adv = torch.cat([d.advantage[d.alive] for d in data.values()])
@@ -311,7 +382,7 @@ class OnPolicy(Learner):
         net = policy.net
         # Separate parameters solve one problem per agent (reduce over samples); shared, one problem.
         b = d if agent is None else d.agent(agent)
-        dims: tuple[int, ...] = (0, 1) if agent is None and net.share_params else (0,)
+        dims = tuple(range(b.lead + (agent is None and net.share_params)))
         obs, mask, action, alive, adv = b.obs, b.mask, b.action, b.alive, b.advantage
         old_dist, old_lp = b.old_dist, b.old_log_prob
         theta0 = net.flat_params(agent)
@@ -322,7 +393,7 @@ class OnPolicy(Learner):
             return masked_mean(x, alive, dims).reshape(-1)
 
         def dist_at(theta: torch.Tensor) -> torch.Tensor:
-            return policy.dist(obs, mask, net.unflatten(theta), agent)
+            return policy.dist(obs, mask, net.unflatten(theta), agent, b.memory)
 
         def surrogate(theta: torch.Tensor) -> torch.Tensor:
             ratio = torch.exp(policy.log_prob(dist_at(theta), action) - old_lp)
@@ -358,7 +429,7 @@ class OnPolicy(Learner):
         order = torch.randperm(n, generator=self.order_rng).tolist() if self.cfg.agent_order == "random" else range(n)
         self.last_order = [f"{self.agent_ids[k][0]}_{self.agent_ids[k][1]}" for k in order]
         any_d = next(iter(data.values()))
-        factor = torch.ones(any_d.alive.shape[0], device=any_d.alive.device)
+        factor = torch.ones(any_d.alive.shape[: any_d.lead], device=any_d.alive.device)
         results: dict[str, list[dict[str, float]]] = {}
         for k in order:
             g, i = self.agent_ids[k]
@@ -369,7 +440,7 @@ class OnPolicy(Learner):
                 results.setdefault(g, []).append(self._clip_agent(g, i, d, factor))
             with torch.no_grad():
                 policy, a = self._policy(g), d.agent(i)
-                new_lp = policy.log_prob(policy.dist(a.obs, a.mask, agent=i), a.action)
+                new_lp = policy.log_prob(policy.dist(a.obs, a.mask, agent=i, memory=a.memory), a.action)
                 ratio = torch.where(a.alive, torch.exp(new_lp - a.old_log_prob), 1.0)
                 factor = factor * ratio
                 if self.cfg.factor_clip > 1:
@@ -393,7 +464,7 @@ class OnPolicy(Learner):
         policy = self._policy(g)
         b = d if agent is None else d.agent(agent)
         mask = None if b.mask is None else b.mask[idx]
-        dist = policy.dist(b.obs[idx], mask, params, agent)
+        dist = policy.dist(b.obs[idx], mask, params, agent, None if b.memory is None else b.memory.index(idx))
         ratio = torch.exp(policy.log_prob(dist, b.action[idx]) - b.old_log_prob[idx])
         adv = b.advantage[idx] * (1.0 if weight is None else weight[idx])
         clipped = torch.min(ratio * adv, ratio.clamp(1 - self.cfg.clip_eps, 1 + self.cfg.clip_eps) * adv)
