@@ -180,6 +180,22 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
         {**SIGNAL_GAME, "algo.hidden": [32, 32], "algo.target_entropy_fraction": 0.3, "algo.warmup_frames": 200},
         4.0,
     ),
+    # A recurrent (GRU) actor on the memory task envs/cue_recall (2 agents, 4 cues, 5-step episodes): a
+    # feed-forward policy earns 0.25 in expectation (its MLP variant stays at 0.25-0.28,
+    # docs/benchmarks.md), remembering the cue earns 1.0. Seeds 0-2 reach ... at 16k frames.
+    "mappo_gru": (
+        "mappo",
+        "envs/cue_recall",
+        {
+            **QUIET,
+            "experiment.num_envs": 32,
+            "experiment.frames": 16_000,
+            "algo.rollout_steps": 20,
+            "algo.model": "gru",
+            "algo.chunk_len": 10,
+        },
+        0.8,
+    ),
     # An algorithm from outside the package (experiments/examples/reinforce.py), by import path. The
     # untrained (deterministic) policy scores about 0.0, random actions -0.7; seeds 0-7 reach 0.77-2.14.
     "reinforce": (

@@ -219,3 +219,30 @@ def test_prioritized_replay_stores_the_td_errors_of_the_sampled_rows():
     stored = learner.replay.priorities[index]
     assert bool((stored != 1.0).all()), "the sampled rows kept their initial priority"
     assert bool((stored > 0).all())
+
+
+@pytest.mark.parametrize("algo", ["iql", "qmix"])
+def test_normalized_rewards_make_learning_invariant_to_the_reward_scale(algo):
+    # reward_norm divides returns by the rewards' running std: rewards times 10 must give the same updates.
+    env = make_env("vmas/navigation", 4, "cpu", 0, n_agents=2, max_steps=10, continuous_actions=False)
+    batch, _ = RolloutCollector(env, env.rand_action, 20, reuse_buffer=False).collect()
+    scaled = batch.clone()
+    scaled["agent", "reward"] = batch["agent", "reward"] * 10
+
+    def trained(rows, reward_norm: bool) -> QLearning:
+        torch.manual_seed(0)
+        learner = make_learner(algo, env.groups, env.state_dim, warmup_frames=0, reward_norm=reward_norm,
+                               team_reward="sum")  # fmt: skip
+        learner.store(rows)
+        for _ in range(5):
+            learner.gradient_step()
+        return learner
+
+    raw, times_ten = trained(batch, True), trained(scaled, True)
+    assert times_ten.reward_stats.var / raw.reward_stats.var == pytest.approx(100, rel=1e-6)
+    for a, b in zip(raw.parameters(), times_ten.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    # Without the normalization the scale shows in the updates.
+    raw, times_ten = trained(batch, False), trained(scaled, False)
+    pairs = zip(raw.parameters(), times_ten.parameters(), strict=True)
+    assert not all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in pairs)

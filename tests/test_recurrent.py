@@ -8,8 +8,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from marlkit import make_env
+from marlkit.algorithms import algorithm
+from marlkit.algorithms.onpolicy import masked_mean
+from marlkit.checkpoint import seed_everything
 from marlkit.errors import MarlkitError
+from marlkit.keys import DONE, RECURRENT_STATE, RECURRENT_STATE_OUT
+from marlkit.options import with_overrides
 from marlkit.recurrent import GRUNet, RecurrentGroup
+from marlkit.rollout import RolloutCollector
 
 
 def test_gru_cell_matches_torch():
@@ -91,3 +98,86 @@ def test_non_positive_sizes_fail_in_one_line():
     with pytest.raises(MarlkitError, match="must be positive") as err:
         RecurrentGroup(4, 3, 2, True, hidden=0)
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------ recurrent on-policy learners
+def recurrent_setup(algo: str, chunk_len: int, share: bool = False, steps: int = 12, num_envs: int = 3):
+    """A GRU learner on cue recall: 5-step episodes, so episodes end inside rollouts and chunks."""
+    seed_everything(0)
+    env = make_env("envs/cue_recall", num_envs=num_envs, seed=0, n_agents=2, delay=4)
+    spec = algorithm(algo)
+    overrides = {"rollout_steps": steps, "model": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": chunk_len}
+    cfg = with_overrides(spec.config(), {**spec.preset, "share_actor": share, **overrides})
+    learner = spec.build(cfg, env, 0)
+    return env, learner, RolloutCollector(env, learner.act, steps, reuse_buffer=False)
+
+
+@pytest.mark.parametrize("chunk_len,share", [(0, False), (4, False), (6, True), (3, True)])
+def test_chunked_replay_reproduces_the_distributions_actions_were_drawn_from(chunk_len, share):
+    _, learner, collector = recurrent_setup("mappo", chunk_len, share)
+    policy = learner.policies["agent"]
+    drawn: list[torch.Tensor] = []
+    step = policy.step
+
+    def recording_step(obs, h, mask=None):
+        dist, h_out = step(obs, h, mask)
+        drawn.append(dist)
+        return dist, h_out
+
+    policy.step = recording_step
+    collector.collect()  # the second collection starts from carried, nonzero states
+    drawn.clear()
+    batch, _ = collector.collect()
+    assert batch["agent"][RECURRENT_STATE][:, 0].abs().sum() > 0
+    data = learner._prepare(batch)
+    expected = learner._sequences(torch.stack(drawn, 1))
+    torch.testing.assert_close(data["agent"].old_dist, expected, rtol=0, atol=1e-6)
+
+
+def test_collection_resets_the_state_exactly_where_an_episode_starts():
+    _, _, collector = recurrent_setup("mappo", 0)
+    batch, _ = collector.collect()
+    state, state_out = batch["agent"][RECURRENT_STATE], batch["agent"][RECURRENT_STATE_OUT]
+    done = batch[DONE]
+    for t in range(1, batch.shape[1]):
+        for e in range(batch.shape[0]):
+            expected = torch.zeros_like(state_out[e, t - 1]) if done[e, t - 1] else state_out[e, t - 1]
+            assert torch.equal(state[e, t], expected)
+    assert bool(done.any()) and bool((~done).any())
+
+
+@pytest.mark.parametrize("algo", ["hatrpo", "matrpo", "itrpo"])
+def test_every_accepted_recurrent_trust_region_step_keeps_kl_within_the_radius(algo):
+    _, learner, collector = recurrent_setup(algo, 4, steps=20, num_envs=8)
+    policy = learner.policies["agent"]
+    max_kl = learner.cfg.trust_region.max_kl
+    accepted = 0
+    for _ in range(3):
+        batch, _ = collector.collect()
+        data = learner._prepare(batch)["agent"]
+        before = policy.net.flat_params()
+        learner.update(batch)
+        with torch.no_grad():
+            new = policy.dist(data.obs, data.mask, memory=data.memory)
+            kl = masked_mean(policy.kl(data.old_dist, new), data.alive, (0, 1))  # per agent
+        moved = (policy.net.flat_params() != before).any(-1)
+        assert bool((kl[moved] <= max_kl * (1 + 1e-4)).all()), (kl, max_kl)
+        accepted += int(moved.sum())
+    assert accepted > 0
+
+
+def test_recurrent_options_that_cannot_work_fail_in_one_line():
+    for overrides, match in (
+        ({"model": "gru", "chunk_len": 50}, "chunk_len must be in"),
+        ({"model": "gru", "chunk_len": 7}, "must divide"),
+        ({"model": "gru", "gru_hidden": 0}, "gru_hidden must be positive"),
+        ({"model": "lstm"}, "model"),
+    ):
+        spec = algorithm("mappo")
+        with pytest.raises(MarlkitError, match=match) as error:
+            cfg = with_overrides(spec.config(), {**spec.preset, "rollout_steps": 20, **overrides})
+            spec.build(cfg, make_env("envs/cue_recall", num_envs=2, seed=0), 0)
+        assert "\n" not in str(error.value)
+    with pytest.raises(MarlkitError, match="model") as error:
+        with_overrides(algorithm("masac").config(), {"model": "gru"})
+    assert "\n" not in str(error.value)

@@ -28,6 +28,21 @@ RUNS = {
         "algo.rollout_steps": 50,
         "algo.hidden": [16, 16],
     },
+    # A recurrent actor: episodes of 30 steps end inside the 50-step rollouts and inside 10-step chunks.
+    "hatrpo-gru": {
+        "env.n_agents": 2,
+        "env.max_steps": 30,
+        "experiment.frames": 2_400,
+        "experiment.num_envs": 4,
+        "experiment.checkpoint_every": 400,
+        "experiment.eval_every": 800,
+        "experiment.eval_episodes": 2,
+        "algo.rollout_steps": 50,
+        "algo.hidden": [16],
+        "algo.model": "gru",
+        "algo.gru_hidden": 8,
+        "algo.chunk_len": 10,
+    },
     "masac": {
         "env.n_agents": 2,
         "env.max_steps": 30,
@@ -109,8 +124,9 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "marlkit.cli", *args]
 
 
-def train_args(algo: str, out: Path) -> list[str]:
-    overrides = [f"{k}={json.dumps(v)}" for k, v in RUNS[algo].items()]
+def train_args(run: str, out: Path) -> list[str]:
+    overrides = [f"{k}={json.dumps(v)}" for k, v in RUNS[run].items()]
+    algo = run.split("-")[0]
     return cli("train", algo, "vmas/navigation", "--out", str(out), "experiment.progress=false", *overrides)
 
 
@@ -118,7 +134,7 @@ def final_learner(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "final.pt")["learner"]
 
 
-@pytest.mark.parametrize("algo", ["hatrpo", "masac", "mambpo", "qmix", "pets"])
+@pytest.mark.parametrize("algo", ["hatrpo", "hatrpo-gru", "masac", "mambpo", "qmix", "pets"])
 def test_sigkill_then_resume_equals_uninterrupted_run(algo, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"

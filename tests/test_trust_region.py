@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marlkit.policies import GroupPolicy
+from marlkit.policies import GroupPolicy, Memory
 from marlkit.returns import gae
 from marlkit.specs import Box, Discrete, GroupSpec
 from marlkit.trust_region import TrustRegionConfig, conjugate_gradient, make_fvp, trust_region_step
@@ -65,55 +67,79 @@ def test_rows_are_independent_problems_with_their_own_step_sizes():
         torch.testing.assert_close(result.theta[k], result.step_frac[k] * expected)
 
 
-def _tiny_policy(discrete: bool, n_agents: int = 1, seed: int = 0) -> GroupPolicy:
+def _tiny_policy(discrete: bool, n_agents: int = 1, seed: int = 0, memory: int = 0) -> GroupPolicy:
     torch.manual_seed(seed)
     action = Discrete(4) if discrete else Box((-1.0, -1.0), (1.0, 1.0))
     spec = GroupSpec("agent", tuple(f"agent_{i}" for i in range(n_agents)), (3,), action)
-    policy = GroupPolicy(spec, hidden=(5,), activation="tanh", share_params=False, init_log_std=-0.3)
+    policy = GroupPolicy(spec, hidden=(5,), activation="tanh", share_params=False, init_log_std=-0.3, memory=memory)
     with torch.no_grad():  # un-shrink the output layer so the Fisher is not nearly zero
         for p in policy.net.parameters():
             p.copy_(torch.randn_like(p) * 0.5)
     return policy
 
 
-def _analytic_fisher(policy: GroupPolicy, obs: torch.Tensor, theta: torch.Tensor) -> torch.Tensor:
-    """E_s[J^T M J]: J the Jacobian of the distribution parameters, M the Fisher of the output family."""
+def _analytic_fisher(
+    policy: GroupPolicy, dist_of: Callable[[torch.Tensor], torch.Tensor], theta: torch.Tensor
+) -> torch.Tensor:
+    """E_s[J^T M J]: J the Jacobian of sample s's distribution parameters (``dist_of(theta [P]) -> [S, D]``),
+    M the Fisher of the output family."""
+    dist = dist_of(theta[0]).detach()
+    jacobian = torch.autograd.functional.jacobian(dist_of, theta[0])  # [S, D, P]
     rows = []
-    for s in range(obs.shape[0]):
-        out = lambda th, s=s: policy.dist(obs[s : s + 1], None, policy.net.unflatten(th.unsqueeze(0)))[0, 0]
-        jac = torch.autograd.functional.jacobian(out, theta[0])  # [D, P]
-        dist = out(theta[0]).detach()
+    for s in range(dist.shape[0]):
         if policy.continuous:
-            _, log_std = policy.split(dist)
+            _, log_std = policy.split(dist[s])
             m = torch.diag(torch.cat([torch.exp(-2 * log_std), torch.full_like(log_std, 2.0)]))
         else:
-            p = torch.softmax(dist, -1)
+            p = torch.softmax(dist[s], -1)
             m = torch.diag(p) - torch.outer(p, p)
-        rows.append(jac.T @ m @ jac)
+        rows.append(jacobian[s].T @ m @ jacobian[s])
     return torch.stack(rows).mean(0)
+
+
+def _check_fvp(policy: GroupPolicy, dist_at: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """``dist_at(theta [1, P]) -> [..., 1 agent, D]``: the KL Hessian, the explicit Fisher and the solver's
+    Fisher-vector products agree."""
+    theta0 = policy.net.flat_params()
+    old = dist_at(theta0).detach()
+
+    def kl(th: torch.Tensor) -> torch.Tensor:
+        return policy.kl(old, dist_at(th)).reshape(-1, 1).mean(0)
+
+    theta = theta0.clone().requires_grad_(True)
+    fvp = make_fvp(kl, theta, damping=0.0)
+    hessian = torch.autograd.functional.hessian(lambda th: kl(th.unsqueeze(0)).sum(), theta0[0])
+    fisher = _analytic_fisher(policy, lambda th: dist_at(th.unsqueeze(0)).reshape(-1, old.shape[-1]), theta0)
+    torch.testing.assert_close(hessian, fisher, rtol=1e-4, atol=1e-5)
+    for _ in range(3):
+        v = torch.randn_like(theta0)
+        torch.testing.assert_close(fvp(v)[0], fisher @ v[0], rtol=1e-4, atol=1e-5)
+    damped = make_fvp(kl, theta, damping=0.1)
+    v = torch.randn_like(theta0)
+    torch.testing.assert_close(damped(v), fvp(v) + 0.1 * v)
 
 
 def test_fisher_vector_products_equal_explicit_fisher_and_kl_hessian():
     for discrete in (False, True):
         policy = _tiny_policy(discrete)
         obs = torch.randn(6, 1, 3)
-        theta0 = policy.net.flat_params()
-        old = policy.dist(obs).detach()
+        _check_fvp(policy, lambda th, policy=policy, obs=obs: policy.dist(obs, None, policy.net.unflatten(th)))
 
-        def kl(th: torch.Tensor, policy=policy, old=old, obs=obs) -> torch.Tensor:
-            return policy.kl(old, policy.dist(obs, None, policy.net.unflatten(th))).mean(0)
 
-        theta = theta0.clone().requires_grad_(True)
-        fvp = make_fvp(kl, theta, damping=0.0)
-        hessian = torch.autograd.functional.hessian(lambda th: kl(th.unsqueeze(0)).sum(), theta0[0])
-        fisher = _analytic_fisher(policy, obs, theta0)
-        torch.testing.assert_close(hessian, fisher, rtol=1e-4, atol=1e-5)
-        for _ in range(3):
-            v = torch.randn_like(theta0)
-            torch.testing.assert_close(fvp(v)[0], fisher @ v[0], rtol=1e-4, atol=1e-5)
-        damped = make_fvp(kl, theta, damping=0.1)
-        v = torch.randn_like(theta0)
-        torch.testing.assert_close(damped(v), fvp(v) + 0.1 * v)
+def test_recurrent_fisher_vector_products_equal_explicit_fisher_through_time():
+    # Sequences of 4 steps with a reset inside: the Fisher of the mean KL over every step backpropagates
+    # through the GRU's recurrence, and the explicit E[J^T M J] differentiates each step's output through
+    # all earlier steps.
+    for discrete in (False, True):
+        policy = _tiny_policy(discrete, memory=3)
+        obs = torch.randn(2, 4, 1, 3)
+        memory = Memory(torch.randn(2, 1, 3), torch.tensor([[False, False, True, False], [False] * 4]).unsqueeze(-1))
+        _check_fvp(
+            policy,
+            lambda th, policy=policy, obs=obs, memory=memory: policy.dist(
+                obs, None, policy.net.unflatten(th), memory=memory
+            ),
+        )
 
 
 @settings(max_examples=20, deadline=None)

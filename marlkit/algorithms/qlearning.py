@@ -50,6 +50,7 @@ from marlkit.keys import (
     TRUNCATED,
 )
 from marlkit.learner import EnvInfo, Learner
+from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, option, require, require_at_least, validate
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.returns import n_step_returns
@@ -79,6 +80,7 @@ class QLearningConfig(ReplayOptions):
     eps_final: float = option(0.05, "epsilon-greedy: exploration probability after eps_decay_frames")
     eps_decay_frames: int = option(50_000, "frames of linear epsilon decay")
     td_loss: Literal["mse", "huber"] = option("mse", "loss on the TD error")
+    reward_norm: bool = option(False, "divide rewards by their running standard deviation (sparse, small rewards)")
     buffer_size: int = option(100_000, "replay capacity in transitions (env copies x steps)")
     batch_size: int = option(128, "transitions per gradient step")
     lr: float = option(5e-4, "Adam learning rate of the agents' networks and the mixer")
@@ -158,6 +160,10 @@ class QLearning(Learner):
         self.replay = ReplayBuffer(cfg.buffer_size, None, seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
         self.schedule = UpdateSchedule(cfg.warmup_frames, cfg.updates_per_frame)
         self.grad_steps = 0
+        # EPyMARL's standardise_rewards without its mean shift: a constant added to every reward changes
+        # which policy is optimal where episodes terminate, a common scale does not. Returns are linear in
+        # the rewards, so stored n-step returns are scaled by the current statistics when sampled.
+        self.reward_stats = RunningNorm(()) if cfg.reward_norm else None
 
     @property
     def steps_per_collection(self) -> int:
@@ -256,8 +262,11 @@ class QLearning(Learner):
         if self.team:
             # The team's episode ends together: it terminates when all its agents have.
             team_term = torch.cat(list(terminated.values()), -1).all(-1)
-            ret, discount, last = n_step_returns(self.team_reward(batch), team_term, done | team_term, cfg.gamma,
+            team_reward = self.team_reward(batch)
+            ret, discount, last = n_step_returns(team_reward, team_term, done | team_term, cfg.gamma,
                                                  cfg.n_step)  # fmt: skip
+            if self.reward_stats is not None:
+                self.reward_stats.update(team_reward)
         # The state feeds QMIX's hypernetworks only: IQL and VDN rows go without it.
         rows: dict[str, object] = {STATE: batch[STATE]} if self.mixer is not None else {}
         reached: dict[str, object] = {}
@@ -272,6 +281,8 @@ class QLearning(Learner):
             own = {k: group[k] for k in (OBS, ACTION, ACTION_MASK, ALIVE) if k in group.keys()}
             if not self.team:
                 own.update({N_STEP_RETURN: g_ret, N_STEP_DISCOUNT: g_discount})
+                if self.reward_stats is not None:
+                    self.reward_stats.update(group[REWARD], group[ALIVE])
             rows[g] = own
             nxt = batch[NEXT, g]
             reached[g] = {k: _at(nxt[k], agent_last) for k in (OBS, ACTION_MASK) if k in nxt.keys()}
@@ -298,6 +309,7 @@ class QLearning(Learner):
         cfg = self.cfg
         rows, index, weights = self.replay.sample(cfg.batch_size)
         self.grad_steps += 1
+        scale = 1.0 if self.reward_stats is None else (self.reward_stats.var + 1e-8).rsqrt().float()
         chosen, following, alive, targets = [], [], [], []
         for g in self.groups:
             q = self.agent_q(self.q, g, rows[g, OBS])
@@ -305,13 +317,13 @@ class QLearning(Learner):
             following.append(self.next_values(g, rows))
             alive.append(rows[g, ALIVE].float())
             if not self.team:
-                targets.append(rows[g, N_STEP_RETURN] + rows[g, N_STEP_DISCOUNT] * following[-1])
+                targets.append(scale * rows[g, N_STEP_RETURN] + rows[g, N_STEP_DISCOUNT] * following[-1])
         live = torch.cat(alive, -1)
         if self.team:
             q_tot = self.mix(self.mixer, torch.cat(chosen, -1) * live, rows.get(STATE, None))
             with torch.no_grad():
                 next_tot = self.mix(self.target_mixer, torch.cat(following, -1) * live, rows.get((NEXT, STATE), None))
-            error = q_tot - (rows[N_STEP_RETURN] + rows[N_STEP_DISCOUNT] * next_tot)
+            error = q_tot - (scale * rows[N_STEP_RETURN] + rows[N_STEP_DISCOUNT] * next_tot)
             per_row, count = self._loss(error), torch.ones_like(error)
             priority = error.detach().abs()
         else:
