@@ -40,7 +40,8 @@ def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> di
         "experiment.seed": seed,
         "experiment.progress": False,
     }
-    return Experiment(build_config(algo, preset["env"], overrides), out).run()
+    # A variant's label (``hatrpo-gru``) names its algorithm in ``algo_of``; its options in ``algo_overrides``.
+    return Experiment(build_config(preset.get("algo_of", {}).get(algo, algo), preset["env"], overrides), out).run()
 
 
 def final_eval(run_dir: Path, episodes: int) -> dict[str, float]:
