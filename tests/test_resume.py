@@ -16,33 +16,21 @@ import torch
 
 from marlkit.experiment import Experiment, RunConfig, build_config, load_checkpoint
 
+HATRPO = {
+    "env.n_agents": 2,
+    "env.max_steps": 30,
+    "experiment.frames": 2_400,
+    "experiment.num_envs": 4,
+    "experiment.checkpoint_every": 400,
+    "experiment.eval_every": 800,
+    "experiment.eval_episodes": 2,
+    "algo.rollout_steps": 50,
+    "algo.hidden": [16, 16],
+}
 RUNS = {
-    "hatrpo": {
-        "env.n_agents": 2,
-        "env.max_steps": 30,
-        "experiment.frames": 2_400,
-        "experiment.num_envs": 4,
-        "experiment.checkpoint_every": 400,
-        "experiment.eval_every": 800,
-        "experiment.eval_episodes": 2,
-        "algo.rollout_steps": 50,
-        "algo.hidden": [16, 16],
-    },
+    "hatrpo": HATRPO,
     # A recurrent actor: episodes of 30 steps end inside the 50-step rollouts and inside 10-step chunks.
-    "hatrpo-gru": {
-        "env.n_agents": 2,
-        "env.max_steps": 30,
-        "experiment.frames": 2_400,
-        "experiment.num_envs": 4,
-        "experiment.checkpoint_every": 400,
-        "experiment.eval_every": 800,
-        "experiment.eval_episodes": 2,
-        "algo.rollout_steps": 50,
-        "algo.hidden": [16],
-        "algo.model": "gru",
-        "algo.gru_hidden": 8,
-        "algo.chunk_len": 10,
-    },
+    "hatrpo-gru": {**HATRPO, "algo.hidden": [16], "algo.model": "gru", "algo.gru_hidden": 8, "algo.chunk_len": 10},
     "masac": {
         "env.n_agents": 2,
         "env.max_steps": 30,
