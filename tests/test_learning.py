@@ -191,7 +191,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
             "experiment.num_envs": 32,
             "experiment.frames": 16_000,
             "algo.rollout_steps": 20,
-            "algo.model": "gru",
+            "algo.network": "gru",
             "algo.chunk_len": 10,
         },
         0.8,

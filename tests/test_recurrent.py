@@ -106,7 +106,7 @@ def recurrent_setup(algo: str, chunk_len: int, share: bool = False, steps: int =
     seed_everything(0)
     env = make_env("envs/cue_recall", num_envs=num_envs, seed=0, n_agents=2, delay=4)
     spec = algorithm(algo)
-    overrides = {"rollout_steps": steps, "model": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": chunk_len}
+    overrides = {"rollout_steps": steps, "network": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": chunk_len}
     cfg = with_overrides(spec.config(), {**spec.preset, "share_actor": share, **overrides})
     learner = spec.build(cfg, env, 0)
     return env, learner, RolloutCollector(env, learner.act, steps, reuse_buffer=False)
@@ -168,16 +168,16 @@ def test_every_accepted_recurrent_trust_region_step_keeps_kl_within_the_radius(a
 
 def test_recurrent_options_that_cannot_work_fail_in_one_line():
     for overrides, match in (
-        ({"model": "gru", "chunk_len": 50}, "chunk_len must be in"),
-        ({"model": "gru", "chunk_len": 7}, "must divide"),
-        ({"model": "gru", "gru_hidden": 0}, "gru_hidden must be positive"),
-        ({"model": "lstm"}, "model"),
+        ({"network": "gru", "chunk_len": 50}, "chunk_len must be in"),
+        ({"network": "gru", "chunk_len": 7}, "must divide"),
+        ({"network": "gru", "gru_hidden": 0}, "gru_hidden must be positive"),
+        ({"network": "lstm"}, "network"),
     ):
         spec = algorithm("mappo")
         with pytest.raises(MarlkitError, match=match) as error:
             cfg = with_overrides(spec.config(), {**spec.preset, "rollout_steps": 20, **overrides})
             spec.build(cfg, make_env("envs/cue_recall", num_envs=2, seed=0), 0)
         assert "\n" not in str(error.value)
-    with pytest.raises(MarlkitError, match="model") as error:
-        with_overrides(algorithm("masac").config(), {"model": "gru"})
+    with pytest.raises(MarlkitError, match="network") as error:
+        with_overrides(algorithm("masac").config(), {"network": "gru"})
     assert "\n" not in str(error.value)

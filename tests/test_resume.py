@@ -30,7 +30,7 @@ HATRPO = {
 RUNS = {
     "hatrpo": HATRPO,
     # A recurrent actor: episodes of 30 steps end inside the 50-step rollouts and inside 10-step chunks.
-    "hatrpo-gru": {**HATRPO, "algo.hidden": [16], "algo.model": "gru", "algo.gru_hidden": 8, "algo.chunk_len": 10},
+    "hatrpo-gru": {**HATRPO, "algo.hidden": [16], "algo.network": "gru", "algo.gru_hidden": 8, "algo.chunk_len": 10},
     "masac": {
         "env.n_agents": 2,
         "env.max_steps": 30,

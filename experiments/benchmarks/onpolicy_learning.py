@@ -36,7 +36,7 @@ HALFCHEETAH = {
     "algo.init_log_std": -0.5,
 }
 
-GRU = {"algo.model": "gru"}
+GRU = {"algo.network": "gru"}
 # Memory benchmarks: every algorithm as a GRU and an MLP variant, the same options otherwise.
 MEMORY_VARIANTS = {f"{a}-{m}": a for a in ("hatrpo", "mappo") for m in ("gru", "mlp")}
 

@@ -33,8 +33,8 @@ from marlkit.options import with_overrides
 from marlkit.rollout import RolloutCollector
 
 MODELS = {
-    "mlp": {"model": "mlp", "hidden": (64, 64)},
-    "gru": {"model": "gru", "hidden": (64,), "gru_hidden": 64},
+    "mlp": {"network": "mlp", "hidden": (64, 64)},
+    "gru": {"network": "gru", "hidden": (64,), "gru_hidden": 64},
 }
 
 

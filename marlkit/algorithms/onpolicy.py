@@ -90,7 +90,7 @@ class OnPolicyConfig:
     value_norm: bool = option(False, "normalize critic targets with running statistics")
     obs_norm: bool = option(False, "normalize observations (and state) with running statistics")
     hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of actors and critics (gru: the actor's encoder)")
-    model: Literal["mlp", "gru"] = option("mlp", "actor network: feed-forward, or an MLP encoder followed by a GRU")
+    network: Literal["mlp", "gru"] = option("mlp", "actor network: feed-forward, or an MLP encoder followed by a GRU")
     gru_hidden: int = option(64, "gru: units of the actor's GRU (its hidden state per env copy and agent)")
     chunk_len: int = option(0, "gru: length of the training sequences, dividing rollout_steps (0 = whole rollouts)")
     activation: str = option("tanh", "activation of actors and critics")
@@ -199,7 +199,7 @@ class OnPolicy(Learner):
                     cfg.activation,
                     cfg.share_actor,
                     cfg.init_log_std,
-                    cfg.gru_hidden if cfg.model == "gru" else 0,
+                    cfg.gru_hidden if cfg.network == "gru" else 0,
                 )
                 for g, s in groups.items()
             }
