@@ -94,7 +94,8 @@ class RecurrentGroup(nn.Module):
     def sequence(self, x: torch.Tensor, h0: torch.Tensor, starts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """A stored chunk: ``x [B, T, n, in]`` from the state ``h0 [B, n, hidden]`` at its first step, with
         ``starts [B, T]`` (resets inside the chunk). Returns ``(out [B, T, n, out], state after the chunk)``."""
-        return unroll(self.net, x, h0, starts, self.out_dim)
+        out, states = unroll(self.net, x, h0, starts, self.out_dim)
+        return out, states[:, -1]
 
 
 def reset_state(h: torch.Tensor, resets: torch.Tensor) -> torch.Tensor:
@@ -109,11 +110,13 @@ def unroll(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a step network ``[..., in + hidden] -> [..., out + hidden]`` over ``x [B, T, ...]`` from ``h0``,
     zeroing the state where ``resets [B, T, ...]`` is set before each step. Only time is a loop: env
-    copies and agents stay batched. Returns ``(out [B, T, ..., out_dim], state after the last step)``."""
-    outs = []
+    copies and agents stay batched. Returns ``(out [B, T, ..., out_dim], states [B, T, ..., hidden])``,
+    ``states[:, t]`` being the state after step t."""
+    outs, states = [], []
     h = h0
     for t in range(x.shape[1]):
         y = net(torch.cat([x[:, t], reset_state(h, resets[:, t])], -1))
         outs.append(y[..., :out_dim])
         h = y[..., out_dim:]
-    return torch.stack(outs, 1), h
+        states.append(h)
+    return torch.stack(outs, 1), torch.stack(states, 1)

@@ -62,8 +62,11 @@ class ReplayBuffer:
         alpha: float = 0.6,
         beta: float = 0.4,
         eps: float = 1e-6,
+        item_dims: int = 0,
     ) -> None:
         self.capacity = capacity
+        # Trailing batch dims that belong to one row: 1 for rows that are sequences ``[L]``.
+        self.item_dims = item_dims
         self.prioritized = prioritized
         self.alpha, self.beta, self.eps = alpha, beta, eps
         self.seed = seed
@@ -84,8 +87,10 @@ class ReplayBuffer:
         return self.size
 
     def extend(self, batch: TensorDictBase) -> None:
-        """Append every row of ``batch`` (any batch shape; flattened). The oldest rows are overwritten."""
-        rows = batch.reshape(-1)
+        """Append every row of ``batch`` (any batch shape, flattened up to the last ``item_dims`` dims). The
+        oldest rows are overwritten."""
+        item = batch.shape[batch.batch_dims - self.item_dims :]
+        rows = batch.reshape(-1, *item)
         n = rows.shape[0]
         if self.storage is None and not self._device_fixed:
             # The buffer follows the env's device (a TensorDict made without one reports None).
@@ -94,7 +99,7 @@ class ReplayBuffer:
                 self._place(device)
         rows = rows.to(self.device)
         if self.storage is None:
-            self.storage = rows[0].expand(self.capacity).clone()
+            self.storage = rows[0].expand(self.capacity, *item).clone()
         if n > self.capacity:
             rows, n = rows[-self.capacity :], self.capacity
         index = (self.cursor + torch.arange(n, device=self.device)) % self.capacity
@@ -135,6 +140,7 @@ class ReplayBuffer:
         if self.storage is not None:
             # A clone: saving a view would serialize the whole preallocated storage.
             state["rows"] = self.storage[: self.size].clone().to_dict()
+            state["item_shape"] = list(self.storage.shape[1:])
         return state
 
     def load_state_dict(self, state: dict[str, Any], device: torch.device | str | None = None) -> None:
@@ -148,6 +154,7 @@ class ReplayBuffer:
             self.priorities.zero_()
             self.priorities[: self.size] = state["priorities"].to(self.device)
         if "rows" in state:
-            rows = TensorDict.from_dict(state["rows"], batch_size=[self.size], device=self.device)
-            self.storage = rows[0].expand(self.capacity).clone()
+            item = tuple(state.get("item_shape", ()))
+            rows = TensorDict.from_dict(state["rows"], batch_size=[self.size, *item], device=self.device)
+            self.storage = rows[0].expand(self.capacity, *rows.shape[1:]).clone()
             self.storage[: self.size] = rows

@@ -77,6 +77,10 @@ class MBPOConfig(OffPolicyConfig, ModelOptions):
         require(0 <= self.real_ratio <= 1, f"algo.real_ratio must be in [0, 1], got {self.real_ratio}")
         require(self.actor == "squashed_gaussian", "MBPO trains SAC actors; algo.actor must be squashed_gaussian")
         require(not self.prioritized, "MBPO samples real and model data uniformly; set algo.prioritized=false")
+        require(
+            self.network == "mlp",
+            "MBPO's model rollouts branch from single replayed states and carry no actor memory; set algo.network=mlp",
+        )
 
     def rollout_length_at(self, frames: int) -> int:
         (first, last), (start, end) = self.rollout_length, self.rollout_schedule

@@ -33,11 +33,32 @@ from torch import nn
 
 from marlkit.errors import MarlkitError
 from marlkit.groups import GroupModule, JointActions, central_input, central_input_dim, mlp
-from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
+from marlkit.keys import (
+    ACTION,
+    ACTION_MASK,
+    ALIVE,
+    DONE,
+    NEXT,
+    OBS,
+    RECURRENT_STATE,
+    RECURRENT_STATE_OUT,
+    REWARD,
+    STATE,
+    TERMINATED,
+    TRUNCATED,
+)
 from marlkit.learner import EnvInfo, Learner
 from marlkit.nets import EnsembleMLP, clip_grad_norm_per_member_
 from marlkit.options import KeyFn, option, require, require_at_least, validate
-from marlkit.policies import ActorMode, categorical_head, gumbel_head, masked_log_probs, squashed_gaussian_head
+from marlkit.policies import (
+    ActorMode,
+    Memory,
+    categorical_head,
+    gumbel_head,
+    masked_log_probs,
+    squashed_gaussian_head,
+)
+from marlkit.recurrent import GRUNet, reset_state, unroll
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.schedules import UpdateSchedule, linear
 from marlkit.specs import Box, Discrete, GroupSpec
@@ -72,12 +93,36 @@ class OffPolicyConfig(ReplayOptions):
     noise_decay_frames: int = option(0, "frames of linear noise decay (0: constant)")
     ou_theta: float = option(0.15, "Ornstein-Uhlenbeck mean reversion")
     logits_reg: float = option(1e-3, "discrete deterministic actors: weight of mean(logits^2)")
-    hidden: tuple[int, ...] = option((256, 256), "hidden layer sizes of actors and critics")
+    hidden: tuple[int, ...] = option((256, 256), "hidden layer sizes of actors and critics (gru: actor encoder)")
     activation: str = option("relu", "activation of actors and critics")
+    network: Literal["mlp", "gru"] = option("mlp", "actor network: feed-forward, or an MLP encoder followed by a GRU")
+    gru_hidden: int = option(64, "gru: units of the actors' GRU")
+    chunk_len: int = option(10, "gru: replayed sequence length (rows of the buffer); it divides rollout_steps")
+    burn_in: int = option(0, "gru: leading steps of each sequence that only warm the state up (no loss)")
 
     def validate(self, key: KeyFn) -> None:
         self.validate_replay(key)
-        require_at_least(self, ("n_critics", "policy_delay", "buffer_size", "batch_size"), 1, key)
+        require_at_least(self, ("n_critics", "policy_delay", "buffer_size", "batch_size", "gru_hidden", "chunk_len"),
+                         1, key)  # fmt: skip
+        if self.network == "gru":
+            require(
+                self.rollout_steps % self.chunk_len == 0,
+                f"{key('chunk_len')}={self.chunk_len} must divide {key('rollout_steps')}={self.rollout_steps}",
+            )
+            require(
+                0 <= self.burn_in < self.chunk_len,
+                f"{key('burn_in')} must be in [0, {key('chunk_len')}={self.chunk_len}), got {self.burn_in}",
+            )
+            require(
+                self.batch_size >= self.chunk_len,
+                f"{key('batch_size')}={self.batch_size} must hold at least one sequence of "
+                f"{key('chunk_len')}={self.chunk_len} steps",
+            )
+            require(
+                not self.prioritized,
+                f"{key('prioritized')} is not supported with {key('network')}=gru (replay rows are sequences); "
+                f"set {key('prioritized')}=false",
+            )
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
         require_at_least(self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, key)
@@ -116,6 +161,10 @@ class ReplayBatch:
     joint: torch.Tensor
     index: torch.Tensor
     weights: torch.Tensor | None
+    # Recurrent actors: the sampled sequences' shape [sequences, chunk_len] (the rows above are these,
+    # flattened) and each group's stored first-step states and resets.
+    sequences: tuple[int, int] | None = None
+    memory: dict[str, Memory] | None = None
 
 
 class OffPolicy(Learner):
@@ -140,9 +189,15 @@ class OffPolicy(Learner):
                     )
         self.joint = JointActions(groups)
 
+        self.recurrent = cfg.network == "gru"
+        # SAC's Gaussian needs a mean and a log-std per dimension; logits are one number per action.
+        self.out_dims = {g: (2 if self.sac and isinstance(s.action, Box) else 1) * self.joint.widths[g]
+                         for g, s in groups.items()}  # fmt: skip
+
         def actor_net(spec: GroupSpec) -> Callable[[], nn.Module]:
-            # SAC's Gaussian needs a mean and a log-std per dimension; logits are one number per action.
-            out_dim = (2 if self.sac and isinstance(spec.action, Box) else 1) * self.joint.widths[spec.name]
+            out_dim = self.out_dims[spec.name]
+            if self.recurrent:
+                return lambda: GRUNet(spec.obs_dim, out_dim, cfg.hidden, cfg.gru_hidden, cfg.activation)
             return lambda: mlp(spec.obs_dim, out_dim, cfg.hidden, cfg.activation)
 
         self.actors = nn.ModuleDict(
@@ -157,7 +212,10 @@ class OffPolicy(Learner):
         self.actor_opt = torch.optim.Adam(self.actors.parameters(), lr=cfg.actor_lr, fused=True)
         self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, fused=True)
         self.alpha_opt = torch.optim.Adam(self.log_alpha.parameters(), lr=cfg.alpha_lr)
-        self.replay = ReplayBuffer(cfg.buffer_size, None, seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
+        # A recurrent learner's rows are sequences of chunk_len steps; capacity and batches still count steps.
+        self.seq_len = cfg.chunk_len if self.recurrent else 1
+        self.replay = ReplayBuffer(cfg.buffer_size // self.seq_len, None, seed, cfg.prioritized, cfg.priority_alpha,
+                                   cfg.priority_beta, item_dims=int(self.recurrent))  # fmt: skip
         self.schedule = UpdateSchedule(cfg.warmup_frames, cfg.updates_per_frame)
         self.grad_steps = 0
         self._ou: dict[str, torch.Tensor] = {}
@@ -205,14 +263,22 @@ class OffPolicy(Learner):
 
     # -------------------------------------------------------------- policies
     def policy(
-        self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None, mode: ActorMode
+        self,
+        actors: nn.ModuleDict,
+        g: str,
+        obs: torch.Tensor,
+        mask: torch.Tensor | None,
+        mode: ActorMode,
+        out: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Normalized actions ``[..., n, a]`` (one-hot for discrete) and log pi ``[..., n]`` (SAC; the raw
         logits for discrete actors; else None).
 
         ``mode``: ``sample`` (differentiable: reparameterized / straight-through), ``mean`` (deterministic),
-        ``explore`` (behaviour: SAC sample, Gumbel sample, or deterministic plus noise added by ``act``)."""
-        out = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
+        ``explore`` (behaviour: SAC sample, Gumbel sample, or deterministic plus noise added by ``act``).
+        ``out``: the actor's raw output where it was computed already (recurrent actors)."""
+        if out is None:
+            out = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
         if isinstance(self.groups[g].action, Discrete):
             if self.sac:
                 return categorical_head(out, mask, mode)
@@ -226,12 +292,46 @@ class OffPolicy(Learner):
         return self.sac and isinstance(self.groups[g].action, Discrete)
 
     def distribution(
-        self, actors: nn.ModuleDict, g: str, obs: torch.Tensor, mask: torch.Tensor | None
+        self,
+        actors: nn.ModuleDict,
+        g: str,
+        obs: torch.Tensor,
+        mask: torch.Tensor | None,
+        out: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """A discrete group's ``pi(. | o_i)`` and ``log pi(. | o_i)``, ``[..., n, n_actions]`` each; illegal
         actions get probability 0."""
-        logp = masked_log_probs(actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape))), mask)
+        if out is None:
+            out = actors[g](obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape)))
+        logp = masked_log_probs(out, mask)
         return logp.exp(), logp
+
+    def actor_outputs(self, actors: nn.ModuleDict, g: str, batch: ReplayBatch, reached: bool) -> torch.Tensor | None:
+        """Recurrent actors: raw outputs at every sampled step's observation (``reached``: at the observation
+        the step reached, from the state after it), unrolled over the sequences from their stored
+        first-step states; the first ``burn_in`` steps only warm the state up, without gradient. None
+        for feed-forward actors, which :meth:`policy` runs on the observations."""
+        if batch.memory is None or batch.sequences is None:
+            return None
+        spec, memory, d = self.groups[g], batch.memory[g], batch.data[g]
+        net, out_dim, burn = actors[g], self.out_dims[g], self.cfg.burn_in
+        sequences = batch.sequences
+
+        def inputs(key: str) -> torch.Tensor:
+            x = d[key].flatten(start_dim=d[key].dim() - len(spec.obs_shape))
+            return x.view(*sequences, *x.shape[1:])
+
+        x, h = inputs("obs"), memory.h0
+        if burn:
+            with torch.no_grad():
+                warm, warm_states = unroll(net, x[:, :burn], h, memory.resets[:, :burn], out_dim)
+            h = warm_states[:, -1]
+        out, states = unroll(net, x[:, burn:], h, memory.resets[:, burn:], out_dim)
+        if burn:
+            out, states = torch.cat([warm, out], 1), torch.cat([warm_states, states], 1)
+        if reached:  # the episode goes on into the observation it reached: no reset
+            out = net(torch.cat([inputs("next_obs"), states], -1))[..., :out_dim]
+        return out.flatten(0, 1)
 
     def q_all_actions(
         self, critics: nn.ModuleDict, g: str, obs: torch.Tensor, base: torch.Tensor, behaviour: torch.Tensor
@@ -282,14 +382,29 @@ class OffPolicy(Learner):
         for g, spec in self.groups.items():
             group = td[g]
             mask = group.get(ACTION_MASK, None) if spec.has_action_mask else None
+            out = self._recurrent_step(g, group) if self.recurrent else None
             if not deterministic and self.schedule.warming_up:
                 group[ACTION] = spec.random_action(group.batch_size[:-1], None, group.device, mask)
                 continue
-            action, _ = self.policy(self.actors, g, group[OBS], mask, "mean" if deterministic else "explore")
+            action, _ = self.policy(self.actors, g, group[OBS], mask, "mean" if deterministic else "explore", out)
             if not deterministic and isinstance(spec.action, Box) and not self.sac:
                 action = (action + self._exploration_noise(g, td, action)).clamp(-1, 1)
             group[ACTION] = self.joint.env(g, action)
         return td
+
+    def _recurrent_step(self, g: str, group: TensorDictBase) -> torch.Tensor:
+        """One GRU step of group ``g``'s actors: writes the state entering the step (zeros after a reset,
+        zeroed for agents that are not alive) and the state it produced, returns the raw output. It runs
+        during the warm-up too, so that every stored step has its state."""
+        obs = group[OBS]
+        x = obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape))
+        h = group.get(RECURRENT_STATE, None)
+        if h is None:
+            h = x.new_zeros(*x.shape[:-1], self.cfg.gru_hidden)
+        h = reset_state(h, ~group[ALIVE])
+        y = self.actors[g](torch.cat([x, h], -1))
+        group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, y[..., self.out_dims[g] :]
+        return y[..., : self.out_dims[g]]
 
     def _exploration_noise(self, g: str, td: TensorDictBase, action: torch.Tensor) -> torch.Tensor:
         white = torch.randn_like(action) * self.noise_std()
@@ -318,7 +433,15 @@ class OffPolicy(Learner):
             keys.append((NEXT, g, OBS))
             if (NEXT, g, ACTION_MASK) in batch.keys(include_nested=True):
                 keys.append((NEXT, g, ACTION_MASK))
-        self.replay.extend(batch.select(*keys))
+            if self.recurrent:
+                keys.append((g, RECURRENT_STATE))
+        if not self.recurrent:
+            self.replay.extend(batch.select(*keys))
+        else:
+            # Rows are consecutive chunks of each env copy's steps; DONE marks the resets inside them.
+            chunks = batch.select(*keys, DONE)
+            copies, steps = chunks.shape
+            self.replay.extend(chunks.reshape(copies * (steps // self.seq_len), self.seq_len))
         self.schedule.record(batch.numel())
 
     def learn(self, new_frames: int, copies: int) -> dict[str, float]:
@@ -367,13 +490,28 @@ class OffPolicy(Learner):
     def sample_rows(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None]:
         """The rows of one gradient step: ``batch_size`` replay rows, their indices and importance
         weights (None: uniform). Subclasses that mix in other data (MBPO) override this."""
-        return self.replay.sample(self.cfg.batch_size)
+        return self.replay.sample(self.cfg.batch_size // self.seq_len)
 
     def sample(self) -> ReplayBatch:
         rows, index, weights = self.sample_rows()
-        data, base, next_base = self._unpack(rows)
+        if not self.recurrent:
+            data, base, next_base = self._unpack(rows)
+            joint = self.joint.pack({g: d["action"] for g, d in data.items()})
+            return ReplayBatch(data, base, next_base, joint, index, weights)
+        # Sequences [S, L]: the stored first-step states and the resets before each step (the previous
+        # step ended an episode, or the agent is not alive), then every step as a row of its own.
+        previous_done = torch.cat([torch.zeros_like(rows[DONE][:, :1]), rows[DONE][:, :-1]], 1)
+        memory = {
+            g: Memory(rows[g, RECURRENT_STATE][:, 0], previous_done.unsqueeze(-1) | ~rows[g, ALIVE])
+            for g in self.groups
+        }
+        data, base, next_base = self._unpack(rows.reshape(-1))
+        if self.cfg.burn_in:  # burn-in steps carry no loss
+            counted = (torch.arange(self.seq_len, device=base.device) >= self.cfg.burn_in).repeat(rows.shape[0])
+            for d in data.values():
+                d["alive"] = d["alive"] * counted.unsqueeze(-1)
         joint = self.joint.pack({g: d["action"] for g, d in data.items()})
-        return ReplayBatch(data, base, next_base, joint, index, weights)
+        return ReplayBatch(data, base, next_base, joint, index, weights, tuple(rows.shape), memory)  # type: ignore[arg-type]
 
     @torch.no_grad()
     def targets(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
@@ -382,7 +520,8 @@ class OffPolicy(Learner):
         next_actions, next_logp = {}, {}
         for g, d in batch.data.items():
             source = self.actors if self.sac else self.target_actors
-            a, logp = self.policy(source, g, d["next_obs"], d["next_mask"], "sample")  # type: ignore[arg-type]
+            raw = self.actor_outputs(source, g, batch, reached=True)  # type: ignore[arg-type]
+            a, logp = self.policy(source, g, d["next_obs"], d["next_mask"], "sample", raw)  # type: ignore[arg-type]
             if cfg.target_noise > 0 and isinstance(self.groups[g].action, Box):
                 noise = torch.randn_like(a) * cfg.target_noise
                 a = (a + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)).clamp(-1, 1)
@@ -391,7 +530,8 @@ class OffPolicy(Learner):
         out = {}
         for g, d in batch.data.items():
             if self.soft_discrete(g):
-                probs, logp = self.distribution(self.actors, g, d["next_obs"], d["next_mask"])
+                raw = self.actor_outputs(self.actors, g, batch, reached=True)
+                probs, logp = self.distribution(self.actors, g, d["next_obs"], d["next_mask"], raw)
                 q_all = self.q_all_actions(self.target_critics, g, d["next_obs"], batch.next_base, next_joint)
                 value = self.soft_value(q_all, probs, logp, self.log_alpha[g].exp())
                 out[g] = td_target(d["reward"], d["terminated"], value, cfg.gamma)
@@ -412,7 +552,8 @@ class OffPolicy(Learner):
         logps: dict[str, torch.Tensor] = {}
         reg = torch.zeros((), device=batch.base.device)
         for g, d in batch.data.items():
-            fresh[g], extra = self.policy(self.actors, g, d["obs"], d["mask"], "sample")
+            raw = self.actor_outputs(self.actors, g, batch, reached=False)
+            fresh[g], extra = self.policy(self.actors, g, d["obs"], d["mask"], "sample", raw)
             if self.sac:
                 assert extra is not None
                 logps[g] = extra
@@ -423,7 +564,9 @@ class OffPolicy(Learner):
         for g, d in batch.data.items():
             if self.soft_discrete(g):
                 # Exact expectation over agent i's own action; the others' as below (constants).
-                probs, logp = self.distribution(self.actors, g, d["obs"], d["mask"])
+                probs, logp = self.distribution(
+                    self.actors, g, d["obs"], d["mask"], self.actor_outputs(self.actors, g, batch, reached=False)
+                )
                 others = fresh_joint.detach() if cfg.others_actions == "current" else batch.joint
                 q_all = self.q_all_actions(self.critics, g, d["obs"], batch.base, others)
                 objectives[g] = self.soft_value(q_all, probs, logp, self.log_alpha[g].exp().detach())
@@ -448,7 +591,7 @@ class OffPolicy(Learner):
         self.grad_steps += 1
         targets = self.targets(batch)
         critic_loss = torch.zeros((), device=batch.base.device)
-        td_error = torch.zeros(cfg.batch_size, device=batch.base.device)
+        td_error = torch.zeros(batch.base.shape[0], device=batch.base.device)
         for g, d in batch.data.items():
             q = self.q_values(self.critics, g, self._critic_in(g, d["obs"], batch.base, d["action"], batch.joint))
             err = (q - targets[g]) * d["alive"]
