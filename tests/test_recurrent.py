@@ -15,7 +15,7 @@ from marlkit.checkpoint import seed_everything
 from marlkit.errors import MarlkitError
 from marlkit.keys import DONE, RECURRENT_STATE, RECURRENT_STATE_OUT
 from marlkit.options import with_overrides
-from marlkit.recurrent import GRUNet, RecurrentGroup
+from marlkit.recurrent import GRUNet, RecurrentGroup, reset_state, unroll
 from marlkit.rollout import RolloutCollector
 
 
@@ -179,5 +179,81 @@ def test_recurrent_options_that_cannot_work_fail_in_one_line():
             spec.build(cfg, make_env("envs/cue_recall", num_envs=2, seed=0), 0)
         assert "\n" not in str(error.value)
     with pytest.raises(MarlkitError, match="network") as error:
-        with_overrides(algorithm("masac").config(), {"network": "gru"})
+        with_overrides(algorithm("qmix").config(), {"network": "gru"})
     assert "\n" not in str(error.value)
+
+
+# ------------------------------------------------------------------ recurrent off-policy learners
+def offpolicy_recurrent_setup(algo: str = "masac", burn_in: int = 0, steps: int = 10, chunk_len: int = 5):
+    seed_everything(0)
+    env = make_env("envs/cue_recall", num_envs=4, seed=0, n_agents=2, delay=3)
+    spec = algorithm(algo)
+    overrides = {"rollout_steps": steps, "network": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": chunk_len,
+                 "burn_in": burn_in, "warmup_frames": 0, "batch_size": 20}  # fmt: skip
+    learner = spec.build(with_overrides(spec.config(), {**spec.preset, **overrides}), env, 0)
+    collector = RolloutCollector(env, learner.act, steps)
+    for _ in range(3):
+        learner.store(collector.collect()[0])
+    return learner
+
+
+@pytest.mark.parametrize("algo", ["masac", "maddpg"])
+def test_replayed_sequences_reproduce_the_states_of_collection(algo):
+    # Every stored step's state equals the actor unrolled from its sequence's first stored state: resets
+    # where the previous step ended an episode, and nowhere else.
+    learner = offpolicy_recurrent_setup(algo)
+    rows = learner.replay.storage[: learner.replay.size]
+    assert bool(rows["done"].any()), "no episode ended inside the stored sequences"
+    batch_memory = learner.sample().memory  # the sampler's resets, on a random draw
+    assert batch_memory is not None
+    previous_done = torch.cat([torch.zeros_like(rows["done"][:, :1]), rows["done"][:, :-1]], 1)
+    stored = rows["agent", RECURRENT_STATE]
+    x = rows["agent", "observation"]
+    _, states = unroll(learner.actors["agent"], x, stored[:, 0], previous_done.unsqueeze(-1).expand(-1, -1, 2), 4)
+    replayed = reset_state(states[:, :-1], previous_done[:, 1:])
+    torch.testing.assert_close(replayed, stored[:, 1:], rtol=0, atol=1e-6)
+
+
+def test_targets_continue_the_state_into_the_observation_each_step_reached():
+    # Where a step did not end its episode, the observation it reached is the next step's, and the target's
+    # actor output there equals the next step's output.
+    learner = offpolicy_recurrent_setup()
+    batch = learner.sample()
+    assert batch.sequences is not None
+    with torch.no_grad():
+        now = learner.actor_outputs(learner.actors, "agent", batch, reached=False).view(*batch.sequences, 2, -1)
+        reached = learner.actor_outputs(learner.actors, "agent", batch, reached=True).view(*batch.sequences, 2, -1)
+    done = batch.memory["agent"].resets[:, 1:, 0]  # reset before step t+1: step t ended an episode
+    torch.testing.assert_close(reached[:, :-1][~done], now[:, 1:][~done], rtol=0, atol=1e-6)
+
+
+def test_burn_in_steps_carry_no_loss_and_no_gradient():
+    learner = offpolicy_recurrent_setup(burn_in=2)
+    batch = learner.sample()
+    alive = batch.data["agent"]["alive"].view(*batch.sequences, 2)
+    assert bool((alive[:, :2] == 0).all()) and bool((alive[:, 2:] > 0).any())
+    out = learner.actor_outputs(learner.actors, "agent", batch, reached=False).view(*batch.sequences, 2, -1)
+    params = list(learner.actors.parameters())
+    warm_grads = torch.autograd.grad(out[:, :2].sum(), params, allow_unused=True, retain_graph=True)
+    assert all(g is None or bool((g == 0).all()) for g in warm_grads)
+    grads = torch.autograd.grad(out[:, 2:].sum(), params, allow_unused=True)
+    assert any(g is not None and bool(g.abs().sum() > 0) for g in grads)
+    warm = unroll(learner.actors["agent"], batch.data["agent"]["obs"].view(*batch.sequences, 2, -1)[:, :2],
+                  batch.memory["agent"].h0, batch.memory["agent"].resets[:, :2], 4)[0]  # fmt: skip
+    torch.testing.assert_close(out[:, :2].detach(), warm.detach())
+
+
+def test_offpolicy_recurrent_options_that_cannot_work_fail_in_one_line():
+    for algo, overrides, match in (
+        ("masac", {"network": "gru", "chunk_len": 3}, "must divide"),
+        ("masac", {"network": "gru", "burn_in": 10}, "burn_in must be in"),
+        ("masac", {"network": "gru", "prioritized": True}, "prioritized"),
+        ("masac", {"network": "gru", "batch_size": 4}, "at least one sequence"),
+        ("masac", {"network": "gru", "gru_hidden": 0}, "gru_hidden"),
+        ("mbpo", {"network": "gru"}, "algo.network=mlp"),
+    ):
+        spec = algorithm(algo)
+        with pytest.raises(MarlkitError, match=match) as error:
+            cfg = with_overrides(spec.config(), {**spec.preset, **overrides})
+            spec.build(cfg, make_env("gym/Pendulum-v1", num_envs=2, seed=0), 0)
+        assert "\n" not in str(error.value)

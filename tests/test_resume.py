@@ -27,24 +27,27 @@ HATRPO = {
     "algo.rollout_steps": 50,
     "algo.hidden": [16, 16],
 }
+MASAC = {
+    "env.n_agents": 2,
+    "env.max_steps": 30,
+    "experiment.frames": 2_000,
+    "experiment.num_envs": 4,
+    "experiment.checkpoint_every": 400,
+    "experiment.eval_every": 800,
+    "experiment.eval_episodes": 2,
+    "algo.rollout_steps": 25,
+    "algo.warmup_frames": 200,
+    "algo.batch_size": 32,
+    "algo.updates_per_frame": 0.25,
+    "algo.hidden": [16, 16],
+}
 RUNS = {
     "hatrpo": HATRPO,
     # A recurrent actor: episodes of 30 steps end inside the 50-step rollouts and inside 10-step chunks.
     "hatrpo-gru": {**HATRPO, "algo.hidden": [16], "algo.network": "gru", "algo.gru_hidden": 8, "algo.chunk_len": 10},
-    "masac": {
-        "env.n_agents": 2,
-        "env.max_steps": 30,
-        "experiment.frames": 2_000,
-        "experiment.num_envs": 4,
-        "experiment.checkpoint_every": 400,
-        "experiment.eval_every": 800,
-        "experiment.eval_episodes": 2,
-        "algo.rollout_steps": 25,
-        "algo.warmup_frames": 200,
-        "algo.batch_size": 32,
-        "algo.updates_per_frame": 0.25,
-        "algo.hidden": [16, 16],
-    },
+    "masac": MASAC,
+    # Sequence replay: rows of 5 steps with their stored states, round-tripping through every checkpoint.
+    "masac-gru": {**MASAC, "algo.hidden": [16], "algo.network": "gru", "algo.gru_hidden": 8, "algo.chunk_len": 5},
     "mambpo": {
         "env.n_agents": 2,
         "env.max_steps": 30,
@@ -122,7 +125,7 @@ def final_learner(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "final.pt")["learner"]
 
 
-@pytest.mark.parametrize("algo", ["hatrpo", "hatrpo-gru", "masac", "mambpo", "qmix", "pets"])
+@pytest.mark.parametrize("algo", ["hatrpo", "hatrpo-gru", "masac", "masac-gru", "mambpo", "qmix", "pets"])
 def test_sigkill_then_resume_equals_uninterrupted_run(algo, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"

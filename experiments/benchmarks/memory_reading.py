@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2] / "runs" / "bench"
 SEEDS = (0, 1, 2)
 TASKS = {
     # task: (run folder, algorithms, threshold stated before the runs)
-    "envs/cue_recall (2 agents, 4 cues), 30k steps": ("cue_recall", ("hatrpo", "mappo"), 0.9),
+    "envs/cue_recall (2 agents, 4 cues), 30k steps": ("cue_recall", ("hatrpo", "mappo", "masac"), 0.9),
     "Pendulum-v1 without angular velocity, 200k steps": ("pendulum_pomdp", ("trpo",), -400.0),
 }
 
@@ -81,8 +81,7 @@ def main() -> None:
 READING = """Per-run curves, frames to the threshold and wall-clock: the `onpolicy_cue_recall` and
 `onpolicy_pendulum_pomdp` sections. Why an MLP cannot pass on cue recall: at the answer step every
 agent's observation is the same whatever its cue, so a policy of the observation alone earns 0.25 in
-expectation (envs/cue_recall.py). MASAC/MADDPG with recurrent actors (sequence replay) is not built
-yet, so the off-policy row of the issue's table is missing."""
+expectation (envs/cue_recall.py)."""
 
 
 if __name__ == "__main__":

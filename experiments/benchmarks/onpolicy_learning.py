@@ -38,15 +38,25 @@ HALFCHEETAH = {
 
 GRU = {"algo.network": "gru"}
 # Memory benchmarks: every algorithm as a GRU and an MLP variant, the same options otherwise.
-MEMORY_VARIANTS = {f"{a}-{m}": a for a in ("hatrpo", "mappo") for m in ("gru", "mlp")}
+MEMORY_VARIANTS = {f"{a}-{m}": a for a in ("hatrpo", "mappo", "masac") for m in ("gru", "mlp")}
+# Discrete MASAC on a 5-step task: the learning test's entropy target (0.98 log|A| keeps the policy near
+# uniform), one gradient step per 16 frames.
+MASAC_MEMORY = {"algo.hidden": [64], "algo.target_entropy_fraction": 0.3, "algo.updates_per_frame": 0.0625}
 
 PRESETS: dict[str, dict] = {
     "cue_recall": {
-        "title": "Memory: HATRPO and MAPPO, GRU against MLP actors, on envs/cue_recall (2 agents, 4 cues), 30k steps",
+        "title": "Memory: HATRPO, MAPPO and MASAC, GRU against MLP actors, on envs/cue_recall (2 agents, 4 cues), 30k "
+        "steps",
         "env": "envs/cue_recall",
         "algos": list(MEMORY_VARIANTS),
         "algo_of": MEMORY_VARIANTS,
-        "algo_overrides": {label: {**GRU, "algo.chunk_len": 10} for label in MEMORY_VARIANTS if "gru" in label},
+        "algo_overrides": {
+            label: {
+                **({**GRU, "algo.chunk_len": 10} if label.endswith("gru") else {}),
+                **(MASAC_MEMORY if label.startswith("masac") else {}),
+            }
+            for label in MEMORY_VARIANTS
+        },
         "frames": 30_000,
         "overrides": {
             "experiment.num_envs": 32,
@@ -62,7 +72,8 @@ PRESETS: dict[str, dict] = {
         "the last. A policy of the current observation earns 0.25 in expectation, whatever it learns; remembering "
         "earns 1.0. Threshold stated before the runs: 0.9 (greedy evaluation, 64 episodes). GRU actors: a 64-unit "
         "encoder (algo.hidden defaults to 64 x 64: two encoder layers) and a 64-unit GRU, trained on chunks of 10 "
-        "steps; critics are MLPs (the central critic sees the state, which holds the cues).",
+        "steps; MASAC replays sequences of 10 steps from their stored first-step states (no burn-in). Critics are MLPs "
+        "(the central critics see the state, which holds the cues).",
     },
     "pendulum_pomdp": {
         "title": "Memory, N=1: TRPO with a GRU against an MLP on Pendulum without angular velocity, 200k steps",
