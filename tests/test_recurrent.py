@@ -3,6 +3,8 @@ state (resets included), per-agent slices against standalone networks, and per-a
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -212,6 +214,14 @@ def test_replayed_sequences_reproduce_the_states_of_collection(algo):
     _, states = unroll(learner.actors["agent"], x, stored[:, 0], previous_done.unsqueeze(-1).expand(-1, -1, 2), 4)
     replayed = reset_state(states[:, :-1], previous_done[:, 1:])
     torch.testing.assert_close(replayed, stored[:, 1:], rtol=0, atol=1e-6)
+
+
+def test_zero_initial_states_replace_the_stored_ones():
+    learner = offpolicy_recurrent_setup()
+    learner.cfg = dataclasses.replace(learner.cfg, initial_state="zero")
+    memory = learner.sample().memory
+    assert memory is not None and not bool(memory["agent"].h0.any())
+    assert bool(learner.replay.storage["agent", RECURRENT_STATE][: learner.replay.size, 0].any())
 
 
 def test_targets_continue_the_state_into_the_observation_each_step_reached():

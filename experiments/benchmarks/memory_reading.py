@@ -73,6 +73,22 @@ def main() -> None:
                 "gap_ci": [d_lo, d_hi],
             }
         lines += [f"**{task}**, threshold {threshold:g} (stated before the runs), 3 seeds per variant.\n", *rows, ""]
+    choices = {
+        "10-step sequences, stored state (masac-gru)": "masac-gru",
+        "4-step sequences, stored state": "masac-gru-c4",
+        "4-step sequences, zero state": "masac-gru-c4-zero",
+        "4-step sequences, stored state, 2 burn-in steps": "masac-gru-c4-burn2",
+    }
+    rows = ["| MASAC GRU sequence replay | final mean [95% CI] | per seed |", "|---|---|---|"]
+    results["sequence_choices"] = {}
+    for name, label in choices.items():
+        values = finals("cue_recall", label)
+        low, high = bootstrap_ci(values)
+        rows.append(f"| {name} | {values.mean():.3g} [{low:.3g}, {high:.3g}] | "
+                    f"{', '.join(f'{v:.3g}' for v in values)} |")  # fmt: skip
+        results["sequence_choices"][label] = values.tolist()
+    lines += ["**Sequence-replay choices** on cue recall (MASAC, GRU; 4-step chunks cut the 5-step episodes).\n",
+              *rows, ""]  # fmt: skip
     body = "\n".join(lines) + "\n" + READING
     write_section("memory_reading", "Memory matters: GRU against MLP actors (issue 15)", body, results)
     print(json.dumps(results, indent=1))

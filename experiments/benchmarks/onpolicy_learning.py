@@ -39,6 +39,13 @@ HALFCHEETAH = {
 GRU = {"algo.network": "gru"}
 # Memory benchmarks: every algorithm as a GRU and an MLP variant, the same options otherwise.
 MEMORY_VARIANTS = {f"{a}-{m}": a for a in ("hatrpo", "mappo", "masac") for m in ("gru", "mlp")}
+# Sequence-replay choices of MASAC's GRU: 4-step chunks cut the 5-step episodes, so a chunk may start
+# after its episode's cue; from the stored state, from zeros, or with 2 burn-in steps.
+SEQUENCE_CHOICES = {
+    "masac-gru-c4": {"algo.chunk_len": 4},
+    "masac-gru-c4-zero": {"algo.chunk_len": 4, "algo.initial_state": "zero"},
+    "masac-gru-c4-burn2": {"algo.chunk_len": 4, "algo.burn_in": 2},
+}
 # Discrete MASAC on a 5-step task: the learning test's entropy target (0.98 log|A| keeps the policy near
 # uniform), one gradient step per 16 frames.
 MASAC_MEMORY = {"algo.hidden": [64], "algo.target_entropy_fraction": 0.3, "algo.updates_per_frame": 0.0625}
@@ -48,14 +55,17 @@ PRESETS: dict[str, dict] = {
         "title": "Memory: HATRPO, MAPPO and MASAC, GRU against MLP actors, on envs/cue_recall (2 agents, 4 cues), 30k "
         "steps",
         "env": "envs/cue_recall",
-        "algos": list(MEMORY_VARIANTS),
-        "algo_of": MEMORY_VARIANTS,
+        "algos": [*MEMORY_VARIANTS, *SEQUENCE_CHOICES],
+        "algo_of": {**MEMORY_VARIANTS, **{label: "masac" for label in SEQUENCE_CHOICES}},
         "algo_overrides": {
-            label: {
-                **({**GRU, "algo.chunk_len": 10} if label.endswith("gru") else {}),
-                **(MASAC_MEMORY if label.startswith("masac") else {}),
-            }
-            for label in MEMORY_VARIANTS
+            **{
+                label: {
+                    **({**GRU, "algo.chunk_len": 10} if label.endswith("gru") else {}),
+                    **(MASAC_MEMORY if label.startswith("masac") else {}),
+                }
+                for label in MEMORY_VARIANTS
+            },
+            **{label: {**GRU, **MASAC_MEMORY, **choice} for label, choice in SEQUENCE_CHOICES.items()},
         },
         "frames": 30_000,
         "overrides": {
@@ -72,7 +82,9 @@ PRESETS: dict[str, dict] = {
         "the last. A policy of the current observation earns 0.25 in expectation, whatever it learns; remembering "
         "earns 1.0. Threshold stated before the runs: 0.9 (greedy evaluation, 64 episodes). GRU actors: a 64-unit "
         "encoder (algo.hidden defaults to 64 x 64: two encoder layers) and a 64-unit GRU, trained on chunks of 10 "
-        "steps; MASAC replays sequences of 10 steps from their stored first-step states (no burn-in). Critics are MLPs "
+        "steps; MASAC replays sequences of 10 steps from their stored first-step states (no burn-in); the c4 variants "
+        "replay 4-step sequences, which cut episodes, from stored states, from zeros, or with 2 burn-in steps. "
+        "Critics are MLPs "
         "(the central critics see the state, which holds the cues).",
     },
     "pendulum_pomdp": {

@@ -99,6 +99,9 @@ class OffPolicyConfig(ReplayOptions):
     gru_hidden: int = option(64, "gru: units of the actors' GRU")
     chunk_len: int = option(10, "gru: replayed sequence length (rows of the buffer); it divides rollout_steps")
     burn_in: int = option(0, "gru: leading steps of each sequence that only warm the state up (no loss)")
+    initial_state: Literal["stored", "zero"] = option(
+        "stored", "gru: replayed sequences start from the state stored at collection, or from zeros"
+    )
 
     def validate(self, key: KeyFn) -> None:
         self.validate_replay(key)
@@ -501,8 +504,12 @@ class OffPolicy(Learner):
         # Sequences [S, L]: the stored first-step states and the resets before each step (the previous
         # step ended an episode, or the agent is not alive), then every step as a row of its own.
         previous_done = torch.cat([torch.zeros_like(rows[DONE][:, :1]), rows[DONE][:, :-1]], 1)
+        zero = self.cfg.initial_state == "zero"
         memory = {
-            g: Memory(rows[g, RECURRENT_STATE][:, 0], previous_done.unsqueeze(-1) | ~rows[g, ALIVE])
+            g: Memory(
+                torch.zeros_like(rows[g, RECURRENT_STATE][:, 0]) if zero else rows[g, RECURRENT_STATE][:, 0],
+                previous_done.unsqueeze(-1) | ~rows[g, ALIVE],
+            )
             for g in self.groups
         }
         data, base, next_base = self._unpack(rows.reshape(-1))
