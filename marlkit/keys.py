@@ -15,6 +15,7 @@ Layout of a batch (batch size ``[num_envs]`` from the env, ``[num_envs, T]`` fro
     td[NEXT][group][ACTION_MASK]                                  (the mask at that observation)
     td[group][RECURRENT_STATE]      [*, n_agents, hidden]         (recurrent policies: the state entering
     td[group][RECURRENT_STATE_OUT]  [*, n_agents, hidden]          this step, and the state it produced)
+    td[group][CRITIC_STATE], td[group][CRITIC_STATE_OUT]          (the same for a recurrent critic)
 
 Value-based replay rows add the n-step return and its bootstrap discount (per agent under each group,
 or once at the root for a team): ``N_STEP_RETURN``, ``N_STEP_DISCOUNT``.
@@ -34,5 +35,7 @@ DONE = "done"
 NEXT = "next"
 RECURRENT_STATE = "recurrent_state"
 RECURRENT_STATE_OUT = "recurrent_state_out"
+CRITIC_STATE = "critic_state"
+CRITIC_STATE_OUT = "critic_state_out"
 N_STEP_RETURN = "n_step_return"
 N_STEP_DISCOUNT = "n_step_discount"

@@ -23,11 +23,23 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from marlkit.adapters.base import MultiAgentEnv
-from marlkit.keys import DONE, NEXT, RECURRENT_STATE, RECURRENT_STATE_OUT, REWARD, TERMINATED, TRUNCATED
+from marlkit.keys import (
+    CRITIC_STATE,
+    CRITIC_STATE_OUT,
+    DONE,
+    NEXT,
+    RECURRENT_STATE,
+    RECURRENT_STATE_OUT,
+    REWARD,
+    TERMINATED,
+    TRUNCATED,
+)
 from marlkit.recurrent import reset_state
 
 Policy = Callable[[TensorDictBase], TensorDictBase]
 OUTCOME_KEYS = (REWARD, TERMINATED, TRUNCATED)
+# Recurrent states a policy produced, and where the next step reads them.
+CARRIED = ((RECURRENT_STATE_OUT, RECURRENT_STATE), (CRITIC_STATE_OUT, CRITIC_STATE))
 
 
 @dataclass
@@ -145,12 +157,13 @@ def _same_layout(buffer: TensorDictBase, record: TensorDictBase) -> bool:
 
 
 def carry_recurrent_state(td: TensorDictBase, out: TensorDictBase, groups: dict) -> None:
-    """Hand a recurrent policy's new state (``td[g][RECURRENT_STATE_OUT]``) to the next step's ``out``,
-    zeroed in the env copies that were reset; a no-op for feed-forward policies."""
+    """Hand a recurrent policy's (and critic's) new state (``td[g][RECURRENT_STATE_OUT]``) to the next
+    step's ``out``, zeroed in the env copies that were reset; a no-op for feed-forward networks."""
     for g in groups:
-        state = td[g].get(RECURRENT_STATE_OUT, None)
-        if state is not None:
-            out[g].set(RECURRENT_STATE, reset_state(state, out[DONE]))
+        for produced, entering in CARRIED:
+            state = td[g].get(produced, None)
+            if state is not None:
+                out[g].set(entering, reset_state(state, out[DONE]))
 
 
 def transition(td: TensorDictBase, out: TensorDictBase, groups: dict) -> TensorDict:

@@ -15,7 +15,7 @@ from marlkit.algorithms import algorithm
 from marlkit.algorithms.onpolicy import masked_mean
 from marlkit.checkpoint import seed_everything
 from marlkit.errors import MarlkitError
-from marlkit.keys import DONE, RECURRENT_STATE, RECURRENT_STATE_OUT
+from marlkit.keys import CRITIC_STATE, DONE, RECURRENT_STATE, RECURRENT_STATE_OUT
 from marlkit.options import with_overrides
 from marlkit.recurrent import GRUNet, RecurrentGroup, reset_state, unroll
 from marlkit.rollout import RolloutCollector
@@ -103,13 +103,13 @@ def test_non_positive_sizes_fail_in_one_line():
 
 
 # ------------------------------------------------------------------ recurrent on-policy learners
-def recurrent_setup(algo: str, chunk_len: int, share: bool = False, steps: int = 12, num_envs: int = 3):
+def recurrent_setup(algo: str, chunk_len: int, share: bool = False, steps: int = 12, num_envs: int = 3, **extra):
     """A GRU learner on cue recall: 5-step episodes, so episodes end inside rollouts and chunks."""
     seed_everything(0)
     env = make_env("envs/cue_recall", num_envs=num_envs, seed=0, n_agents=2, delay=4)
     spec = algorithm(algo)
     overrides = {"rollout_steps": steps, "network": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": chunk_len}
-    cfg = with_overrides(spec.config(), {**spec.preset, "share_actor": share, **overrides})
+    cfg = with_overrides(spec.config(), {**spec.preset, "share_actor": share, **overrides, **extra})
     learner = spec.build(cfg, env, 0)
     return env, learner, RolloutCollector(env, learner.act, steps, reuse_buffer=False)
 
@@ -168,12 +168,31 @@ def test_every_accepted_recurrent_trust_region_step_keeps_kl_within_the_radius(a
     assert accepted > 0
 
 
+@pytest.mark.parametrize("algo", ["ippo", "mappo"])
+def test_recurrent_critics_replay_the_states_of_collection_in_whole_rollouts_and_in_chunks(algo):
+    _, learner, collector = recurrent_setup(algo, 4, critic_network="gru")
+    collector.collect()
+    batch, _ = collector.collect()  # starts from carried, nonzero critic states
+    stored = batch["agent"][CRITIC_STATE]
+    assert stored[:, 0].abs().sum() > 0
+    memory = learner._memory(batch, "agent", CRITIC_STATE, batch.shape[1])
+    critic_in = learner.critic_input(batch, "agent")
+    _, states = unroll(learner.critics["agent"], critic_in, memory.h0, memory.resets, 1)
+    torch.testing.assert_close(reset_state(states[:, :-1], memory.resets[:, 1:]), stored[:, 1:], rtol=0, atol=1e-6)
+    # The critic's training chunks (from their stored states) give the values of the whole-rollout unroll.
+    _, whole, _, _ = learner.value_targets(batch, "agent")
+    data = learner._prepare(batch)["agent"]
+    chunked = learner.value("agent", data.critic_in, data.critic_memory)
+    torch.testing.assert_close(chunked, learner._sequences(whole), rtol=0, atol=1e-5)
+
+
 def test_recurrent_options_that_cannot_work_fail_in_one_line():
     for overrides, match in (
         ({"network": "gru", "chunk_len": 50}, "chunk_len must be in"),
         ({"network": "gru", "chunk_len": 7}, "must divide"),
         ({"network": "gru", "gru_hidden": 0}, "gru_hidden must be positive"),
         ({"network": "lstm"}, "network"),
+        ({"critic_network": "gru"}, "network=gru too"),
     ):
         spec = algorithm("mappo")
         with pytest.raises(MarlkitError, match=match) as error:

@@ -32,6 +32,8 @@ from marlkit.keys import (
     ACTION,
     ACTION_MASK,
     ALIVE,
+    CRITIC_STATE,
+    CRITIC_STATE_OUT,
     DONE,
     NEXT,
     OBS,
@@ -46,7 +48,7 @@ from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, nested, option, require, require_at_least, validate
 from marlkit.policies import GroupPolicy, Memory
-from marlkit.recurrent import reset_state
+from marlkit.recurrent import GRUNet, reset_state, unroll
 from marlkit.returns import gae
 from marlkit.specs import GroupSpec
 from marlkit.trust_region import StepResult, TrustRegionConfig, trust_region_step
@@ -91,7 +93,8 @@ class OnPolicyConfig:
     obs_norm: bool = option(False, "normalize observations (and state) with running statistics")
     hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of actors and critics (gru: the actor's encoder)")
     network: Literal["mlp", "gru"] = option("mlp", "actor network: feed-forward, or an MLP encoder followed by a GRU")
-    gru_hidden: int = option(64, "gru: units of the actor's GRU (its hidden state per env copy and agent)")
+    critic_network: Literal["mlp", "gru"] = option("mlp", "critic network: feed-forward, or an MLP encoder and a GRU")
+    gru_hidden: int = option(64, "gru: units of each GRU (its hidden state per env copy and agent)")
     chunk_len: int = option(0, "gru: length of the training sequences, dividing rollout_steps (0 = whole rollouts)")
     activation: str = option("tanh", "activation of actors and critics")
     init_log_std: float = option(0.0, "initial log standard deviation of Gaussian policies")
@@ -107,6 +110,11 @@ class OnPolicyConfig:
         require_at_least(self, positive, 1, key)
         require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "algo.gamma must be in (0, 1], gae_lambda in [0, 1]")
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
+        require(
+            self.critic_network == "mlp" or self.network == "gru",
+            f"{key('critic_network')}=gru trains on sequences, which a feed-forward actor does not collect; "
+            f"set {key('network')}=gru too",
+        )
         require(
             0 <= self.chunk_len <= self.rollout_steps,
             f"{key('chunk_len')} must be in [0, {key('rollout_steps')}={self.rollout_steps}] "
@@ -145,6 +153,7 @@ class GroupBatch:
     old_dist: torch.Tensor
     old_log_prob: torch.Tensor
     memory: Memory | None = None
+    critic_memory: Memory | None = None
 
     @property
     def lead(self) -> int:
@@ -166,6 +175,7 @@ class GroupBatch:
             self.old_dist.select(n, i),
             self.old_log_prob.select(n, i),
             None if self.memory is None else self.memory.agent(i),
+            self.critic_memory,
         )
 
 
@@ -235,6 +245,12 @@ class OnPolicy(Learner):
         return typing.cast(RunningNorm, norms[g])
 
     def _make_critic(self, spec: GroupSpec, state_dim: int) -> nn.Module:
+        if self.cfg.critic_network == "gru":
+            in_dim = spec.obs_dim if self.cfg.critic == "local" else state_dim + self._critic_ids(spec.n_agents)
+            cfg = self.cfg
+            return GroupModule(
+                lambda: GRUNet(in_dim, 1, cfg.hidden, cfg.gru_hidden, cfg.activation), spec.n_agents, cfg.share_critic
+            )
         if self._state_trunk:
             return StateValues(state_dim, spec.n_agents, self.cfg.hidden, self.cfg.activation)
         in_dim = spec.obs_dim if self.cfg.critic == "local" else state_dim
@@ -244,8 +260,14 @@ class OnPolicy(Learner):
 
     @property
     def _state_trunk(self) -> bool:
-        """A central critic with shared parameters reads the state once, not once per agent."""
-        return self.cfg.critic == "central" and self.cfg.share_critic
+        """A central feed-forward critic with shared parameters reads the state once, not once per agent."""
+        return self.cfg.critic == "central" and self.cfg.share_critic and self.cfg.critic_network == "mlp"
+
+    def _critic_ids(self, n_agents: int) -> int:
+        """Width of the one-hot agent id a shared central GRU critic appends to the state: it tells agents
+        with different rewards apart (a feed-forward one has an output per agent instead)."""
+        cfg = self.cfg
+        return n_agents if cfg.critic == "central" and cfg.share_critic and cfg.critic_network == "gru" else 0
 
     # ----------------------------------------------------------------- inputs
     def actor_input(self, g: str, obs: torch.Tensor) -> torch.Tensor:
@@ -257,10 +279,17 @@ class OnPolicy(Learner):
         state = td[STATE] if self.state_norm is None else self.state_norm(td[STATE])
         if self._state_trunk:
             return state
-        return state.unsqueeze(-2).expand(*state.shape[:-1], self.groups[g].n_agents, state.shape[-1])
+        n = self.groups[g].n_agents
+        x = state.unsqueeze(-2).expand(*state.shape[:-1], n, state.shape[-1])
+        if self._critic_ids(n):
+            x = torch.cat([x, torch.eye(n, device=x.device).expand(*state.shape[:-1], n, n)], -1)
+        return x
 
-    def value(self, g: str, critic_in: torch.Tensor) -> torch.Tensor:
-        return self._critic(g)(critic_in).squeeze(-1)
+    def value(self, g: str, critic_in: torch.Tensor, memory: Memory | None = None) -> torch.Tensor:
+        """V per agent; a recurrent critic takes sequences ``[B, L, ...]`` and their ``memory``."""
+        if memory is None:
+            return self._critic(g)(critic_in).squeeze(-1)
+        return unroll(self._critic(g), critic_in, memory.h0, memory.resets, 1)[0].squeeze(-1)
 
     @torch.no_grad()
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
@@ -278,8 +307,25 @@ class OnPolicy(Learner):
                 group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, h_out
             else:
                 dist = policy.dist(obs, mask)
+            if self.cfg.critic_network == "gru":
+                self._critic_step(td, g)
             group[ACTION] = policy.mode(dist) if deterministic else policy.sample(dist)
         return td
+
+    def _critic_step(self, td: TensorDictBase, g: str) -> None:
+        """Advance a recurrent critic's state by one env step (its value is not needed while collecting):
+        training replays the critic from the states stored here, as it does the actor."""
+        group = td[g]
+        h = group.get(CRITIC_STATE, None)
+        x = self.critic_input(td, g)
+        if h is None:
+            h = x.new_zeros(*x.shape[:-1], self.cfg.gru_hidden)
+        h = reset_state(h, ~group[ALIVE])
+        group[CRITIC_STATE], group[CRITIC_STATE_OUT] = h, self._critic(g)(torch.cat([x, h], -1))[..., 1:]
+
+    @staticmethod
+    def _index(memory: Memory | None, idx: torch.Tensor) -> Memory | None:
+        return None if memory is None else memory.index(idx)
 
     # ----------------------------------------------------------------- update
     def update(self, batch: TensorDictBase) -> dict[str, float]:
@@ -303,7 +349,15 @@ class OnPolicy(Learner):
         """Group ``g``'s critic input, values, GAE advantages and lambda-returns under the current critic,
         values and returns in reward units (denormalized). Reads the batch only; no statistic moves."""
         critic_in, next_in = self.critic_input(batch, g), self.critic_input(batch[NEXT], g)
-        value, next_value = self.value(g, critic_in), self.value(g, next_in)
+        if self.cfg.critic_network == "gru":
+            # The whole rollout from its first stored state; V(s'_t) continues the state after step t into
+            # the observation it reached (no reset: for a truncated episode that is the final one).
+            memory = self._memory(batch, g, CRITIC_STATE, batch.shape[1])
+            out, states = unroll(self._critic(g), critic_in, memory.h0, memory.resets, 1)
+            value = out.squeeze(-1)
+            next_value = self._critic(g)(torch.cat([next_in, states], -1))[..., 0]
+        else:
+            value, next_value = self.value(g, critic_in), self.value(g, next_in)
         if g in self.value_norms:  # the critic predicts normalized values
             value_norm = self._norm(self.value_norms, g)
             value, next_value = value_norm.denormalize(value), value_norm.denormalize(next_value)
@@ -324,7 +378,8 @@ class OnPolicy(Learner):
             if value_norm is not None:
                 value_norm.update(returns, group[ALIVE])
                 returns = value_norm.normalize(returns, clip=False)
-            memory = self._memory(batch, g) if policy.memory else None
+            memory = self._memory(batch, g, RECURRENT_STATE) if policy.memory else None
+            critic_memory = self._memory(batch, g, CRITIC_STATE) if self.cfg.critic_network == "gru" else None
             samples = self._sequences if policy.memory else lambda x: x.flatten(0, 1)
             obs = samples(self.actor_input(g, group[OBS]))
             mask = samples(group[ACTION_MASK]) if self.groups[g].has_action_mask else None
@@ -341,6 +396,7 @@ class OnPolicy(Learner):
                 old_dist,
                 policy.log_prob(old_dist, action),
                 memory,
+                critic_memory,
             )
         self._normalize_advantages(data)
         return data
@@ -350,15 +406,17 @@ class OnPolicy(Learner):
         length = self.cfg.chunk_len or x.shape[1]
         return x.reshape(x.shape[0] * (x.shape[1] // length), length, *x.shape[2:])
 
-    def _memory(self, batch: TensorDictBase, g: str) -> Memory:
-        """Each chunk's stored first-step state, and the resets before every step: the env copy was
-        reset after the previous step, or the agent is not alive (as :meth:`act` did)."""
-        length = self.cfg.chunk_len or batch.shape[1]
+    def _memory(self, batch: TensorDictBase, g: str, key: str, length: int | None = None) -> Memory:
+        """Each chunk's stored first-step state (``key``: the actor's or the critic's), and the resets
+        before every step: the env copy was reset after the previous step, or the agent is not alive (as
+        :meth:`act` did). ``length``: the chunk length (default: ``chunk_len``, or whole rollouts)."""
+        length = length or self.cfg.chunk_len or batch.shape[1]
         group = batch[g]
         previous_done = torch.cat([torch.zeros_like(batch[DONE][:, :1]), batch[DONE][:, :-1]], 1)
         resets = previous_done.unsqueeze(-1) | ~group[ALIVE]
-        h0 = group[RECURRENT_STATE][:, ::length]
-        return Memory(h0.flatten(0, 1), self._sequences(resets))
+        h0 = group[key][:, ::length]
+        chunks = resets.reshape(resets.shape[0] * (resets.shape[1] // length), length, *resets.shape[2:])
+        return Memory(h0.flatten(0, 1), chunks)
 
     def _normalize_advantages(self, data: dict[str, GroupBatch]) -> None:
         if self.cfg.adv_norm == "none":
@@ -545,7 +603,10 @@ class OnPolicy(Learner):
                 idx = idx.to(next(iter(data.values())).alive.device)
                 loss = torch.stack(
                     [
-                        masked_mean((self.value(g, d.critic_in[idx]) - d.target[idx]).pow(2), d.alive[idx])
+                        masked_mean(
+                            (self.value(g, d.critic_in[idx], self._index(d.critic_memory, idx)) - d.target[idx]).pow(2),
+                            d.alive[idx],
+                        )
                         for g, d in data.items()
                     ]
                 ).sum()
