@@ -200,7 +200,7 @@ def test_recurrent_options_that_cannot_work_fail_in_one_line():
             spec.build(cfg, make_env("envs/cue_recall", num_envs=2, seed=0), 0)
         assert "\n" not in str(error.value)
     with pytest.raises(MarlkitError, match="network") as error:
-        with_overrides(algorithm("qmix").config(), {"network": "gru"})
+        with_overrides(algorithm("pets").config(), {"network": "gru"})
     assert "\n" not in str(error.value)
 
 
@@ -285,4 +285,50 @@ def test_offpolicy_recurrent_options_that_cannot_work_fail_in_one_line():
         with pytest.raises(MarlkitError, match=match) as error:
             cfg = with_overrides(spec.config(), {**spec.preset, **overrides})
             spec.build(cfg, make_env("gym/Pendulum-v1", num_envs=2, seed=0), 0)
+        assert "\n" not in str(error.value)
+
+
+# ------------------------------------------------------------------ recurrent Q-networks
+def recurrent_q_setup(algo: str):
+    seed_everything(0)
+    env = make_env("envs/cue_recall", num_envs=4, seed=0, n_agents=2, delay=3)
+    spec = algorithm(algo)
+    overrides = {"rollout_steps": 10, "network": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": 5,
+                 "warmup_frames": 0, "batch_size": 20, "team_reward": "sum"}  # fmt: skip
+    learner = spec.build(with_overrides(spec.config(), overrides), env, 0)
+    collector = RolloutCollector(env, learner.act, 10)
+    for _ in range(3):
+        learner.store(collector.collect()[0])
+    return learner
+
+
+@pytest.mark.parametrize("algo", ["iql", "qmix"])
+def test_recurrent_q_networks_replay_the_states_of_collection_and_continue_them_into_targets(algo):
+    learner = recurrent_q_setup(algo)
+    rows = learner.replay.storage[: learner.replay.size]
+    assert bool(rows["done"].any())
+    previous_done = torch.cat([torch.zeros_like(rows["done"][:, :1]), rows["done"][:, :-1]], 1)
+    stored = rows["agent", RECURRENT_STATE]
+    x = learner._inputs("agent", rows["agent", "observation"])
+    _, states = unroll(learner.q["agent"], x, stored[:, 0], previous_done.unsqueeze(-1).expand(-1, -1, 2), 4)
+    torch.testing.assert_close(reset_state(states[:, :-1], previous_done[:, 1:]), stored[:, 1:], rtol=0, atol=1e-6)
+    sequences, _, _, memory = learner._sample()
+    with torch.no_grad():
+        now, reached = learner.sequence_q(learner.q, "agent", sequences, memory["agent"])
+    now, reached = now.view(*sequences.shape, 2, -1), reached.view(*sequences.shape, 2, -1)
+    going_on = ~sequences["done"][:, :-1]
+    torch.testing.assert_close(reached[:, :-1][going_on], now[:, 1:][going_on], rtol=0, atol=1e-6)
+    learner.gradient_step()  # the whole step runs on sequences
+
+
+def test_recurrent_q_options_that_cannot_work_fail_in_one_line():
+    for overrides, match in (
+        ({"network": "gru", "chunk_len": 3}, "must divide"),
+        ({"network": "gru", "n_step": 3}, "n_step"),
+        ({"network": "gru", "prioritized": True}, "prioritized"),
+        ({"network": "gru", "batch_size": 4}, "at least one sequence"),
+    ):
+        spec = algorithm("iql")
+        with pytest.raises(MarlkitError, match=match) as error:
+            spec.build(with_overrides(spec.config(), overrides), make_env("envs/cue_recall", num_envs=2, seed=0), 0)
         assert "\n" not in str(error.value)

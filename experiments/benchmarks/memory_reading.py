@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2] / "runs" / "bench"
 SEEDS = (0, 1, 2)
 TASKS = {
     # task: (run folder, algorithms, threshold stated before the runs)
-    "envs/cue_recall (2 agents, 4 cues), 30k steps": ("cue_recall", ("hatrpo", "mappo", "masac"), 0.9),
+    "envs/cue_recall (2 agents, 4 cues), 30k steps": ("cue_recall", ("hatrpo", "mappo", "masac", "iql"), 0.9),
     "Pendulum-v1 without angular velocity, 200k steps": ("pendulum_pomdp", ("trpo",), -400.0),
 }
 

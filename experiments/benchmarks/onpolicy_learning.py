@@ -38,7 +38,7 @@ HALFCHEETAH = {
 
 GRU = {"algo.network": "gru"}
 # Memory benchmarks: every algorithm as a GRU and an MLP variant, the same options otherwise.
-MEMORY_VARIANTS = {f"{a}-{m}": a for a in ("hatrpo", "mappo", "masac") for m in ("gru", "mlp")}
+MEMORY_VARIANTS = {f"{a}-{m}": a for a in ("hatrpo", "mappo", "masac", "iql") for m in ("gru", "mlp")}
 # Sequence-replay choices of MASAC's GRU: 4-step chunks cut the 5-step episodes, so a chunk may start
 # after its episode's cue; from the stored state, from zeros, or with 2 burn-in steps.
 SEQUENCE_CHOICES = {
@@ -49,11 +49,15 @@ SEQUENCE_CHOICES = {
 # Discrete MASAC on a 5-step task: the learning test's entropy target (0.98 log|A| keeps the policy near
 # uniform), one gradient step per 16 frames.
 MASAC_MEMORY = {"algo.hidden": [64], "algo.target_entropy_fraction": 0.3, "algo.updates_per_frame": 0.0625}
+# IQL: the reward comes at the last of 5 steps, so epsilon decays over 5k frames, one gradient step per 4
+# frames, Polyak targets.
+IQL_MEMORY = {"algo.eps_decay_frames": 5_000, "algo.updates_per_frame": 0.25, "algo.target_update": "polyak",
+              "algo.tau": 0.01}  # fmt: skip
 
 PRESETS: dict[str, dict] = {
     "cue_recall": {
-        "title": "Memory: HATRPO, MAPPO and MASAC, GRU against MLP actors, on envs/cue_recall (2 agents, 4 cues), 30k "
-        "steps",
+        "title": "Memory: HATRPO, MAPPO, MASAC and IQL, GRU against MLP agents, on envs/cue_recall (2 agents, 4 cues), "
+        "30k steps",
         "env": "envs/cue_recall",
         "algos": [*MEMORY_VARIANTS, *SEQUENCE_CHOICES],
         "algo_of": {**MEMORY_VARIANTS, **{label: "masac" for label in SEQUENCE_CHOICES}},
@@ -62,6 +66,7 @@ PRESETS: dict[str, dict] = {
                 label: {
                     **({**GRU, "algo.chunk_len": 10} if label.endswith("gru") else {}),
                     **(MASAC_MEMORY if label.startswith("masac") else {}),
+                    **(IQL_MEMORY if label.startswith("iql") else {}),
                 }
                 for label in MEMORY_VARIANTS
             },

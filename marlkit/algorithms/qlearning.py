@@ -44,6 +44,8 @@ from marlkit.keys import (
     N_STEP_RETURN,
     NEXT,
     OBS,
+    RECURRENT_STATE,
+    RECURRENT_STATE_OUT,
     REWARD,
     STATE,
     TERMINATED,
@@ -52,6 +54,8 @@ from marlkit.keys import (
 from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, option, require, require_at_least, validate
+from marlkit.policies import Memory
+from marlkit.recurrent import GRUNet, reset_state, unroll
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.returns import n_step_returns
 from marlkit.schedules import UpdateSchedule, linear
@@ -87,13 +91,35 @@ class QLearningConfig(ReplayOptions):
     max_grad_norm: float = option(10.0, "gradient-norm clip over all learned parameters (0 = off)")
     mixer_embed: int = option(32, "qmix: width of the mixing network's hidden layer")
     hypernet_hidden: int = option(64, "qmix: hidden width of the hypernetworks that make the mixing weights")
-    hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of the agents' Q networks")
+    hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of the agents' Q networks (gru: the encoder)")
     activation: str = option("relu", "activation of the agents' Q networks")
+    network: Literal["mlp", "gru"] = option("mlp", "agent networks: feed-forward, or an MLP encoder followed by a GRU")
+    gru_hidden: int = option(64, "gru: units of the agents' GRU")
+    chunk_len: int = option(10, "gru: replayed sequence length (rows of the buffer); it divides rollout_steps")
 
     def validate(self, key: KeyFn) -> None:
         self.validate_replay(key)
-        positive = ("n_step", "target_period", "buffer_size", "batch_size", "mixer_embed", "hypernet_hidden")
+        positive = ("n_step", "target_period", "buffer_size", "batch_size", "mixer_embed", "hypernet_hidden",
+                    "gru_hidden", "chunk_len")  # fmt: skip
         require_at_least(self, positive, 1, key)
+        if self.network == "gru":
+            require(
+                self.rollout_steps % self.chunk_len == 0,
+                f"{key('chunk_len')}={self.chunk_len} must divide {key('rollout_steps')}={self.rollout_steps}",
+            )
+            require(
+                self.batch_size >= self.chunk_len,
+                f"{key('batch_size')}={self.batch_size} must hold at least one sequence of "
+                f"{key('chunk_len')}={self.chunk_len} steps",
+            )
+            require(
+                self.n_step == 1, f"{key('n_step')}={self.n_step} is not supported with {key('network')}=gru; set 1"
+            )
+            require(
+                not self.prioritized,
+                f"{key('prioritized')} is not supported with {key('network')}=gru (replay rows are sequences); "
+                f"set {key('prioritized')}=false",
+            )
         require_at_least(self, ("eps_decay_frames", "max_grad_norm"), 0, key)
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         for name in ("eps_start", "eps_final"):
@@ -157,7 +183,10 @@ class QLearning(Learner):
         if self.target_mixer is not None:
             self.target_mixer.requires_grad_(False)
         self.opt = torch.optim.Adam(self._online_params(), lr=cfg.lr)
-        self.replay = ReplayBuffer(cfg.buffer_size, None, seed, cfg.prioritized, cfg.priority_alpha, cfg.priority_beta)
+        self.recurrent = cfg.network == "gru"
+        self.seq_len = cfg.chunk_len if self.recurrent else 1  # replay rows are sequences of this many steps
+        self.replay = ReplayBuffer(cfg.buffer_size // self.seq_len, None, seed, cfg.prioritized, cfg.priority_alpha,
+                                   cfg.priority_beta, item_dims=int(self.recurrent))  # fmt: skip
         self.schedule = UpdateSchedule(cfg.warmup_frames, cfg.updates_per_frame)
         self.grad_steps = 0
         # EPyMARL's standardise_rewards without its mean shift: a constant added to every reward changes
@@ -183,20 +212,43 @@ class QLearning(Learner):
         s, cfg = self.groups[g], self.cfg
         assert isinstance(s.action, Discrete)
         in_dim = s.obs_dim + (s.n_agents if self._ids(g) else 0)
-        out_dim = s.action.n + (1 if cfg.dueling else 0)
+        out_dim = self._out_dim(g)
+        if cfg.network == "gru":
+            return lambda: GRUNet(in_dim, out_dim, cfg.hidden, cfg.gru_hidden, cfg.activation)
         return lambda: mlp(in_dim, out_dim, cfg.hidden, cfg.activation)
 
-    def agent_q(self, nets: nn.ModuleDict, g: str, obs: torch.Tensor) -> torch.Tensor:
-        """Observations ``[..., n, *obs_shape]`` -> utilities ``[..., n, n_actions]`` in one batched call."""
+    def _out_dim(self, g: str) -> int:
+        action = self.groups[g].action
+        assert isinstance(action, Discrete)
+        return action.n + (1 if self.cfg.dueling else 0)
+
+    def _inputs(self, g: str, obs: torch.Tensor) -> torch.Tensor:
         s = self.groups[g]
         x = obs.flatten(start_dim=obs.dim() - len(s.obs_shape))
         if self._ids(g):
             x = torch.cat([x, torch.eye(s.n_agents, device=x.device).expand(*x.shape[:-1], s.n_agents)], -1)
-        out = nets[g](x)
+        return x
+
+    def _head(self, out: torch.Tensor) -> torch.Tensor:
         if not self.cfg.dueling:
             return out
         value, advantage = out[..., :1], out[..., 1:]
         return value + advantage - advantage.mean(-1, keepdim=True)
+
+    def agent_q(self, nets: nn.ModuleDict, g: str, obs: torch.Tensor) -> torch.Tensor:
+        """Observations ``[..., n, *obs_shape]`` -> utilities ``[..., n, n_actions]`` in one batched call."""
+        return self._head(nets[g](self._inputs(g, obs)))
+
+    def sequence_q(
+        self, nets: nn.ModuleDict, g: str, rows: TensorDictBase, memory: Memory
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Recurrent agents on sampled sequences ``rows [S, L]``: utilities at every step's observation and
+        at the observation it reached (from the state after the step, no reset), ``[S * L, n, n_actions]``
+        each, unrolled from the stored first-step states."""
+        out_dim = self._out_dim(g)
+        out, states = unroll(nets[g], self._inputs(g, rows[g, OBS]), memory.h0, memory.resets, out_dim)
+        reached = nets[g](torch.cat([self._inputs(g, rows[NEXT, g, OBS]), states], -1))[..., :out_dim]
+        return self._head(out).flatten(0, 1), self._head(reached).flatten(0, 1)
 
     def mix(self, mixer: QMixer | None, q: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
         """The agents' chosen utilities ``[B, N]`` (all groups, env order) -> ``Q_tot [B]``."""
@@ -218,13 +270,26 @@ class QLearning(Learner):
         for g, spec in self.groups.items():
             group = td[g]
             mask = group.get(ACTION_MASK, None) if spec.has_action_mask else None
-            greedy = legal(self.agent_q(self.q, g, group[OBS]), mask).argmax(-1)
+            q = self._recurrent_step(g, group) if self.recurrent else self.agent_q(self.q, g, group[OBS])
+            greedy = legal(q, mask).argmax(-1)
             if eps > 0:
                 uniform = spec.random_action(group.batch_size[:-1], None, greedy.device, mask)
                 explore = torch.rand(greedy.shape, device=greedy.device) < eps
                 greedy = torch.where(explore, uniform, greedy)
             group[ACTION] = greedy
         return td
+
+    def _recurrent_step(self, g: str, group: TensorDictBase) -> torch.Tensor:
+        """One GRU step of group ``g``'s agents: writes the state entering the step (zeros after a reset,
+        zeroed for agents that are not alive) and the state it produced; returns the utilities."""
+        x = self._inputs(g, group[OBS])
+        h = group.get(RECURRENT_STATE, None)
+        if h is None:
+            h = x.new_zeros(*x.shape[:-1], self.cfg.gru_hidden)
+        h = reset_state(h, ~group[ALIVE])
+        y = self.q[g](torch.cat([x, h], -1))
+        group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, y[..., self._out_dim(g) :]
+        return self._head(y[..., : self._out_dim(g)])
 
     # ----------------------------------------------------------------- update
     def update(self, batch: TensorDictBase) -> dict[str, float]:
@@ -278,7 +343,7 @@ class QLearning(Learner):
                 ended = terminated[g] | group[TRUNCATED] | done.unsqueeze(-1)
                 g_ret, g_discount, agent_last = n_step_returns(group[REWARD], terminated[g], ended, cfg.gamma,
                                                                cfg.n_step)  # fmt: skip
-            own = {k: group[k] for k in (OBS, ACTION, ACTION_MASK, ALIVE) if k in group.keys()}
+            own = {k: group[k] for k in (OBS, ACTION, ACTION_MASK, ALIVE, RECURRENT_STATE) if k in group.keys()}
             if not self.team:
                 own.update({N_STEP_RETURN: g_ret, N_STEP_DISCOUNT: g_discount})
                 if self.reward_stats is not None:
@@ -291,30 +356,57 @@ class QLearning(Learner):
         if self.mixer is not None:
             reached[STATE] = _at(batch[NEXT, STATE], last)
         rows[NEXT] = reached
-        self.replay.extend(TensorDict(rows, batch_size=batch.shape))
+        stored = TensorDict(rows, batch_size=batch.shape)
+        if self.recurrent:  # consecutive chunks of each env copy's steps; DONE marks the resets inside them
+            stored[DONE] = done
+            stored = stored.reshape(batch.shape[0] * (batch.shape[1] // self.seq_len), self.seq_len)
+        self.replay.extend(stored)
         self.schedule.record(batch.numel())
 
     @torch.no_grad()
-    def next_values(self, g: str, rows: TensorDictBase) -> torch.Tensor:
+    def next_values(
+        self, g: str, rows: TensorDictBase, reached: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """``Q'(o', a')`` per agent ``[B, n]``: ``a'`` legal under the next step's mask, picked by the online
-        network (double Q) or by the target network (a max)."""
+        network (double Q) or by the target network (a max). ``reached``: the target's and the online
+        network's utilities at o' where they were computed already (recurrent agents)."""
         obs, mask = rows[NEXT, g, OBS], rows.get((NEXT, g, ACTION_MASK), None)
-        target = legal(self.agent_q(self.target_q, g, obs), mask)
+        target_q = self.agent_q(self.target_q, g, obs) if reached is None else reached[0]
+        target = legal(target_q, mask)
         if not self.cfg.double_q:
             return target.max(-1).values
-        pick = legal(self.agent_q(self.q, g, obs), mask).argmax(-1, keepdim=True)
+        online_q = self.agent_q(self.q, g, obs) if reached is None else reached[1]
+        pick = legal(online_q, mask).argmax(-1, keepdim=True)
         return target.gather(-1, pick).squeeze(-1)
+
+    def _sample(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None, dict[str, Memory] | None]:
+        """Replay rows (flattened steps), their indices and weights, and for recurrent agents each group's
+        stored first-step states and resets of the sampled sequences ``[S, L]``."""
+        rows, index, weights = self.replay.sample(self.cfg.batch_size // self.seq_len)
+        if not self.recurrent:
+            return rows, index, weights, None
+        previous_done = torch.cat([torch.zeros_like(rows[DONE][:, :1]), rows[DONE][:, :-1]], 1)
+        memory = {g: Memory(rows[g, RECURRENT_STATE][:, 0], previous_done.unsqueeze(-1) | ~rows[g, ALIVE])
+                  for g in self.groups}  # fmt: skip
+        return rows, index, weights, memory
 
     def gradient_step(self) -> dict[str, torch.Tensor]:
         cfg = self.cfg
-        rows, index, weights = self.replay.sample(cfg.batch_size)
+        sequences, index, weights, memory = self._sample()
+        rows = sequences.reshape(-1)
         self.grad_steps += 1
         scale = 1.0 if self.reward_stats is None else (self.reward_stats.var + 1e-8).rsqrt().float()
         chosen, following, alive, targets = [], [], [], []
         for g in self.groups:
-            q = self.agent_q(self.q, g, rows[g, OBS])
+            reached = None
+            if memory is None:
+                q = self.agent_q(self.q, g, rows[g, OBS])
+            else:
+                q, online_next = self.sequence_q(self.q, g, sequences, memory[g])
+                with torch.no_grad():
+                    reached = (self.sequence_q(self.target_q, g, sequences, memory[g])[1], online_next.detach())
             chosen.append(q.gather(-1, rows[g, ACTION].unsqueeze(-1)).squeeze(-1))
-            following.append(self.next_values(g, rows))
+            following.append(self.next_values(g, rows, reached))
             alive.append(rows[g, ALIVE].float())
             if not self.team:
                 targets.append(scale * rows[g, N_STEP_RETURN] + rows[g, N_STEP_DISCOUNT] * following[-1])
