@@ -391,8 +391,8 @@ def test_targets_draw_only_legal_next_actions():
     drawn: list[tuple[torch.Tensor, torch.Tensor]] = []
     policy = learner.policy
 
-    def recording(actors, g, obs, mask, mode):
-        action, extra = policy(actors, g, obs, mask, mode)
+    def recording(actors, g, obs, mask, mode, out=None):
+        action, extra = policy(actors, g, obs, mask, mode, out)
         drawn.append((obs, action))
         return action, extra
 
