@@ -169,9 +169,6 @@ class GroupPolicy(nn.Module):
         y = self.net(torch.cat([x, h], -1))
         return self._masked(y[..., : self.out_dim], action_mask), y[..., self.out_dim :]
 
-    def initial_state(self, batch: Sequence[int], device: torch.device | str = "cpu") -> torch.Tensor:
-        return torch.zeros(*batch, self.spec.n_agents, self.memory, device=device)
-
     def _masked(self, out: torch.Tensor, action_mask: torch.Tensor | None) -> torch.Tensor:
         if action_mask is not None and not self.continuous:
             out = out.masked_fill(~action_mask, MASKED_LOGIT)

@@ -19,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
+from tensordict import TensorDictBase
 from torch import nn
 
 from marlkit.errors import MarlkitError
 from marlkit.groups import ACTIVATIONS, GroupModule
+from marlkit.keys import ALIVE, DONE
 
 
 class GRUNet(nn.Module):
@@ -120,3 +122,22 @@ def unroll(
         h = y[..., out_dim:]
         states.append(h)
     return torch.stack(outs, 1), torch.stack(states, 1)
+
+
+def entering_state(group: TensorDictBase, key: str, hidden: int) -> torch.Tensor:
+    """The state ``[..., n, hidden]`` a group's recurrent network starts an env step from: ``group[key]``
+    as the collector carried it (absent on the first step after a reset: zeros), zeroed for agents that
+    are not alive."""
+    alive = group[ALIVE]
+    h = group.get(key, None)
+    if h is None:
+        h = torch.zeros(*alive.shape, hidden, device=alive.device)
+    return reset_state(h, ~alive)
+
+
+def resets_before(batch: TensorDictBase, g: str) -> torch.Tensor:
+    """``[B, L, n]``: where a stored sequence ``batch [B, L]`` zeroes group ``g``'s states before a step,
+    as collection did: the previous step ended the episode, or the agent is not alive."""
+    done = batch[DONE]
+    previous_done = torch.cat([torch.zeros_like(done[:, :1]), done[:, :-1]], 1)
+    return previous_done.unsqueeze(-1) | ~batch[g, ALIVE]

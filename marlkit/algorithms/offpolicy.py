@@ -58,7 +58,7 @@ from marlkit.policies import (
     masked_log_probs,
     squashed_gaussian_head,
 )
-from marlkit.recurrent import GRUNet, reset_state, unroll
+from marlkit.recurrent import GRUNet, entering_state, resets_before, unroll
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.schedules import UpdateSchedule, linear
 from marlkit.specs import Box, Discrete, GroupSpec
@@ -401,10 +401,7 @@ class OffPolicy(Learner):
         during the warm-up too, so that every stored step has its state."""
         obs = group[OBS]
         x = obs.flatten(start_dim=obs.dim() - len(self.groups[g].obs_shape))
-        h = group.get(RECURRENT_STATE, None)
-        if h is None:
-            h = x.new_zeros(*x.shape[:-1], self.cfg.gru_hidden)
-        h = reset_state(h, ~group[ALIVE])
+        h = entering_state(group, RECURRENT_STATE, self.cfg.gru_hidden)
         y = self.actors[g](torch.cat([x, h], -1))
         group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, y[..., self.out_dims[g] :]
         return y[..., : self.out_dims[g]]
@@ -503,12 +500,11 @@ class OffPolicy(Learner):
             return ReplayBatch(data, base, next_base, joint, index, weights)
         # Sequences [S, L]: the stored first-step states and the resets before each step (the previous
         # step ended an episode, or the agent is not alive), then every step as a row of its own.
-        previous_done = torch.cat([torch.zeros_like(rows[DONE][:, :1]), rows[DONE][:, :-1]], 1)
         zero = self.cfg.initial_state == "zero"
         memory = {
             g: Memory(
                 torch.zeros_like(rows[g, RECURRENT_STATE][:, 0]) if zero else rows[g, RECURRENT_STATE][:, 0],
-                previous_done.unsqueeze(-1) | ~rows[g, ALIVE],
+                resets_before(rows, g),
             )
             for g in self.groups
         }

@@ -34,7 +34,6 @@ from marlkit.keys import (
     ALIVE,
     CRITIC_STATE,
     CRITIC_STATE_OUT,
-    DONE,
     NEXT,
     OBS,
     RECURRENT_STATE,
@@ -48,7 +47,7 @@ from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, nested, option, require, require_at_least, validate
 from marlkit.policies import GroupPolicy, Memory
-from marlkit.recurrent import GRUNet, reset_state, unroll
+from marlkit.recurrent import GRUNet, entering_state, resets_before, unroll
 from marlkit.returns import gae
 from marlkit.specs import GroupSpec
 from marlkit.trust_region import StepResult, TrustRegionConfig, trust_region_step
@@ -301,8 +300,7 @@ class OnPolicy(Learner):
             if policy.memory:
                 # The collector carries the state between steps (zeroed where an episode starts); it is
                 # absent on the first step after a reset. Agents that are not alive start afresh.
-                h = group.get(RECURRENT_STATE, None)
-                h = reset_state(policy.initial_state(obs.shape[:1], obs.device) if h is None else h, ~group[ALIVE])
+                h = entering_state(group, RECURRENT_STATE, policy.memory)
                 dist, h_out = policy.step(obs, h, mask)
                 group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, h_out
             else:
@@ -316,11 +314,8 @@ class OnPolicy(Learner):
         """Advance a recurrent critic's state by one env step (its value is not needed while collecting):
         training replays the critic from the states stored here, as it does the actor."""
         group = td[g]
-        h = group.get(CRITIC_STATE, None)
         x = self.critic_input(td, g)
-        if h is None:
-            h = x.new_zeros(*x.shape[:-1], self.cfg.gru_hidden)
-        h = reset_state(h, ~group[ALIVE])
+        h = entering_state(group, CRITIC_STATE, self.cfg.gru_hidden)
         group[CRITIC_STATE], group[CRITIC_STATE_OUT] = h, self._critic(g)(torch.cat([x, h], -1))[..., 1:]
 
     @staticmethod
@@ -411,10 +406,8 @@ class OnPolicy(Learner):
         before every step: the env copy was reset after the previous step, or the agent is not alive (as
         :meth:`act` did). ``length``: the chunk length (default: ``chunk_len``, or whole rollouts)."""
         length = length or self.cfg.chunk_len or batch.shape[1]
-        group = batch[g]
-        previous_done = torch.cat([torch.zeros_like(batch[DONE][:, :1]), batch[DONE][:, :-1]], 1)
-        resets = previous_done.unsqueeze(-1) | ~group[ALIVE]
-        h0 = group[key][:, ::length]
+        resets = resets_before(batch, g)
+        h0 = batch[g, key][:, ::length]
         chunks = resets.reshape(resets.shape[0] * (resets.shape[1] // length), length, *resets.shape[2:])
         return Memory(h0.flatten(0, 1), chunks)
 

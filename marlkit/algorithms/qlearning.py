@@ -55,7 +55,7 @@ from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, option, require, require_at_least, validate
 from marlkit.policies import Memory
-from marlkit.recurrent import GRUNet, reset_state, unroll
+from marlkit.recurrent import GRUNet, entering_state, resets_before, unroll
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.returns import n_step_returns
 from marlkit.schedules import UpdateSchedule, linear
@@ -283,10 +283,7 @@ class QLearning(Learner):
         """One GRU step of group ``g``'s agents: writes the state entering the step (zeros after a reset,
         zeroed for agents that are not alive) and the state it produced; returns the utilities."""
         x = self._inputs(g, group[OBS])
-        h = group.get(RECURRENT_STATE, None)
-        if h is None:
-            h = x.new_zeros(*x.shape[:-1], self.cfg.gru_hidden)
-        h = reset_state(h, ~group[ALIVE])
+        h = entering_state(group, RECURRENT_STATE, self.cfg.gru_hidden)
         y = self.q[g](torch.cat([x, h], -1))
         group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, y[..., self._out_dim(g) :]
         return self._head(y[..., : self._out_dim(g)])
@@ -385,9 +382,7 @@ class QLearning(Learner):
         rows, index, weights = self.replay.sample(self.cfg.batch_size // self.seq_len)
         if not self.recurrent:
             return rows, index, weights, None
-        previous_done = torch.cat([torch.zeros_like(rows[DONE][:, :1]), rows[DONE][:, :-1]], 1)
-        memory = {g: Memory(rows[g, RECURRENT_STATE][:, 0], previous_done.unsqueeze(-1) | ~rows[g, ALIVE])
-                  for g in self.groups}  # fmt: skip
+        memory = {g: Memory(rows[g, RECURRENT_STATE][:, 0], resets_before(rows, g)) for g in self.groups}
         return rows, index, weights, memory
 
     def gradient_step(self) -> dict[str, torch.Tensor]:
