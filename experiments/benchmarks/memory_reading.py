@@ -9,6 +9,7 @@ resamples the seeds of the two variants independently (10,000 resamples, seeded)
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -37,6 +38,15 @@ def finals(folder: str, label: str) -> np.ndarray:
             for seed in SEEDS
         ]
     )
+
+
+def frames_to(folder: str, run: str, threshold: float) -> int | None:
+    """The first evaluation at or above ``threshold`` (frames), or None."""
+    with open(ROOT / folder / run / "metrics.csv") as f:
+        for row in csv.DictReader(f):
+            if row.get("eval_return_mean") and float(row["eval_return_mean"]) >= threshold:
+                return int(row["frames"])
+    return None
 
 
 def gap_ci(a: np.ndarray, b: np.ndarray, seed: int = 0) -> tuple[float, float]:
@@ -79,14 +89,18 @@ def main() -> None:
         "4-step sequences, zero state": "masac-gru-c4-zero",
         "4-step sequences, stored state, 2 burn-in steps": "masac-gru-c4-burn2",
     }
-    rows = ["| MASAC GRU sequence replay | final mean [95% CI] | per seed |", "|---|---|---|"]
+    rows = [
+        "| MASAC GRU sequence replay | final mean [95% CI] | per seed | frames to 0.9, per seed |",
+        "|---|---|---|---|",
+    ]
     results["sequence_choices"] = {}
     for name, label in choices.items():
         values = finals("cue_recall", label)
         low, high = bootstrap_ci(values)
+        hits = [frames_to("cue_recall", f"{label}-s{seed}", 0.9) for seed in SEEDS]
         rows.append(f"| {name} | {values.mean():.3g} [{low:.3g}, {high:.3g}] | "
-                    f"{', '.join(f'{v:.3g}' for v in values)} |")  # fmt: skip
-        results["sequence_choices"][label] = values.tolist()
+                    f"{', '.join(f'{v:.3g}' for v in values)} | {', '.join(str(h) for h in hits)} |")  # fmt: skip
+        results["sequence_choices"][label] = {"final": values.tolist(), "frames_to_0.9": hits}
     lines += ["**Sequence-replay choices** on cue recall (MASAC, GRU; 4-step chunks cut the 5-step episodes).\n",
               *rows, ""]  # fmt: skip
     body = "\n".join(lines) + "\n" + READING
@@ -97,7 +111,14 @@ def main() -> None:
 READING = """Per-run curves, frames to the threshold and wall-clock: the `onpolicy_cue_recall` and
 `onpolicy_pendulum_pomdp` sections. Why an MLP cannot pass on cue recall: at the answer step every
 agent's observation is the same whatever its cue, so a policy of the observation alone earns 0.25 in
-expectation (envs/cue_recall.py)."""
+expectation (envs/cue_recall.py).
+
+**Sequence-replay choices, measured.** On cue recall they barely matter: every variant ends at 1.0
+on every seed, and the frames to 0.9 differ by at most two evaluations (evaluations every 2k frames).
+Burn-in is the slowest, because 2 of each 4-step chunk's steps carry no loss. A zero initial state is
+not measurably worse here: the only step that needs memory is the answer, and every chunk that ends
+on an answer also contains the cue in 3 chunk alignments of 5 (4-step chunks, 5-step episodes). Stored
+states stay the default; R2D2's case for them is longer episodes than this task has."""
 
 
 if __name__ == "__main__":
