@@ -108,20 +108,36 @@ def reset_state(h: torch.Tensor, resets: torch.Tensor) -> torch.Tensor:
 
 
 def unroll(
-    net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, h0: torch.Tensor, resets: torch.Tensor, out_dim: int
+    net: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    h0: torch.Tensor,
+    resets: torch.Tensor,
+    out_dim: int,
+    burn_in: int = 0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run a step network ``[..., in + hidden] -> [..., out + hidden]`` over ``x [B, T, ...]`` from ``h0``,
     zeroing the state where ``resets [B, T, ...]`` is set before each step. Only time is a loop: env
-    copies and agents stay batched. Returns ``(out [B, T, ..., out_dim], states [B, T, ..., hidden])``,
-    ``states[:, t]`` being the state after step t."""
+    copies and agents stay batched. The first ``burn_in`` steps run without gradient (they only warm the
+    state up). Returns ``(out [B, T, ..., out_dim], states [B, T, ..., hidden])``, ``states[:, t]`` being
+    the state after step t."""
     outs, states = [], []
     h = h0
     for t in range(x.shape[1]):
-        y = net(torch.cat([x[:, t], reset_state(h, resets[:, t])], -1))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and t >= burn_in):
+            y = net(torch.cat([x[:, t], reset_state(h, resets[:, t])], -1))
         outs.append(y[..., :out_dim])
         h = y[..., out_dim:]
         states.append(h)
     return torch.stack(outs, 1), torch.stack(states, 1)
+
+
+def reach(
+    net: Callable[[torch.Tensor], torch.Tensor], x_next: torch.Tensor, states: torch.Tensor, out_dim: int
+) -> torch.Tensor:
+    """The outputs at the observations ``x_next [B, T, ...]`` that each step reached, from the state after
+    the step (``states`` of :func:`unroll`): the episode goes on into them, so there is no reset; for a
+    truncated episode the reached observation is the final one."""
+    return net(torch.cat([x_next, states], -1))[..., :out_dim]
 
 
 def entering_state(group: TensorDictBase, key: str, hidden: int) -> torch.Tensor:

@@ -205,14 +205,16 @@ def test_recurrent_options_that_cannot_work_fail_in_one_line():
 
 
 # ------------------------------------------------------------------ recurrent off-policy learners
-def offpolicy_recurrent_setup(algo: str = "masac", burn_in: int = 0, steps: int = 10, chunk_len: int = 5):
+def replay_setup(algo: str, **overrides):
+    """A GRU replay learner (off-policy or value-based, with its preset) on cue recall: 4-step episodes
+    end inside the 5-step replayed sequences; three collections stored."""
     seed_everything(0)
     env = make_env("envs/cue_recall", num_envs=4, seed=0, n_agents=2, delay=3)
     spec = algorithm(algo)
-    overrides = {"rollout_steps": steps, "network": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": chunk_len,
-                 "burn_in": burn_in, "warmup_frames": 0, "batch_size": 20}  # fmt: skip
-    learner = spec.build(with_overrides(spec.config(), {**spec.preset, **overrides}), env, 0)
-    collector = RolloutCollector(env, learner.act, steps)
+    base = {"rollout_steps": 10, "network": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": 5,
+            "warmup_frames": 0, "batch_size": 20}  # fmt: skip
+    learner = spec.build(with_overrides(spec.config(), {**spec.preset, **base, **overrides}), env, 0)
+    collector = RolloutCollector(env, learner.act, 10)
     for _ in range(3):
         learner.store(collector.collect()[0])
     return learner
@@ -222,7 +224,7 @@ def offpolicy_recurrent_setup(algo: str = "masac", burn_in: int = 0, steps: int 
 def test_replayed_sequences_reproduce_the_states_of_collection(algo):
     # Every stored step's state equals the actor unrolled from its sequence's first stored state: resets
     # where the previous step ended an episode, and nowhere else.
-    learner = offpolicy_recurrent_setup(algo)
+    learner = replay_setup(algo)
     rows = learner.replay.storage[: learner.replay.size]
     assert bool(rows["done"].any()), "no episode ended inside the stored sequences"
     batch_memory = learner.sample().memory  # the sampler's resets, on a random draw
@@ -236,7 +238,7 @@ def test_replayed_sequences_reproduce_the_states_of_collection(algo):
 
 
 def test_zero_initial_states_replace_the_stored_ones():
-    learner = offpolicy_recurrent_setup()
+    learner = replay_setup("masac")
     learner.cfg = dataclasses.replace(learner.cfg, initial_state="zero")
     memory = learner.sample().memory
     assert memory is not None and not bool(memory["agent"].h0.any())
@@ -246,7 +248,7 @@ def test_zero_initial_states_replace_the_stored_ones():
 def test_targets_continue_the_state_into_the_observation_each_step_reached():
     # Where a step did not end its episode, the observation it reached is the next step's, and the target's
     # actor output there equals the next step's output.
-    learner = offpolicy_recurrent_setup()
+    learner = replay_setup("masac")
     batch = learner.sample()
     assert batch.sequences is not None
     with torch.no_grad():
@@ -257,7 +259,7 @@ def test_targets_continue_the_state_into_the_observation_each_step_reached():
 
 
 def test_burn_in_steps_carry_no_loss_and_no_gradient():
-    learner = offpolicy_recurrent_setup(burn_in=2)
+    learner = replay_setup("masac", burn_in=2)
     batch = learner.sample()
     alive = batch.data["agent"]["alive"].view(*batch.sequences, 2)
     assert bool((alive[:, :2] == 0).all()) and bool((alive[:, 2:] > 0).any())
@@ -289,22 +291,9 @@ def test_offpolicy_recurrent_options_that_cannot_work_fail_in_one_line():
 
 
 # ------------------------------------------------------------------ recurrent Q-networks
-def recurrent_q_setup(algo: str):
-    seed_everything(0)
-    env = make_env("envs/cue_recall", num_envs=4, seed=0, n_agents=2, delay=3)
-    spec = algorithm(algo)
-    overrides = {"rollout_steps": 10, "network": "gru", "gru_hidden": 6, "hidden": (8,), "chunk_len": 5,
-                 "warmup_frames": 0, "batch_size": 20, "team_reward": "sum"}  # fmt: skip
-    learner = spec.build(with_overrides(spec.config(), overrides), env, 0)
-    collector = RolloutCollector(env, learner.act, 10)
-    for _ in range(3):
-        learner.store(collector.collect()[0])
-    return learner
-
-
 @pytest.mark.parametrize("algo", ["iql", "qmix"])
 def test_recurrent_q_networks_replay_the_states_of_collection_and_continue_them_into_targets(algo):
-    learner = recurrent_q_setup(algo)
+    learner = replay_setup(algo, team_reward="sum")
     rows = learner.replay.storage[: learner.replay.size]
     assert bool(rows["done"].any())
     previous_done = torch.cat([torch.zeros_like(rows["done"][:, :1]), rows["done"][:, :-1]], 1)

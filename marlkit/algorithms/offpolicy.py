@@ -58,7 +58,7 @@ from marlkit.policies import (
     masked_log_probs,
     squashed_gaussian_head,
 )
-from marlkit.recurrent import GRUNet, entering_state, resets_before, unroll
+from marlkit.recurrent import GRUNet, entering_state, reach, resets_before, unroll
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.schedules import UpdateSchedule, linear
 from marlkit.specs import Box, Discrete, GroupSpec
@@ -324,16 +324,9 @@ class OffPolicy(Learner):
             x = d[key].flatten(start_dim=d[key].dim() - len(spec.obs_shape))
             return x.view(*sequences, *x.shape[1:])
 
-        x, h = inputs("obs"), memory.h0
-        if burn:
-            with torch.no_grad():
-                warm, warm_states = unroll(net, x[:, :burn], h, memory.resets[:, :burn], out_dim)
-            h = warm_states[:, -1]
-        out, states = unroll(net, x[:, burn:], h, memory.resets[:, burn:], out_dim)
-        if burn:
-            out, states = torch.cat([warm, out], 1), torch.cat([warm_states, states], 1)
-        if reached:  # the episode goes on into the observation it reached: no reset
-            out = net(torch.cat([inputs("next_obs"), states], -1))[..., :out_dim]
+        out, states = unroll(net, inputs("obs"), memory.h0, memory.resets, out_dim, burn)
+        if reached:
+            out = reach(net, inputs("next_obs"), states, out_dim)
         return out.flatten(0, 1)
 
     def q_all_actions(
@@ -520,11 +513,11 @@ class OffPolicy(Learner):
     def targets(self, batch: ReplayBatch) -> dict[str, torch.Tensor]:
         """Per group ``[B, n_agents]``: r + gamma (1 - terminated) (min_j Q'_j(s', a') [- alpha log pi])."""
         cfg = self.cfg
-        next_actions, next_logp = {}, {}
+        next_actions, next_logp, raw = {}, {}, {}
         for g, d in batch.data.items():
             source = self.actors if self.sac else self.target_actors
-            raw = self.actor_outputs(source, g, batch, reached=True)  # type: ignore[arg-type]
-            a, logp = self.policy(source, g, d["next_obs"], d["next_mask"], "sample", raw)  # type: ignore[arg-type]
+            raw[g] = self.actor_outputs(source, g, batch, reached=True)  # type: ignore[arg-type]
+            a, logp = self.policy(source, g, d["next_obs"], d["next_mask"], "sample", raw[g])  # type: ignore[arg-type]
             if cfg.target_noise > 0 and isinstance(self.groups[g].action, Box):
                 noise = torch.randn_like(a) * cfg.target_noise
                 a = (a + noise.clamp(-cfg.target_noise_clip, cfg.target_noise_clip)).clamp(-1, 1)
@@ -533,8 +526,8 @@ class OffPolicy(Learner):
         out = {}
         for g, d in batch.data.items():
             if self.soft_discrete(g):
-                raw = self.actor_outputs(self.actors, g, batch, reached=True)
-                probs, logp = self.distribution(self.actors, g, d["next_obs"], d["next_mask"], raw)
+                # Discrete SAC: the source above was the online actor, whose recurrent outputs are reused.
+                probs, logp = self.distribution(self.actors, g, d["next_obs"], d["next_mask"], raw[g])
                 q_all = self.q_all_actions(self.target_critics, g, d["next_obs"], batch.next_base, next_joint)
                 value = self.soft_value(q_all, probs, logp, self.log_alpha[g].exp())
                 out[g] = td_target(d["reward"], d["terminated"], value, cfg.gamma)
@@ -554,9 +547,10 @@ class OffPolicy(Learner):
         fresh: dict[str, torch.Tensor] = {}
         logps: dict[str, torch.Tensor] = {}
         reg = torch.zeros((), device=batch.base.device)
+        raw: dict[str, torch.Tensor | None] = {}
         for g, d in batch.data.items():
-            raw = self.actor_outputs(self.actors, g, batch, reached=False)
-            fresh[g], extra = self.policy(self.actors, g, d["obs"], d["mask"], "sample", raw)
+            raw[g] = self.actor_outputs(self.actors, g, batch, reached=False)
+            fresh[g], extra = self.policy(self.actors, g, d["obs"], d["mask"], "sample", raw[g])
             if self.sac:
                 assert extra is not None
                 logps[g] = extra
@@ -567,9 +561,7 @@ class OffPolicy(Learner):
         for g, d in batch.data.items():
             if self.soft_discrete(g):
                 # Exact expectation over agent i's own action; the others' as below (constants).
-                probs, logp = self.distribution(
-                    self.actors, g, d["obs"], d["mask"], self.actor_outputs(self.actors, g, batch, reached=False)
-                )
+                probs, logp = self.distribution(self.actors, g, d["obs"], d["mask"], raw[g])
                 others = fresh_joint.detach() if cfg.others_actions == "current" else batch.joint
                 q_all = self.q_all_actions(self.critics, g, d["obs"], batch.base, others)
                 objectives[g] = self.soft_value(q_all, probs, logp, self.log_alpha[g].exp().detach())

@@ -47,7 +47,7 @@ from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, nested, option, require, require_at_least, validate
 from marlkit.policies import GroupPolicy, Memory
-from marlkit.recurrent import GRUNet, entering_state, resets_before, unroll
+from marlkit.recurrent import GRUNet, entering_state, reach, resets_before, unroll
 from marlkit.returns import gae
 from marlkit.specs import GroupSpec
 from marlkit.trust_region import StepResult, TrustRegionConfig, trust_region_step
@@ -305,7 +305,7 @@ class OnPolicy(Learner):
                 group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, h_out
             else:
                 dist = policy.dist(obs, mask)
-            if self.cfg.critic_network == "gru":
+            if self.cfg.critic_network == "gru" and not deterministic:  # evaluation needs no values
                 self._critic_step(td, g)
             group[ACTION] = policy.mode(dist) if deterministic else policy.sample(dist)
         return td
@@ -345,12 +345,11 @@ class OnPolicy(Learner):
         values and returns in reward units (denormalized). Reads the batch only; no statistic moves."""
         critic_in, next_in = self.critic_input(batch, g), self.critic_input(batch[NEXT], g)
         if self.cfg.critic_network == "gru":
-            # The whole rollout from its first stored state; V(s'_t) continues the state after step t into
-            # the observation it reached (no reset: for a truncated episode that is the final one).
+            # The whole rollout from its first stored state; V(s'_t) continues the state after step t.
             memory = self._memory(batch, g, CRITIC_STATE, batch.shape[1])
             out, states = unroll(self._critic(g), critic_in, memory.h0, memory.resets, 1)
             value = out.squeeze(-1)
-            next_value = self._critic(g)(torch.cat([next_in, states], -1))[..., 0]
+            next_value = reach(self._critic(g), next_in, states, 1).squeeze(-1)
         else:
             value, next_value = self.value(g, critic_in), self.value(g, next_in)
         if g in self.value_norms:  # the critic predicts normalized values
@@ -515,7 +514,7 @@ class OnPolicy(Learner):
         policy = self._policy(g)
         b = d if agent is None else d.agent(agent)
         mask = None if b.mask is None else b.mask[idx]
-        dist = policy.dist(b.obs[idx], mask, params, agent, None if b.memory is None else b.memory.index(idx))
+        dist = policy.dist(b.obs[idx], mask, params, agent, self._index(b.memory, idx))
         ratio = torch.exp(policy.log_prob(dist, b.action[idx]) - b.old_log_prob[idx])
         adv = b.advantage[idx] * (1.0 if weight is None else weight[idx])
         clipped = torch.min(ratio * adv, ratio.clamp(1 - self.cfg.clip_eps, 1 + self.cfg.clip_eps) * adv)

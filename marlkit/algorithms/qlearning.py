@@ -55,7 +55,7 @@ from marlkit.learner import EnvInfo, Learner
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, option, require, require_at_least, validate
 from marlkit.policies import Memory
-from marlkit.recurrent import GRUNet, entering_state, resets_before, unroll
+from marlkit.recurrent import GRUNet, entering_state, reach, resets_before, unroll
 from marlkit.replay import ReplayBuffer, ReplayOptions
 from marlkit.returns import n_step_returns
 from marlkit.schedules import UpdateSchedule, linear
@@ -247,7 +247,7 @@ class QLearning(Learner):
         each, unrolled from the stored first-step states."""
         out_dim = self._out_dim(g)
         out, states = unroll(nets[g], self._inputs(g, rows[g, OBS]), memory.h0, memory.resets, out_dim)
-        reached = nets[g](torch.cat([self._inputs(g, rows[NEXT, g, OBS]), states], -1))[..., :out_dim]
+        reached = reach(nets[g], self._inputs(g, rows[NEXT, g, OBS]), states, out_dim)
         return self._head(out).flatten(0, 1), self._head(reached).flatten(0, 1)
 
     def mix(self, mixer: QMixer | None, q: torch.Tensor, state: torch.Tensor | None) -> torch.Tensor:
