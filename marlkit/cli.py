@@ -73,8 +73,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     from marlkit.config import build_config, load_config_file
     from marlkit.experiment import Experiment
+    from marlkit.teams import TEAMS, parse_team_flags
 
     names, overrides = load_config_file(args.config) if args.config else ({}, {})
+    if args.team:  # marlkit train ENV --team red=mappo --team blue=sac
+        if (args.algo or names.get("algo_name", TEAMS)) != TEAMS:
+            raise MarlkitError(f"--team makes a teams run, but ALGO is '{args.algo}'; leave ALGO out or give 'teams'")
+        args.algo = TEAMS
+        overrides.update(parse_team_flags(args.team))
     args.algo = args.algo or names.get("algo_name")
     args.env = args.env or names.get("env_name")
     if not args.algo or not args.env:
@@ -111,6 +117,19 @@ def cmd_eval(args: argparse.Namespace) -> None:
         raise MarlkitError(f"--episodes must be >= 1, got {args.episodes}")
     if args.checkpoint not in ("last", "best"):
         raise MarlkitError(f"--checkpoint must be 'last' or 'best', got '{args.checkpoint}'")
+    if args.against:
+        from marlkit.games import evaluate_against
+
+        if args.video or args.checkpoint != "last":
+            raise MarlkitError("--against plays last checkpoints without video; leave out --video and --checkpoint")
+        result = evaluate_against(args.run_dir, args.against, args.episodes)
+        for side, numbers in result["sides"].items():
+            print(
+                f"{side} of {args.run_dir} against {args.against}: "
+                + ", ".join(f"{k} {v:.4g}" for k, v in numbers.items())
+            )
+        print(json.dumps(result))
+        return
     result = evaluate_run(args.run_dir, args.episodes, args.checkpoint, args.video)
     for key, value in result.items():
         if isinstance(value, dict):
@@ -256,6 +275,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out")
     train.add_argument("--device")
     train.add_argument("--config", help="YAML/TOML/JSON file with algo/env/experiment tables (CLI key=value wins)")
+    train.add_argument(
+        "--team",
+        action="append",
+        help="TEAM=ALGO, TEAM=frozen:RUN, TEAM=scripted:random or TEAM=pool:TEAM (repeat; makes a teams run)",
+    )
     train.add_argument("-h", "--help", action="store_true")
     train.set_defaults(func=cmd_train)
     evaluation = sub.add_parser("eval", help="deterministic evaluation of a run's checkpoint, optionally a video")
@@ -263,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--episodes", type=int, default=16)
     evaluation.add_argument("--checkpoint", default="last", help="last or best")
     evaluation.add_argument("--video", help="write a .gif (or .mp4) of one episode")
+    evaluation.add_argument("--against", help="a run dir or checkpoint: each side of RUN_DIR plays its other sides")
     evaluation.set_defaults(func=cmd_eval)
     comp = sub.add_parser("compare", help="algorithms x envs x seeds, then a report (no arguments: the default)")
     comp.add_argument("--algos", help="comma-separated, e.g. itrpo,matrpo,hatrpo")
@@ -308,8 +333,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown or (overrides and args.command not in ("train", "compare")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
+    if args.command == "train" and args.team and args.algo and not args.env:
+        args.algo, args.env = "teams", args.algo  # marlkit train ENV --team ...
     if args.command == "train" and (args.help or ((not args.algo or not args.env) and not args.config)):
         print("usage: marlkit train ALGO ENV [--frames N] [--seed S] [--out DIR] [--device D] [key=value ...]")
+        print("       marlkit train ENV --team TEAM=ALGO --team TEAM=ALGO [...]   (a learner per team)")
         try:
             print_config_help(args.algo)
         except MarlkitError as err:

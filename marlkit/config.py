@@ -18,6 +18,7 @@ from marlkit.adapters.base import canonical_device
 from marlkit.algorithms import algorithm
 from marlkit.errors import MarlkitError, first_line, suggest
 from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict, with_overrides
+from marlkit.teams import TEAMS, TeamsConfig
 
 SECTIONS = ("algo", "env", "experiment")
 # Below this many copies per slice, the step's round trip to the workers outweighs the parallel work
@@ -92,7 +93,7 @@ class RunConfig:
             "algo_name": self.algo_name,
             "env_name": self.env_name,
             "experiment": to_dict(self.experiment),
-            "algo": to_dict(self.algo),
+            "algo": self.algo.to_json() if isinstance(self.algo, TeamsConfig) else to_dict(self.algo),
             "env": dict(self.env_kwargs),
         }
 
@@ -169,7 +170,10 @@ def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) ->
                 f"did you mean '{home}.{key}'?"
             )
         by_section[section][name] = value  # a nested table (algo.model={lr: ...}) is flattened by with_overrides
-    algo_cfg = with_overrides(spec.default_config(), by_section["algo"], "algo")
+    if algo_name == TEAMS:
+        algo_cfg: Any = TeamsConfig.from_overrides(by_section["algo"])
+    else:
+        algo_cfg = with_overrides(spec.default_config(), by_section["algo"], "algo")
     exp_cfg = with_overrides(ExperimentConfig(), {**spec.experiment, **by_section["experiment"]}, "experiment")
     return RunConfig(algo_name, env_name, exp_cfg, algo_cfg, by_section["env"])
 

@@ -22,27 +22,31 @@ from marlkit.algorithms import algorithm
 from marlkit.checkpoint import use_first_usable
 from marlkit.config import RunConfig, read_run_config
 from marlkit.errors import MarlkitError
+from marlkit.games import WINNER_TASKS, side_results
 from marlkit.keys import DONE, REWARD
-from marlkit.learner import Learner
+from marlkit.learner import Actor, Learner
 from marlkit.rollout import carry_recurrent_state
+from marlkit.teams import Teams, acting_weights
 
 
 @torch.no_grad()
 def episode_returns(
-    learner: Learner,
+    learner: Actor,
     env: MultiAgentEnv,
     seed: int,
     max_steps: int,
     on_step: Callable[[MultiAgentEnv], None] | None = None,
+    deterministic: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """Deterministic actions; the first episode of every env copy counts, ``[num_envs, n_agents]`` per
-    group. An episode still running after ``max_steps`` counts with its return so far (the cap acts as
-    a time limit). ``on_step(env)`` is called after every step (video)."""
+    """Deterministic actions (unless told otherwise: games with mixed strategies); the first episode of
+    every env copy counts, ``[num_envs, n_agents]`` per group. An episode still running after
+    ``max_steps`` counts with its return so far (the cap acts as a time limit). ``on_step(env)`` is
+    called after every step (video)."""
     td = env.reset(seed=seed)
     returns = {g: torch.zeros(env.num_envs, s.n_agents, device=env.device) for g, s in env.groups.items()}
     finished = torch.zeros(env.num_envs, dtype=torch.bool, device=env.device)
     for _ in range(max_steps):
-        td = learner.act(td, deterministic=True)
+        td = learner.act(td, deterministic=deterministic)
         out = env.step(td)
         carry_recurrent_state(td, out, env.groups)
         if on_step is not None:
@@ -64,6 +68,8 @@ def evaluate(learner: Learner, env: MultiAgentEnv, seed: int, max_steps: int) ->
     result["eval_return_mean"] = float(agent_returns.mean())
     result["eval_return_team"] = float(agent_returns.sum(-1).mean())
     result["eval_episodes"] = int(agent_returns.shape[0])
+    if isinstance(learner, Teams):  # a game: each team's return, and who won where the task says
+        result.update(side_results(returns, learner.team_groups, env.name in WINNER_TASKS))
     return result
 
 
@@ -93,8 +99,7 @@ def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Learner, Pa
     learner = spec.build(config.algo, probe, config.experiment.seed)
 
     def use(state: dict[str, Any]) -> None:
-        # PPO-clip keeps optimizer copies of actor rows in its state_dict ("actor_rows."); acting needs none.
-        learner.load_state_dict({k: v for k, v in state["learner"].items() if not k.startswith("actor_rows.")})
+        learner.load_state_dict(acting_weights(state["learner"]))
 
     path = use_first_usable(
         candidates,

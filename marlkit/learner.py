@@ -20,7 +20,7 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from tensordict import TensorDictBase
 from torch import nn
@@ -55,11 +55,21 @@ class EnvInfo:
         return sum(s.n_agents for s in self.groups.values())
 
 
+class Actor(Protocol):
+    """Anything that writes actions: a learner, or a lineup of players in a game (:mod:`marlkit.games`)."""
+
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase: ...
+
+
 class Learner(nn.Module, metaclass=ABCMeta):
     """An algorithm as the training loop sees it. Construct as ``Learner(cfg, env: EnvInfo, seed: int)``."""
 
     Config: ClassVar[type]
     """The frozen config dataclass (its fields are the ``algo.*`` options); needed to load by import path."""
+
+    replays: ClassVar[bool] = False
+    """True when :meth:`update` may learn from actions of an older policy (replay buffers, models): a
+    teams run (:mod:`marlkit.teams`) may then hand it several slices of one longer collection."""
 
     @property
     @abstractmethod

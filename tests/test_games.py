@@ -77,3 +77,23 @@ def test_world_comm_adversaries_share_their_catches():
     shaping = adversaries - 5 * catches
     assert ((shaping > -1) & (shaping <= 0)).all()
     assert (catches > 0).any() and (shaping < 0).any(), "no catch or no shaping: the test would prove nothing"
+
+
+def test_football_teams_share_their_reward():
+    # Two controlled teams (ai_red_agents=False): each team's agents get one reward; without the dense
+    # shaping only goals count, and a goal pays one side what it costs the other.
+    kwargs = {"ai_red_agents": False, "n_blue_agents": 2, "n_red_agents": 2}
+    dense = rewards("vmas/football", kwargs, num_envs=8, steps=40)
+    for team in dense.values():
+        assert torch.equal(team, team[..., :1].expand_as(team))
+        assert (team != 0).any(), "no shaping in the rollout: the test would prove nothing"
+    sparse = rewards("vmas/football", {**kwargs, "dense_reward": False}, num_envs=8, steps=40)
+    assert torch.equal(sparse["agent_blue"], -sparse["agent_red"])
+
+
+def test_duel_is_zero_sum_and_decided_at_the_end():
+    r = rewards("envs/duel", {}, num_envs=32, steps=60)
+    red, blue = r["red"][..., 0], r["blue"][..., 0]
+    assert torch.equal(red, -blue), "zero-sum"
+    assert set(red.unique().tolist()) <= {-1.0, 0.0, 1.0}
+    assert (red == 1).any() and (red == -1).any(), "random play should win and lose games"

@@ -115,12 +115,42 @@ def final_learner(run: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run / "checkpoints" / "final.pt")["learner"]
 
 
-@pytest.mark.parametrize("algo", ["hatrpo", "hatrpo-gru", "masac", "masac-gru", "mambpo", "qmix", "pets"])
+# Three teams on simple_crypto: eve learns off-policy (IQL, 10-step slices of the 20-step collection),
+# alice on-policy (PPO) with a pool snapshot every 80 frames, and bob plays alice's pool (same specs).
+TEAMS = {
+    "experiment.frames": 1_600,
+    "experiment.num_envs": 4,
+    "experiment.checkpoint_every": 320,
+    "experiment.eval_every": 640,
+    "experiment.eval_episodes": 2,
+    "algo.eve.play": "iql",
+    "algo.eve.hidden": [16],
+    "algo.eve.rollout_steps": 10,
+    "algo.eve.warmup_frames": 80,
+    "algo.eve.batch_size": 32,
+    "algo.alice.play": "ppo",
+    "algo.alice.hidden": [16],
+    "algo.alice.rollout_steps": 20,
+    "algo.alice.snapshot_every": 80,
+    "algo.alice.pool_size": 4,
+    "algo.bob.play": "pool",
+    "algo.bob.opponent": "alice",
+}
+
+
+def run_args(algo: str, out: Path) -> list[str]:
+    if algo != "teams":
+        return train_args(algo, out)
+    overrides = [f"{k}={json.dumps(v)}" for k, v in TEAMS.items()]
+    return cli("train", "teams", "mpe/simple_crypto_v3", "--out", str(out), "experiment.progress=false", *overrides)
+
+
+@pytest.mark.parametrize("algo", ["hatrpo", "hatrpo-gru", "masac", "masac-gru", "mambpo", "qmix", "pets", "teams"])
 def test_sigkill_then_resume_equals_uninterrupted_run(algo, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
-    subprocess.run(train_args(algo, whole), check=True, env=env, capture_output=True)
-    proc = subprocess.Popen(train_args(algo, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(run_args(algo, whole), check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(run_args(algo, killed), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while len(list((killed / "checkpoints").glob("ckpt-*.pt"))) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -135,6 +165,8 @@ def test_sigkill_then_resume_equals_uninterrupted_run(algo, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    pools = sorted(p.relative_to(whole) for p in whole.glob("pool/*/*.pt"))
+    assert pools == sorted(p.relative_to(killed) for p in killed.glob("pool/*/*.pt"))
 
 
 def test_corrupted_checkpoint_falls_back_to_previous(tmp_path, capsys):

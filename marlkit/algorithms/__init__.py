@@ -23,6 +23,7 @@ from marlkit.errors import MarlkitError, suggest
 from marlkit.imports import import_attr
 from marlkit.learner import EnvInfo, Learner
 from marlkit.options import with_overrides
+from marlkit.teams import TEAMS, Teams, TeamsConfig
 
 LearnerFactory = Callable[[Any, EnvInfo, int], Learner]
 
@@ -111,6 +112,9 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
     ),
     "mambpo": AlgorithmSpec(
         MBPO, MBPOConfig, {"critic": "central"}, "multi-agent MBPO: MASAC on real + joint-model rollouts"
+    ),
+    TEAMS: AlgorithmSpec(
+        Teams, TeamsConfig, {}, "a learner per team: algo.TEAM.play=ALGO|frozen|scripted|pool (or --team TEAM=ALGO)"
     ),
 }
 

@@ -172,6 +172,7 @@ class ReplayBatch:
 
 class OffPolicy(Learner):
     Config: ClassVar[type] = OffPolicyConfig
+    replays: ClassVar[bool] = True
 
     def __init__(self, cfg: OffPolicyConfig, env: EnvInfo, seed: int = 0) -> None:
         super().__init__()

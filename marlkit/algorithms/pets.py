@@ -67,6 +67,7 @@ class PETSConfig(ModelOptions):
 
 class PETS(Learner):
     Config = PETSConfig
+    replays: ClassVar[bool] = True
 
     def __init__(self, cfg: PETSConfig, env: EnvInfo, seed: int = 0) -> None:
         super().__init__()

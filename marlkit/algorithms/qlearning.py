@@ -155,6 +155,7 @@ def legal(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
 
 class QLearning(Learner):
     Config: ClassVar[type] = QLearningConfig
+    replays: ClassVar[bool] = True
 
     def __init__(self, cfg: QLearningConfig, env: EnvInfo, seed: int = 0) -> None:
         super().__init__()

@@ -1,0 +1,155 @@
+"""Games: per-team results, head-to-head evaluation and cross-play matrices.
+
+In a competitive or mixed game the mean over all agents means nothing (zero-sum: it is 0 whatever
+happens), so results are given per *side*: the teams of a teams run, else one side per group. A
+side's return is the mean episode return of its agents. Where a task's returns name a winner (the
+side with the higher return, :data:`WINNER_TASKS`), win, draw and loss rates are given too.
+
+``marlkit eval RUN --against OTHER`` plays each side of RUN against OTHER's policies on the other
+sides; :func:`crossplay` plays every run's policy of each side against every run's policies of the
+others, which ``marlkit report`` tabulates and draws as heatmaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from tensordict import TensorDictBase
+
+from marlkit.errors import MarlkitError
+from marlkit.learner import EnvInfo
+
+# Tasks whose episode returns decide a game: the side with the higher return wins.
+WINNER_TASKS = {"envs/duel"}
+# Competitive and mixed tasks: the report adds per-side tables and cross-play for them.
+GAME_TASKS = {
+    "mpe/simple_tag_v3",
+    "mpe/simple_adversary_v3",
+    "mpe/simple_push_v3",
+    "mpe/simple_crypto_v3",
+    "mpe/simple_world_comm_v3",
+    "vmas/simple_tag",
+    "vmas/football",
+    *WINNER_TASKS,
+}
+
+
+def side_results(
+    returns: Mapping[str, torch.Tensor], sides: Mapping[str, Sequence[str]], decisive: bool, prefix: str = "eval_"
+) -> dict[str, float]:
+    """Per side, the mean of its agents' episode returns; with ``decisive`` and two sides, win rates.
+
+    ``returns``: per group ``[episodes, n_agents]``."""
+    per_side = {s: torch.cat([returns[g] for g in groups], -1).mean(-1) for s, groups in sides.items()}
+    out = {f"{prefix}return_{s}": float(r.mean()) for s, r in per_side.items()}
+    if decisive and len(sides) == 2:
+        (a, ra), (b, rb) = per_side.items()
+        out[f"{prefix}win_{a}"] = float((ra > rb).float().mean())
+        out[f"{prefix}win_{b}"] = float((rb > ra).float().mean())
+        out[f"{prefix}draw"] = float((ra == rb).float().mean())
+    return out
+
+
+class Lineup:
+    """Several players, each acting for its own groups of one env."""
+
+    def __init__(self, players: Sequence[Any]) -> None:
+        self.players = list(players)
+
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        for player in self.players:
+            player.act(td, deterministic)
+        return td
+
+
+def run_sides(run: Path) -> tuple[Any, dict[str, list[str]]]:
+    """A run's config and its sides: its teams, or one side per group of its env."""
+    from marlkit.config import read_run_config
+    from marlkit.teams import TeamsConfig, assign_groups
+
+    config = read_run_config(run)
+    info = _env_info(config)
+    if isinstance(config.algo, TeamsConfig):
+        return config, assign_groups(config.algo, info)
+    return config, {g: [g] for g in info.groups}
+
+
+def _check_same_task(runs: Sequence[Path], configs: Sequence[Any]) -> None:
+    first = configs[0]
+    for run, config in zip(runs, configs, strict=True):
+        if (config.env_name, config.env_kwargs) != (first.env_name, first.env_kwargs):
+            raise MarlkitError(
+                f"{run} trained on {config.env_name} {config.env_kwargs}, {runs[0]} on {first.env_name} "
+                f"{first.env_kwargs}; head-to-head needs one task"
+            )
+
+
+def play(lineup: Lineup, config: Any, sides: Mapping[str, Sequence[str]], episodes: int, seed: int) -> dict[str, float]:
+    from marlkit.adapters import make_env
+    from marlkit.evaluation import episode_returns
+
+    env = make_env(config.env_name, episodes, "cpu", seed, **config.env_kwargs)
+    try:
+        returns = episode_returns(lineup, env, seed, config.experiment.eval_max_steps)
+    finally:
+        env.close()
+    return side_results(returns, sides, config.env_name in WINNER_TASKS, prefix="")
+
+
+def evaluate_against(run: str | Path, other: str | Path, episodes: int = 16, seed: int = 123_456) -> dict[str, Any]:
+    """Each side of ``run`` (its last checkpoint) against ``other``'s policies on every other side."""
+    from marlkit.teams import load_player
+
+    run, other = Path(run), Path(other)
+    config, sides = run_sides(run)
+    other_config, _ = run_sides(other) if other.is_dir() else (config, sides)
+    _check_same_task([run, other], [config, other_config])
+    info = _env_info(config)
+    result: dict[str, Any] = {"run_dir": str(run), "against": str(other), "episodes": episodes, "sides": {}}
+    for side, groups in sides.items():
+        rest = [g for g in info.groups if g not in groups]
+        lineup = Lineup([load_player(str(run), groups, info), load_player(str(other), rest, info)])
+        result["sides"][side] = play(lineup, config, sides, episodes, seed)
+    return result
+
+
+def _env_info(config: Any) -> EnvInfo:
+    from marlkit.adapters import make_env
+
+    probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
+    info = EnvInfo.of(probe)
+    probe.close()
+    return info
+
+
+def crossplay(runs: Sequence[str | Path], episodes: int = 16, seed: int = 123_456) -> dict[str, Any]:
+    """``matrix[side][i][j]``: the return of ``side`` played by run i against the other sides played by
+    run j (sides from the first run). With a winner, also ``wins[side][i][j]``."""
+    from marlkit.teams import load_player
+
+    paths = [Path(r) for r in runs]
+    loaded = [run_sides(p) for p in paths]
+    _check_same_task(paths, [c for c, _ in loaded])
+    config, sides = loaded[0]
+    info = _env_info(config)
+    decisive = config.env_name in WINNER_TASKS
+    matrix: dict[str, list[list[float]]] = {}
+    wins: dict[str, list[list[float]]] = {}
+    for side, groups in sides.items():
+        rest = [g for g in info.groups if g not in groups]
+        own = [load_player(str(p), groups, info) for p in paths]
+        opponents = [load_player(str(p), rest, info) for p in paths]
+        matrix[side] = [[0.0] * len(paths) for _ in paths]
+        wins[side] = [[0.0] * len(paths) for _ in paths]
+        for i, mine in enumerate(own):
+            for j, theirs in enumerate(opponents):
+                result = play(Lineup([mine, theirs]), config, sides, episodes, seed)
+                matrix[side][i][j] = result[f"return_{side}"]
+                wins[side][i][j] = result.get(f"win_{side}", float("nan"))
+    out: dict[str, Any] = {"runs": [str(p) for p in paths], "sides": sides, "episodes": episodes, "matrix": matrix}
+    if decisive:
+        out["wins"] = wins
+    return out

@@ -1,0 +1,552 @@
+"""A learner per team: mixed and competitive games in one run, with frozen, scripted and self-play opponents.
+
+A run with ``algo_name = "teams"`` assigns the env's groups to teams. Each team is played by
+
+* an algorithm (``play: maddpg``, ``mappo``, ``my_pkg.algo:MyLearner``) that trains it on its own
+  groups, with its own config (every other key of the team's table is that algorithm's option);
+* ``frozen``: a policy loaded from another run's checkpoint (``opponent: RUN_DIR`` or a ``.pt`` file,
+  ``weights_only=True``) and never updated;
+* ``scripted``: ``opponent: random`` (uniform, mask-respecting) or ``my_pkg.mod:policy``, a function
+  ``policy(td, groups)`` that writes ``td[g]["action"]`` for the team's groups;
+* ``pool``: snapshots of the learning team named by ``opponent`` (self-play in a symmetric game: the
+  groups must match that team's, spec for spec). Each collection plays one snapshot, the newest with
+  probability ``latest`` and otherwise one drawn uniformly from the pool (fictitious play).
+
+A learning team with ``snapshot_every > 0`` keeps a pool of its past policies (the first one taken at
+frame 0): it is part of the exact checkpoint, and each snapshot is also written to
+``RUN/pool/<team>/snapshot-<frames>.pt``, which another run can load as a frozen opponent.
+
+One env and one collector serve every team. A collection lasts as many steps as the longest team
+asks for, and every team's ``steps_per_collection`` must divide it. A team's learner sees only its
+own groups (and the global state), and updates once per slice of its own length, in time order, so
+an off-policy team with 10-step collections keeps its schedule beside a 100-step on-policy team.
+A learner that learns from its own fresh actions only (``Learner.replays`` false) must have the
+full collection length: a later slice would hold actions of its policy before the update.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from tensordict import TensorDict, TensorDictBase
+from torch import nn
+
+from marlkit.errors import MarlkitError, suggest
+from marlkit.keys import ACTION, ACTION_MASK, ALIVE, CRITIC_STATE, NEXT, OBS, RECURRENT_STATE
+from marlkit.learner import Actor, EnvInfo, Learner
+from marlkit.options import option, require, to_dict, with_overrides
+from marlkit.specs import Discrete, GroupSpec
+
+TEAMS = "teams"
+FIXED_PLAYS = ("frozen", "scripted", "pool")
+# A shielded group's recurrent states belong to another player (another size, even).
+MEMORY_KEYS = (RECURRENT_STATE, CRITIC_STATE)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeamConfig:
+    """One team of a ``teams`` run; its table's other keys are the options of its algorithm."""
+
+    play: str = option(
+        "", "an algorithm that trains the team (maddpg, mappo, pkg.mod:Learner), or frozen/scripted/pool"
+    )
+    groups: tuple[str, ...] = option((), "the team's env groups (default: the group named like the team)")
+    opponent: str = option(
+        "", "frozen: a run dir or .pt file; scripted: random or pkg.mod:fn; pool: the team it mirrors"
+    )
+    snapshot_every: int = option(0, "frames between snapshots of this learning team into its pool (0: no pool)")
+    pool_size: int = option(100, "snapshots kept in the pool; the oldest goes first")
+    latest: float = option(0.0, "pool: probability of playing the newest snapshot, else uniform over the pool")
+    algo: Any = None
+    """The config of ``play`` when it is an algorithm."""
+
+    @property
+    def learns(self) -> bool:
+        return self.play not in FIXED_PLAYS
+
+    def validate(self, key: Any) -> None:
+        require(self.snapshot_every >= 0, f"{key('snapshot_every')} must be >= 0, got {self.snapshot_every}")
+        require(self.pool_size >= 1, f"{key('pool_size')} must be >= 1, got {self.pool_size}")
+        require(0.0 <= self.latest <= 1.0, f"{key('latest')} must be in [0, 1], got {self.latest}")
+
+
+TEAM_FIELDS = tuple(f.name for f in dataclasses.fields(TeamConfig) if f.name != "algo")
+
+
+@dataclasses.dataclass(frozen=True)
+class TeamsConfig:
+    """Teams in order; build with :meth:`from_overrides` (``{"red.play": "mappo", "red.lr": 1e-3}``)."""
+
+    teams: tuple[tuple[str, TeamConfig], ...] = ()
+
+    def team(self, name: str) -> TeamConfig:
+        return dict(self.teams)[name]
+
+    def label(self) -> str:
+        """``adversary=maddpg,agent=ddpg``: what the report names the run's algorithm by."""
+        return ",".join(f"{n}={t.play}" for n, t in self.teams)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, team in self.teams:
+            table = {k: getattr(team, k) for k in TEAM_FIELDS}
+            table["groups"] = list(team.groups)
+            out[name] = {**table, **(to_dict(team.algo) if team.algo is not None else {})}
+        return out
+
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, Any]) -> TeamsConfig:
+        from marlkit.algorithms import algorithm
+
+        by_team: dict[str, dict[str, Any]] = {}
+        for key, value in overrides.items():
+            team_name, dot, rest = key.partition(".")
+            if not dot:
+                raise MarlkitError(
+                    f"'algo.{key}' is not a team option; a teams run takes algo.TEAM.play=ALGO and "
+                    f"algo.TEAM.KEY=VALUE, e.g. algo.{key}.play=mappo"
+                )
+            by_team.setdefault(team_name, {})[rest] = value
+        if not by_team:
+            raise MarlkitError("a teams run needs at least one team: algo.TEAM.play=ALGO (or --team TEAM=ALGO)")
+        teams = []
+        for name, table in by_team.items():
+            own = {k: v for k, v in table.items() if k.partition(".")[0] in TEAM_FIELDS}
+            options = {k: v for k, v in table.items() if k not in own}
+            team = with_overrides(TeamConfig(), own, f"algo.{name}")
+            if not team.play:
+                raise MarlkitError(f"team '{name}' needs algo.{name}.play: an algorithm name, frozen, scripted or pool")
+            if team.learns:
+                algo = with_overrides(algorithm(team.play).default_config(), options, f"algo.{name}")
+                team = dataclasses.replace(team, algo=algo)
+            elif options:
+                raise MarlkitError(
+                    f"team '{name}' plays {team.play} and takes no algorithm options, got "
+                    f"{', '.join('algo.' + name + '.' + k for k in options)}; valid: {', '.join(TEAM_FIELDS)}"
+                )
+            elif not team.opponent:
+                raise MarlkitError(
+                    f"team '{name}' plays {team.play} and needs algo.{name}.opponent ({_OPPONENT[team.play]})"
+                )
+            teams.append((name, dataclasses.replace(team, groups=team.groups or (name,))))
+        return cls(tuple(teams))
+
+
+_OPPONENT = {
+    "frozen": "a run directory or checkpoint file",
+    "scripted": "random, or pkg.mod:function",
+    "pool": "the name of the learning team whose snapshots it plays",
+}
+
+
+def parse_team_flags(flags: Sequence[str]) -> dict[str, Any]:
+    """``--team adversary=maddpg --team agent=frozen:runs/x`` -> ``algo.*`` overrides of a teams run."""
+    out: dict[str, Any] = {}
+    for flag in flags:
+        name, eq, play = flag.partition("=")
+        if not eq or not name or not play:
+            raise MarlkitError(f"--team takes TEAM=ALGO (or TEAM=frozen:RUN, scripted:random, pool:TEAM), got '{flag}'")
+        kind, colon, opponent = play.partition(":")
+        if colon and kind in FIXED_PLAYS:
+            out[f"algo.{name}.opponent"] = opponent
+            play = kind
+        out[f"algo.{name}.play"] = play
+    return out
+
+
+# ----------------------------------------------------------------------------- players
+class Player(nn.Module):
+    """Acts for some env groups with a learner that may know other groups, or know them by other names.
+
+    ``pairs`` maps the learner's groups to the env groups they play. The learner's other groups see
+    the env's data where the specs agree and zeros where they do not (their actions are discarded),
+    without the recurrent states of whoever plays them."""
+
+    def __init__(
+        self,
+        learner: Learner,
+        pairs: Sequence[tuple[str, str]],
+        known: Mapping[str, GroupSpec],
+        env: Mapping[str, GroupSpec],
+    ) -> None:
+        super().__init__()
+        self.learner = learner
+        self.pairs = list(pairs)
+        played = {src for src, _ in pairs}
+        self.shielded = [g for g, s in known.items() if g not in played and g in env and same_spec(s, env[g])]
+        self.absent = {g: s for g, s in known.items() if g not in played and g not in self.shielded}
+
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        groups = [k for k in td.keys() if isinstance(td.get(k), TensorDictBase)]
+        view = td.exclude(*groups)
+        for g in self.shielded:
+            view.set(g, td[g].exclude(*MEMORY_KEYS))
+        for g, spec in self.absent.items():
+            view.set(g, placeholder(spec, td.batch_size, td.device))
+        for src, dst in self.pairs:
+            view.set(src, td[dst].clone(recurse=False))
+        self.learner.act(view, deterministic)
+        for src, dst in self.pairs:
+            td[dst].update(view[src])
+        return td
+
+
+def placeholder(spec: GroupSpec, batch: Sequence[int], device: Any) -> TensorDict:
+    """Zero observations of living agents with every action allowed."""
+    n = spec.n_agents
+    td = TensorDict(
+        {
+            OBS: torch.zeros(*batch, n, *spec.obs_shape, device=device),
+            ALIVE: torch.ones(*batch, n, dtype=torch.bool, device=device),
+        },
+        batch_size=batch,
+    )
+    if spec.has_action_mask and isinstance(spec.action, Discrete):
+        td.set(ACTION_MASK, torch.ones(*batch, n, spec.action.n, dtype=torch.bool, device=device))
+    return td
+
+
+def acting_weights(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A learner's weights less what only training uses: PPO-clip keeps optimizer copies of its actor
+    rows in its state_dict (``actor_rows.``), made at its first update."""
+    return {k: v for k, v in state.items() if "actor_rows." not in k}
+
+
+def same_spec(a: GroupSpec, b: GroupSpec) -> bool:
+    return (a.n_agents, a.obs_shape, a.action, a.has_action_mask) == (
+        b.n_agents,
+        b.obs_shape,
+        b.action,
+        b.has_action_mask,
+    )
+
+
+def describe_spec(s: GroupSpec) -> str:
+    return f"{s.n_agents} agents, observation {tuple(s.obs_shape)}, action {s.action}"
+
+
+def check_groups(
+    where: str, source: Mapping[str, GroupSpec], pairs: Sequence[tuple[str, str]], env: Mapping[str, GroupSpec]
+) -> None:
+    """Each ``(src, dst)``: ``source[src]`` exists and has ``env[dst]``'s spec; otherwise one line."""
+    for src, dst in pairs:
+        if src not in source:
+            raise MarlkitError(
+                f"{where} has no group '{src}' (its groups: {', '.join(source)}); it cannot play '{dst}'"
+            )
+        if not same_spec(source[src], env[dst]):
+            raise MarlkitError(
+                f"group '{src}' of {where} has {describe_spec(source[src])}, but this env's '{dst}' has "
+                f"{describe_spec(env[dst])}"
+            )
+
+
+def checkpoint_file(source: str) -> Path:
+    """A run directory's last checkpoint, or the file itself."""
+    from marlkit.evaluation import checkpoint_candidates
+
+    path = Path(source)
+    if path.is_dir():
+        return checkpoint_candidates(path, "last")[0]
+    if not path.is_file():
+        raise MarlkitError(f"opponent {source} is neither a run directory nor a checkpoint file")
+    return path
+
+
+def load_player(source: str, groups: Sequence[str], env: EnvInfo, play: Sequence[str] | None = None) -> Player:
+    """The policy of ``groups`` from a run directory, a checkpoint, or a pool snapshot of another run,
+    checked against ``env``'s specs; it acts for the env groups ``play`` (default: ``groups``) only,
+    so a symmetric game's red policy can play blue."""
+    from marlkit.adapters import make_env
+    from marlkit.algorithms import algorithm
+    from marlkit.checkpoint import load_checkpoint
+    from marlkit.config import RunConfig
+
+    path = checkpoint_file(source)
+    pairs = list(zip(groups, play if play is not None else groups, strict=True))
+    try:
+        state = load_checkpoint(path)
+        config = RunConfig.from_json(state["config"])
+    except MarlkitError:
+        raise
+    except Exception as err:  # a truncated or foreign file: what it is, in one line
+        raise MarlkitError(f"cannot read opponent checkpoint {path}: {type(err).__name__}: {err}") from None
+    probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
+    info = EnvInfo.of(probe)
+    probe.close()
+    if "team" in state:  # a pool snapshot: one team's learner
+        team = config.algo.team(state["team"])
+        info = dataclasses.replace(info, groups={g: info.groups[g] for g in team.groups})
+        check_groups(f"pool snapshot {path} (team '{state['team']}')", info.groups, pairs, env.groups)
+        learner = algorithm(team.play).build(team.algo, info, config.experiment.seed)
+    else:
+        check_groups(f"checkpoint {path}", info.groups, pairs, env.groups)
+        learner = algorithm(config.algo_name).build(config.algo, info, config.experiment.seed)
+    learner.load_state_dict(acting_weights(state["learner"]))
+    return Player(learner.eval(), pairs, info.groups, env.groups)
+
+
+class Scripted(nn.Module):
+    """``random``: uniform mask-respecting actions from a seeded generator; else a user's function."""
+
+    def __init__(self, source: str, groups: Mapping[str, GroupSpec], seed: int) -> None:
+        super().__init__()
+        from marlkit.imports import import_attr
+
+        self.groups = dict(groups)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.function: Callable[..., Any] | None = (
+            None if source == "random" else import_attr(source, "scripted policy")
+        )
+        if self.function is not None and not callable(self.function):
+            raise MarlkitError(f"scripted policy '{source}' is not callable; give pkg.mod:function(td, groups)")
+
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        if self.function is not None:
+            self.function(td, self.groups)
+            return td
+        if self.generator.device != td.device and td.device is not None:
+            self.generator = torch.Generator(td.device).manual_seed(
+                int(torch.randint(2**62, (1,), generator=self.generator))
+            )
+        for g, spec in self.groups.items():
+            mask = td[g].get(ACTION_MASK, None) if spec.has_action_mask else None
+            td[g][ACTION] = spec.random_action(td.batch_size, self.generator, td.device, mask)
+        return td
+
+
+# ------------------------------------------------------------------------------ teams
+class Teams(Learner):
+    """Every team's player behind one learner: the loop, evaluator and checkpoints see one learner."""
+
+    Config = TeamsConfig
+    replays: ClassVar[bool] = True  # it slices collections itself
+
+    def __init__(self, cfg: TeamsConfig, env: EnvInfo, seed: int) -> None:
+        super().__init__()
+        from marlkit.algorithms import algorithm
+
+        self.cfg = cfg
+        self.env_info = env
+        self.team_groups = assign_groups(cfg, env)
+        self.players = nn.ModuleDict()
+        for index, (name, team) in enumerate(cfg.teams):
+            groups = self.team_groups[name]
+            info = dataclasses.replace(env, groups={g: env.groups[g] for g in groups})
+            if team.play == "frozen":
+                self.players[name] = load_player(team.opponent, groups, env)
+            elif team.play == "scripted":
+                self.players[name] = Scripted(team.opponent, info.groups, seed + index)
+            elif team.play == "pool":
+                self.players[name] = self._mirror(name, team, env, seed + index)
+            else:
+                try:
+                    self.players[name] = algorithm(team.play).build(team.algo, info, seed + index)
+                except MarlkitError as err:
+                    raise MarlkitError(f"team '{name}' ({team.play} on {', '.join(groups)}): {err}") from None
+        self.learners = {n: typing_learner(self.players[n]) for n, t in cfg.teams if t.learns}
+        self.steps = self._collection_length()
+        self.frames = 0
+        # Pools: per learning team, (frames, state_dict) snapshots, oldest first.
+        self.pools: dict[str, list[tuple[int, dict[str, torch.Tensor]]]] = {}
+        self.next_snapshot: dict[str, int] = {}
+        self.playing: dict[str, int] = {}  # pool player -> index of the snapshot it plays
+        self.fresh: list[tuple[str, int, dict[str, torch.Tensor]]] = []  # snapshots not yet written to files
+        self.generator = torch.Generator().manual_seed(seed + 104_729)
+        for name, team in cfg.teams:
+            if team.learns and team.snapshot_every:
+                self.pools[name] = []
+                self.next_snapshot[name] = 0
+        self._snapshot()
+        self._draw_opponents()
+
+    def _mirror(self, name: str, team: TeamConfig, env: EnvInfo, seed: int) -> Player:
+        from marlkit.algorithms import algorithm
+
+        teams = dict(self.cfg.teams)
+        source = teams.get(team.opponent)
+        if source is None or not source.learns or not source.snapshot_every:
+            learning = [n for n, t in self.cfg.teams if t.learns and t.snapshot_every]
+            raise MarlkitError(
+                f"team '{name}' plays the pool of '{team.opponent}', which is not a learning team with "
+                f"snapshot_every > 0 (those: {', '.join(learning) or 'none'}); set algo.TEAM.snapshot_every"
+            )
+        mine, theirs = self.team_groups[name], self.team_groups[team.opponent]
+        if len(mine) != len(theirs):
+            raise MarlkitError(
+                f"team '{name}' ({', '.join(mine)}) cannot play the pool of '{team.opponent}' ({', '.join(theirs)}): "
+                "a mirrored team needs as many groups, with the same specs"
+            )
+        pairs = list(zip(theirs, mine, strict=True))
+        check_groups(f"team '{team.opponent}'", env.groups, pairs, env.groups)
+        info = dataclasses.replace(env, groups={g: env.groups[g] for g in theirs})
+        return Player(algorithm(source.play).build(source.algo, info, seed).eval(), pairs, info.groups, env.groups)
+
+    def _collection_length(self) -> int:
+        lengths = {n: learner.steps_per_collection for n, learner in self.learners.items()}
+        if not lengths:
+            return 1
+        total = math.lcm(*lengths.values())
+        for name, steps in lengths.items():
+            if steps != total and not self.learners[name].replays:
+                longest = max(lengths, key=lambda n: lengths[n])
+                raise MarlkitError(
+                    f"team '{name}' learns from fresh actions only and collects {steps} steps, but the run "
+                    f"collects {total} (team '{longest}'); give every such team the same rollout_steps, "
+                    "a multiple of the others'"
+                )
+        return total
+
+    # ---------------------------------------------------------------- contract
+    @property
+    def steps_per_collection(self) -> int:
+        return self.steps
+
+    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
+        for player in self.players.values():  # a team's learner touches its own groups only
+            typing.cast(Actor, player).act(td, deterministic)
+        return td
+
+    def update(self, batch: TensorDictBase) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for name, learner in self.learners.items():
+            others = [g for g in self.env_info.groups if g not in self.team_groups[name]]
+            own = batch.exclude(*others, *[(NEXT, g) for g in others])
+            steps = learner.steps_per_collection
+            for start in range(0, batch.shape[1], steps):
+                result = learner.update(own[:, start : start + steps])
+            metrics.update({f"{name}/{k}": v for k, v in result.items()})
+        self.frames += batch.numel()
+        self._snapshot()
+        self._draw_opponents()
+        return metrics
+
+    def training_state(self, include_replay: bool = True) -> dict[str, Any]:
+        return {
+            "teams": {n: learner.training_state(include_replay) for n, learner in self.learners.items()},
+            "frames": self.frames,
+            "pools": {n: [[f, s] for f, s in pool] for n, pool in self.pools.items()},
+            "next_snapshot": dict(self.next_snapshot),
+            "playing": dict(self.playing),
+            "generator": self.generator.get_state(),
+            "scripted": {n: p.generator.get_state() for n, p in self.players.items() if isinstance(p, Scripted)},
+        }
+
+    def load_training_state(self, state: Mapping[str, Any]) -> None:
+        for name, learner in self.learners.items():
+            learner.load_training_state(state["teams"][name])
+        self.frames = state["frames"]
+        self.pools = {n: [(int(f), s) for f, s in pool] for n, pool in state["pools"].items()}
+        self.next_snapshot = dict(state["next_snapshot"])
+        self.playing = dict(state["playing"])
+        self.generator.set_state(state["generator"])
+        for name, generator_state in state["scripted"].items():
+            typing_scripted(self.players[name]).generator.set_state(generator_state)
+        self.fresh.clear()
+        self._load_opponents()
+
+    def run_summary(self) -> dict[str, float]:
+        return {f"{n}/{k}": v for n, learner in self.learners.items() for k, v in learner.run_summary().items()}
+
+    # ------------------------------------------------------------------- pools
+    def _snapshot(self) -> None:
+        for name, pool in self.pools.items():
+            if self.frames < self.next_snapshot[name]:
+                continue
+            team = self.cfg.team(name)
+            weights = {k: v.detach().clone() for k, v in acting_weights(self.learners[name].state_dict()).items()}
+            pool.append((self.frames, weights))
+            del pool[: max(len(pool) - team.pool_size, 0)]
+            self.fresh.append((name, self.frames, weights))
+            while self.next_snapshot[name] <= self.frames:
+                self.next_snapshot[name] += team.snapshot_every
+
+    def _draw_opponents(self) -> None:
+        for name, team in self.cfg.teams:
+            if team.play != "pool":
+                continue
+            size = len(self.pools[team.opponent])
+            newest = bool(torch.rand((), generator=self.generator) < team.latest)
+            uniform = int(torch.randint(size, (), generator=self.generator))
+            self.playing[name] = size - 1 if newest else uniform
+        self._load_opponents()
+
+    def _load_opponents(self) -> None:
+        for name, index in self.playing.items():
+            weights = self.pools[self.cfg.team(name).opponent][index][1]
+            typing_player(self.players[name]).learner.load_state_dict(weights)
+
+    def pool(self, team: str) -> list[tuple[int, dict[str, torch.Tensor]]]:
+        """``(frames, weights)`` snapshots of a learning team, oldest first."""
+        return self.pools[team]
+
+    def take_fresh_snapshots(self) -> list[tuple[str, int, dict[str, torch.Tensor]]]:
+        """Snapshots taken since the last call, for the run directory's ``pool/`` files."""
+        fresh, self.fresh = self.fresh, []
+        return fresh
+
+
+def assign_groups(cfg: TeamsConfig, env: EnvInfo) -> dict[str, list[str]]:
+    """Every env group in exactly one team; one line naming the first group that is not."""
+    owner: dict[str, str] = {}
+    for name, team in cfg.teams:
+        if name in env.groups and team.groups != (name,):
+            raise MarlkitError(f"team '{name}' is named like a group but holds {list(team.groups)}; rename the team")
+        for g in team.groups:
+            if g not in env.groups:
+                raise MarlkitError(
+                    f"team '{name}' names group '{g}', which {env.name} does not have.{suggest(g, list(env.groups))} "
+                    f"Groups: {', '.join(env.groups)}"
+                )
+            if g in owner:
+                raise MarlkitError(f"group '{g}' is in two teams, '{owner[g]}' and '{name}'; give it to one")
+            owner[g] = name
+    missing = [g for g in env.groups if g not in owner]
+    if missing:
+        raise MarlkitError(
+            f"group '{missing[0]}' of {env.name} is in no team; add algo.{missing[0]}.play=ALGO "
+            f"(or algo.TEAM.groups=[...]); teams: {', '.join(n for n, _ in cfg.teams)}"
+        )
+    return {name: [g for g in env.groups if owner[g] == name] for name, _ in cfg.teams}
+
+
+def typing_learner(module: nn.Module) -> Learner:
+    assert isinstance(module, Learner)
+    return module
+
+
+def typing_player(module: nn.Module) -> Player:
+    assert isinstance(module, Player)
+    return module
+
+
+def typing_scripted(module: nn.Module) -> Scripted:
+    assert isinstance(module, Scripted)
+    return module
+
+
+def team_sides(learner: Learner, env: EnvInfo) -> dict[str, list[str]]:
+    """The sides of a game: a teams run's teams, else one side per group."""
+    if isinstance(learner, Teams):
+        return dict(learner.team_groups)
+    return {g: [g] for g in env.groups}
+
+
+__all__ = [
+    "TEAMS",
+    "Player",
+    "Scripted",
+    "TeamConfig",
+    "Teams",
+    "TeamsConfig",
+    "assign_groups",
+    "load_player",
+    "parse_team_flags",
+    "team_sides",
+]

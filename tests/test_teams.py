@@ -1,0 +1,286 @@
+"""A learner per team: isolation of the teams' learners, frozen and scripted opponents, opponent pools,
+head-to-head evaluation, and one-line errors for bad team configs."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+
+from marlkit import make_env
+from marlkit.algorithms import algorithm
+from marlkit.checkpoint import load_checkpoint
+from marlkit.config import RunConfig, build_config
+from marlkit.errors import MarlkitError
+from marlkit.experiment import Experiment
+from marlkit.games import crossplay, evaluate_against
+from marlkit.learner import EnvInfo
+from marlkit.rollout import RolloutCollector
+from marlkit.teams import Teams, TeamsConfig
+
+ADVERSARY = "mpe/simple_adversary_v3"
+SMALL = {"hidden": [16, 16]}
+OFF = {**SMALL, "rollout_steps": 10, "warmup_frames": 0, "batch_size": 32, "updates_per_frame": 0.25}
+ON = {**SMALL, "rollout_steps": 20}
+
+
+def teams_config(**teams: dict) -> TeamsConfig:
+    return TeamsConfig.from_overrides({f"{t}.{k}": v for t, table in teams.items() for k, v in table.items()})
+
+
+def env_info(name: str = ADVERSARY, **kwargs) -> EnvInfo:
+    return EnvInfo.of(make_env(name, 1, "cpu", 0, **kwargs))
+
+
+def params(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.named_parameters()}
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module) -> set[str]:
+    now = dict(module.named_parameters())
+    return {k for k, v in before.items() if not torch.equal(now[k], v)}
+
+
+def test_each_team_moves_only_through_its_own_learner():
+    # MADDPG adversary (10-step collections) beside MAPPO good agents (20 steps): one 20-step
+    # collection is two MADDPG updates and one MAPPO update, each on its own groups only.
+    cfg = teams_config(adversary={"play": "maddpg", **OFF}, agent={"play": "mappo", **ON})
+    info = env_info(continuous_actions=True)
+    torch.manual_seed(0)  # networks draw their initial weights from the global generator
+    whole = Teams(cfg, info, seed=3)
+    torch.manual_seed(0)
+    alone = Teams(cfg, info, seed=3)
+    assert whole.steps_per_collection == 20
+    env = make_env(ADVERSARY, 4, "cpu", 0, continuous_actions=True)
+    collector = RolloutCollector(env, whole.act, 20, reuse_buffer=False)
+    collector.reset(0)
+    batch = collector.collect()[0]
+    start = {n: params(learner) for n, learner in whole.learners.items()}
+    torch.manual_seed(1)
+    whole.update(batch)
+    assert changed(start["adversary"], whole.learners["adversary"]) and changed(start["agent"], whole.learners["agent"])
+    # The adversary's learner alone, on its own groups in two 10-step slices, lands on the same weights;
+    # the other team's learner, never called, keeps its initial weights.
+    seen = []
+    original = alone.learners["adversary"].update
+
+    def spy(part):
+        seen.append(sorted(k for k in part.keys() if k not in ("state", "done", "next")))
+        return original(part)
+
+    alone.learners["adversary"].update = spy  # type: ignore[method-assign]
+    own = batch.exclude("agent", ("next", "agent"))
+    torch.manual_seed(1)
+    for s in (0, 10):
+        alone.learners["adversary"].update(own[:, s : s + 10])
+    assert seen == [["adversary"], ["adversary"]]
+    for k, v in whole.learners["adversary"].named_parameters():
+        assert torch.equal(v, dict(alone.learners["adversary"].named_parameters())[k]), k
+    assert not changed(start["agent"], alone.learners["agent"])
+
+
+def test_on_policy_teams_need_the_full_collection():
+    cfg = teams_config(adversary={"play": "mappo", **ON}, agent={"play": "ppo", **SMALL, "rollout_steps": 10})
+    with pytest.raises(MarlkitError, match="team 'agent' learns from fresh actions only and collects 10 steps"):
+        Teams(cfg, env_info(), seed=0)
+
+
+def short_run(tmp_path, name: str, algo: str, overrides: dict, env: str = ADVERSARY) -> Experiment:
+    base = {
+        "experiment.frames": 800,
+        "experiment.num_envs": 4,
+        "experiment.eval_every": 400,
+        "experiment.eval_episodes": 2,
+        "experiment.progress": False,
+        "experiment.tensorboard": False,
+    }
+    exp = Experiment(build_config(algo, env, {**base, **overrides}), tmp_path / name)
+    exp.run()
+    return exp
+
+
+def test_frozen_team_is_bit_identical_after_training(tmp_path):
+    source = short_run(tmp_path, "source", "ddpg", {f"algo.{k}": v for k, v in OFF.items()})
+    frozen_weights = load_checkpoint(tmp_path / "source" / "checkpoints" / "final.pt")["learner"]
+    run = short_run(
+        tmp_path,
+        "teams",
+        "teams",
+        {
+            "algo.adversary.play": "frozen",
+            "algo.adversary.opponent": str(source.out),
+            "algo.agent.play": "ippo",
+            **{f"algo.agent.{k}": v for k, v in ON.items()},
+        },
+    )
+    final = load_checkpoint(tmp_path / "teams" / "checkpoints" / "final.pt")["learner"]
+    prefix = "players.adversary.learner."
+    frozen = {k[len(prefix) :]: v for k, v in final.items() if k.startswith(prefix)}
+    assert frozen.keys() == frozen_weights.keys()
+    for k, v in frozen.items():
+        assert torch.equal(v, frozen_weights[k]), k
+    trained = {k for k in final if k.startswith("players.agent.")}
+    assert trained and run.rows[-1]["eval_return_adversary"] == run.rows[-1]["eval_return_adversary"]
+
+
+def always_stay(td, groups):
+    """A scripted policy by import path: every agent of its groups takes action 0."""
+    for g, spec in groups.items():
+        td[g]["action"] = torch.zeros(*td.batch_size, spec.n_agents, dtype=torch.long)
+
+
+def test_scripted_opponents_random_and_by_import_path():
+    random_cfg = teams_config(adversary={"play": "scripted", "opponent": "random"}, agent={"play": "iql", **SMALL})
+    scripted_cfg = teams_config(
+        adversary={"play": "scripted", "opponent": "tests.test_teams:always_stay"}, agent={"play": "iql", **SMALL}
+    )
+    env = make_env(ADVERSARY, 500, "cpu", 0)
+    td = env.reset(0)
+    first = Teams(random_cfg, EnvInfo.of(env), seed=5).act(td.clone())["adversary", "action"]
+    again = Teams(random_cfg, EnvInfo.of(env), seed=5).act(td.clone())["adversary", "action"]
+    assert torch.equal(first, again), "seeded"
+    counts = torch.bincount(first.flatten(), minlength=5)
+    assert counts.sum() == 500 and (counts > 70).all(), counts  # uniform over 5 actions: ~100 each
+    stay = Teams(scripted_cfg, EnvInfo.of(env), seed=5).act(td.clone())
+    assert (stay["adversary", "action"] == 0).all() and stay["agent", "action"].shape == (500, 2)
+
+
+def selfplay_teams(latest: float = 0.0, seed: int = 0) -> Teams:
+    cfg = teams_config(
+        red={"play": "ppo", **ON, "snapshot_every": 40, "pool_size": 3},
+        blue={"play": "pool", "opponent": "red", "latest": latest},
+    )
+    return Teams(cfg, env_info("envs/duel"), seed=seed)
+
+
+def play_updates(teams: Teams, n: int) -> list[int]:
+    env = make_env("envs/duel", 2, "cpu", 0)
+    collector = RolloutCollector(env, teams.act, teams.steps_per_collection)
+    collector.reset(0)
+    drawn = []
+    for _ in range(n):
+        teams.update(collector.collect()[0])
+        drawn.append(teams.playing["blue"])
+    return drawn
+
+
+def test_pool_snapshots_sample_and_round_trip_a_checkpoint():
+    teams = selfplay_teams()
+    drawn = play_updates(teams, 6)  # 40 frames per update: a snapshot after every update
+    assert [f for f, _ in teams.pool("red")] == [160, 200, 240], "the newest pool_size snapshots"
+    assert all(0 <= d < 3 for d in drawn)
+    # Blue plays the drawn snapshot's weights, which are red's weights at that frame.
+    snapshot = teams.pool("red")[teams.playing["blue"]][1]
+    for k, v in teams.players["blue"].learner.state_dict().items():
+        assert torch.equal(v, snapshot[k]), k
+    # Round trip through a checkpoint file (weights_only): pools, the playing snapshot and the draws continue.
+    buffer = io.BytesIO()
+    torch.save({"training": teams.training_state(), "learner": teams.state_dict()}, buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    copy = selfplay_teams(seed=0)
+    copy.load_training_state(state["training"])
+    copy.load_state_dict(state["learner"])
+    assert [f for f, _ in copy.pool("red")] == [160, 200, 240] and copy.playing == teams.playing
+    for (_, a), (_, b) in zip(copy.pool("red"), teams.pool("red"), strict=True):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert play_updates(copy, 4) == play_updates(teams, 4)
+
+
+def test_pool_sampling_follows_latest():
+    newest = selfplay_teams(latest=1.0)
+    assert all(d == min(i + 1, 2) for i, d in enumerate(play_updates(newest, 5)))
+    uniform = selfplay_teams(latest=0.0)
+    uniform.cfg.team("red")  # a pool of 3 after two updates: draws spread over all of it
+    counts = torch.bincount(torch.tensor(play_updates(uniform, 60)[2:]), minlength=3)
+    assert (counts > 8).all(), counts
+
+
+def test_eval_against_and_crossplay(tmp_path):
+    a = short_run(tmp_path, "a", "ddpg", {f"algo.{k}": v for k, v in OFF.items()})
+    b = short_run(tmp_path, "b", "maddpg", {f"algo.{k}": v for k, v in OFF.items()})
+    result = evaluate_against(a.out, b.out, episodes=4)
+    assert set(result["sides"]) == {"adversary", "agent"}
+    cross = crossplay([a.out, b.out], episodes=4)
+    # The diagonal is each run against itself: the same game as its own evaluation.
+    own = evaluate_against(a.out, a.out, episodes=4)["sides"]["adversary"]["return_adversary"]
+    assert cross["matrix"]["adversary"][0][0] == pytest.approx(own)
+    assert cross["matrix"]["adversary"][0][1] == pytest.approx(result["sides"]["adversary"]["return_adversary"])
+
+
+def test_teams_config_round_trips_config_json():
+    config = build_config(
+        "teams",
+        ADVERSARY,
+        {
+            "algo.adversary.play": "maddpg",
+            "algo.adversary.batch_size": 64,
+            "algo.agent.play": "scripted",
+            "algo.agent.opponent": "random",
+        },
+    )
+    again = RunConfig.from_json(json.loads(json.dumps(config.to_json())))
+    assert again == config and again.algo.team("adversary").algo.batch_size == 64
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"adversary.play": "maddpg", "good.play": "ddpg", "good.groups": ["agent", "adversary"]},
+            "group 'adversary' is in two teams, 'adversary' and 'good'; give it to one",
+        ),
+        (
+            {"adversary.play": "maddpg", "agent.play": "ddpg", "agent.groups": ["agent", "adversary"]},
+            "team 'agent' is named like a group but holds \\['agent', 'adversary'\\]",
+        ),
+        ({"adversary.play": "maddpg"}, "group 'agent' of mpe/simple_adversary_v3 is in no team"),
+        ({"adversary.play": "maddpg", "good.play": "ddpg", "good.groups": ["agnt"]}, "Did you mean 'agent'"),
+        ({"adversary.play": "qmix", "agent.play": "ddpg"}, "team 'adversary' \\(qmix on adversary\\): "),
+        (
+            {"adversary.play": "maddpg", "agent.play": "pool", "agent.opponent": "adversary"},
+            "which is not a learning team with snapshot_every > 0",
+        ),
+        (
+            {
+                "adversary.play": "maddpg",
+                "adversary.snapshot_every": 10,
+                "agent.play": "pool",
+                "agent.opponent": "adversary",
+            },
+            "group 'adversary' of team 'adversary' has 1 agents, observation \\(8,\\)",
+        ),
+        ({"adversary.play": "maddpg", "agent.play": "frozen"}, "needs algo.agent.opponent"),
+        (
+            {"adversary.play": "maddpg", "adversary.bach_size": 3, "agent.play": "ddpg"},
+            "Did you mean 'algo.adversary.batch_size'",
+        ),
+    ],
+)
+def test_bad_team_configs_fail_in_one_line(overrides, message):
+    with pytest.raises(MarlkitError, match=message) as err:
+        config = build_config("teams", ADVERSARY, {f"algo.{k}": v for k, v in overrides.items()})
+        algorithm("teams").build(config.algo, env_info(continuous_actions=True), 0)
+    assert "\n" not in str(err.value)
+
+
+def test_opponent_checkpoint_must_match_the_env(tmp_path):
+    source = short_run(tmp_path, "source", "ddpg", {f"algo.{k}": v for k, v in OFF.items()})
+    config = build_config(
+        "teams",
+        "mpe/simple_tag_v3",
+        {"algo.adversary.play": "frozen", "algo.adversary.opponent": str(source.out), "algo.agent.play": "ddpg"},
+    )
+    with pytest.raises(
+        MarlkitError,
+        match=r"group 'adversary' of checkpoint .* has 1 agents, observation \(8,\).*"
+        r"this env's 'adversary' has 3 agents, observation \(16,\)",
+    ):
+        algorithm("teams").build(config.algo, env_info("mpe/simple_tag_v3"), 0)
+    config = build_config(
+        "teams", "envs/duel", {"algo.red.play": "frozen", "algo.red.opponent": str(source.out), "algo.blue.play": "ppo"}
+    )
+    with pytest.raises(MarlkitError, match="has no group 'red' \\(its groups: adversary, agent\\)"):
+        algorithm("teams").build(config.algo, env_info("envs/duel"), 0)
