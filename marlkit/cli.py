@@ -204,7 +204,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> None:
     from marlkit.report import write_report
 
-    print(f"report: {write_report(args.dir, args.measure, args.fraction)}")
+    if args.crossplay_episodes < 0:
+        raise MarlkitError(f"--crossplay-episodes must be >= 0, got {args.crossplay_episodes}")
+    print(f"report: {write_report(args.dir, args.measure, args.fraction, args.crossplay_episodes)}")
 
 
 def print_config_help(algo: str | None = None) -> None:
@@ -304,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("dir")
     rep.add_argument("--measure", default="eval_return_mean", help="eval_return_mean or eval_return_team")
     rep.add_argument("--fraction", type=float, default=0.9, help="time-to-target threshold fraction")
+    rep.add_argument(
+        "--crossplay-episodes", type=int, default=32, help="episodes per cross-play match on game tasks (0: none)"
+    )
     rep.set_defaults(func=cmd_report)
     resume = sub.add_parser("resume", help="continue an interrupted run from its newest good checkpoint")
     resume.add_argument("run_dir")

@@ -122,7 +122,7 @@ class Experiment:
                 self.timing.append({"frames": 0, "wall_s": 0.0, "eval_s": 0.0, "fps": 0.0})
             self._start_episodes()
             if isinstance(self.learner, Teams):
-                self._write_pool()  # the snapshots taken at frame 0
+                self.learner.write_pool(self.out, self.config.to_json())  # the snapshots taken at frame 0
         self.files.rewrite()
         self.loggers.open(purge_step=self.frames if resume else None)
         bar = tqdm(
@@ -179,8 +179,8 @@ class Experiment:
             if spec.n_agents > 1:
                 row.update({f"return_{a}": float(r) for a, r in zip(spec.agents, stats.agent_returns[g], strict=True)})
         if isinstance(self.learner, Teams):
-            row.update(self._team_returns(stats.agent_returns))
-            self._write_pool()
+            row.update(self.learner.training_returns(stats.agent_returns))
+            self.learner.write_pool(self.out, self.config.to_json())
         row.update(metrics)
         if self.frames >= self.next_eval or self.frames >= exp.frames:
             eval_start = time.perf_counter()
@@ -207,28 +207,6 @@ class Experiment:
         bar.set_postfix(
             fps=f"{self.timing[-1]['fps']:.0f}", ret=f"{row['return_mean']:.3f}", eval=f"{self.last_eval:.3f}"
         )
-
-    def _team_returns(self, agent_returns: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Training return of each team (its agents' mean) that is not a single group of the same name."""
-        assert isinstance(self.learner, Teams)
-        return {
-            f"return_{team}": float(torch.cat([agent_returns[g] for g in groups]).mean())
-            for team, groups in self.learner.team_groups.items()
-            if groups != [team]
-        }
-
-    def _write_pool(self) -> None:
-        """Snapshots a learning team took go to ``pool/<team>/``, each loadable as a frozen opponent."""
-        assert isinstance(self.learner, Teams)
-        for team, frames, weights in self.learner.take_fresh_snapshots():
-            state = {
-                "format": CHECKPOINT_FORMAT,
-                "config": self.config.to_json(),
-                "team": team,
-                "frames": frames,
-                "learner": weights,
-            }
-            save_checkpoint(self.out / "pool" / team / f"snapshot-{frames:012d}.pt", state)
 
     def _evaluate(self) -> dict[str, float]:
         # The same seed every time: evaluations differ only by the policy.

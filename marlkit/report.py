@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from marlkit.errors import MarlkitError
+from marlkit.games import GAME_TASKS, crossplay
 
 BOOTSTRAP_SAMPLES = 10_000
 
@@ -48,6 +49,13 @@ class Run:
         return self.returns[-1] if self.returns else math.nan
 
 
+def run_label(config: dict) -> str:
+    """The algorithm a run is reported under: its name, or ``adversary=maddpg,agent=ddpg`` for teams."""
+    if config["algo_name"] != "teams":
+        return config["algo_name"]
+    return ",".join(f"{team}={table.get('play')}" for team, table in config["algo"].items())
+
+
 def _csv_rows(path: Path) -> list[dict[str, str]]:
     if not path.exists():
         return []
@@ -64,7 +72,7 @@ def load_runs(root: str | Path, measure: str = "eval_return_mean") -> list[Run]:
             continue
         run = Run(
             run_dir,
-            config["algo_name"],
+            run_label(config),
             config["env_name"],
             int(config["experiment"]["seed"]),
             (run_dir / "summary.json").exists(),
@@ -175,8 +183,11 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
-def write_report(root: str | Path, measure: str = "eval_return_mean", fraction: float = 0.9) -> Path:
-    """Write ``report.md`` and figures into ``root``; returns the report's path."""
+def write_report(
+    root: str | Path, measure: str = "eval_return_mean", fraction: float = 0.9, crossplay_episodes: int = 32
+) -> Path:
+    """Write ``report.md`` and figures into ``root``; returns the report's path. Games (competitive and
+    mixed tasks) get per-side returns and a cross-play matrix (``crossplay_episodes`` per match; 0: none)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -241,6 +252,8 @@ def write_report(root: str | Path, measure: str = "eval_return_mean", fraction: 
         plt.close(fig)
         finals_by_algo = {algo: np.array([r.final for r in rs]) for algo, rs in task.by_algo.items()}
         lines += ["", significance(finals_by_algo), "", f"![learning curves]({figure})", ""]
+        if task.env in GAME_TASKS or any("=" in algo for algo in task.by_algo):
+            lines += game_section(task, root, plt, crossplay_episodes)
     lines += _aggregate(tasks, root, plt)
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")
@@ -289,3 +302,100 @@ def _aggregate(tasks: list[TaskSummary], root: Path, plt) -> list[str]:
     fig.savefig(root / "aggregate.png", dpi=110)
     plt.close(fig)
     return [*lines, "", "![aggregate](aggregate.png)"]
+
+
+def game_section(task: TaskSummary, root: Path, plt, episodes: int) -> list[str]:
+    """Per-side final returns, then the cross-play matrix: every run's policy of each side against every
+    run's policies of the other sides, averaged per pair of algorithms over pairs of distinct runs."""
+    runs = [r for rs in task.by_algo.values() for r in rs]
+    lines = [
+        f"### {task.env}: per side",
+        "",
+        "In a game the all-agent mean says little; each side's final "
+        "evaluation return (its agents' mean), mean over seeds [95% bootstrap CI]:",
+        "",
+    ]
+    finals = {r.path: _final_row(r.path) for r in runs}
+    sides = sorted(
+        {k[len("eval_return_") :] for row in finals.values() for k in row if k.startswith("eval_return_")}
+        - {"mean", "team"}
+    )
+    lines += ["| algorithm | " + " | ".join(sides) + " |", "|---|" + "---|" * len(sides)]
+    for algo, algo_runs in task.by_algo.items():
+        cells = []
+        for side in sides:
+            x = np.array(
+                [
+                    float(finals[r.path][f"eval_return_{side}"])
+                    for r in algo_runs
+                    if finals[r.path].get(f"eval_return_{side}")
+                ]
+            )
+            cells.append(f"{x.mean():.4g} [{bootstrap_ci(x)[0]:.4g}, {bootstrap_ci(x)[1]:.4g}]" if len(x) else "-")
+        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
+    if episodes < 1 or len(runs) < 2:
+        return [*lines, ""]
+    result = crossplay([r.path for r in runs], episodes=episodes)
+    algos = list(task.by_algo)
+    owner = [r.algo for r in runs]
+    lines += [
+        "",
+        f"### {task.env}: cross-play",
+        "",
+        f"Each side played by one run against the other sides played by another run ({episodes} episodes "
+        "per match, deterministic actions). Row: the algorithm playing the side; column: the algorithm "
+        "playing its opponents. Mean over pairs of distinct runs [95% bootstrap CI over pairs]; higher is "
+        "better for the row.",
+        "",
+    ]
+    for side, matrix in result["matrix"].items():
+        m = np.array(matrix)
+        table = np.full((len(algos), len(algos)), np.nan)
+        lines += [
+            f"Return of side `{side}`:",
+            "",
+            "| row plays " + side + " \\ column plays the rest | " + " | ".join(algos) + " |",
+            "|---|" + "---|" * len(algos),
+        ]
+        for a, row_algo in enumerate(algos):
+            cells = []
+            for b, col_algo in enumerate(algos):
+                x = np.array(
+                    [
+                        m[i, j]
+                        for i in range(len(runs))
+                        for j in range(len(runs))
+                        if i != j and owner[i] == row_algo and owner[j] == col_algo
+                    ]
+                )
+                if len(x):
+                    table[a, b] = x.mean()
+                    low, high = bootstrap_ci(x)
+                    cells.append(f"{x.mean():.4g} [{low:.4g}, {high:.4g}]")
+                else:
+                    cells.append("-")
+            lines.append(f"| {row_algo} | " + " | ".join(cells) + " |")
+        figure = f"crossplay_{_slug(task.env)}_{_slug(side)}.png"
+        fig, ax = plt.subplots(figsize=(1.6 * len(algos) + 2.5, 1.2 * len(algos) + 1.5))
+        image = ax.imshow(table, cmap="viridis")
+        ax.set_xticks(range(len(algos)), algos, rotation=30, ha="right")
+        ax.set_yticks(range(len(algos)), algos)
+        ax.set_xlabel("plays the other sides")
+        ax.set_ylabel(f"plays {side}")
+        for a in range(len(algos)):
+            for b in range(len(algos)):
+                if not np.isnan(table[a, b]):
+                    ax.text(b, a, f"{table[a, b]:.3g}", ha="center", va="center", color="w")
+        fig.colorbar(image, ax=ax, label=f"return of {side}")
+        ax.set_title(f"{task.env}: {side}")
+        fig.tight_layout()
+        fig.savefig(root / figure, dpi=110)
+        plt.close(fig)
+        lines += ["", f"![cross-play {side}]({figure})", ""]
+    (root / f"crossplay_{_slug(task.env)}.json").write_text(json.dumps(result, indent=1))
+    return lines
+
+
+def _final_row(run: Path) -> dict[str, str]:
+    rows = [r for r in _csv_rows(run / "metrics.csv") if r.get("eval_return_mean")]
+    return rows[-1] if rows else {}

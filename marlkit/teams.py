@@ -37,6 +37,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
+from marlkit.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from marlkit.errors import MarlkitError, suggest
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, CRITIC_STATE, NEXT, OBS, RECURRENT_STATE
 from marlkit.learner import Actor, EnvInfo, Learner
@@ -486,10 +487,22 @@ class Teams(Learner):
         """``(frames, weights)`` snapshots of a learning team, oldest first."""
         return self.pools[team]
 
-    def take_fresh_snapshots(self) -> list[tuple[str, int, dict[str, torch.Tensor]]]:
-        """Snapshots taken since the last call, for the run directory's ``pool/`` files."""
-        fresh, self.fresh = self.fresh, []
-        return fresh
+    def write_pool(self, run: Path, config: dict[str, Any]) -> None:
+        """Snapshots taken since the last call go to ``run/pool/<team>/snapshot-<frames>.pt`` (written
+        atomically; a resumed run writes the same files again), each loadable as a frozen opponent."""
+        for team, frames, weights in self.fresh:
+            state = {"format": CHECKPOINT_FORMAT, "config": config, "team": team, "frames": frames, "learner": weights}
+            save_checkpoint(run / "pool" / team / f"snapshot-{frames:012d}.pt", state)
+        self.fresh = []
+
+    def training_returns(self, agent_returns: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Each team's mean training return over its agents, for teams of several groups (a team that is
+        one group of its name already has its column)."""
+        return {
+            f"return_{team}": float(torch.cat([agent_returns[g] for g in groups]).mean())
+            for team, groups in self.team_groups.items()
+            if groups != [team]
+        }
 
 
 def assign_groups(cfg: TeamsConfig, env: EnvInfo) -> dict[str, list[str]]:
