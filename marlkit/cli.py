@@ -217,7 +217,15 @@ def print_config_help(algo: str | None = None) -> None:
 
     print("algorithms: " + ", ".join(f"{k} ({v.summary})" for k, v in ALGORITHMS.items()))
     experiment = ExperimentConfig()
-    if algo is not None:
+    if algo == "teams":
+        from marlkit.teams import TeamConfig
+
+        print("\nteam keys of a teams run (algo.TEAM.KEY=VALUE; any other key is the team algorithm's option):")
+        for name, tp, default, doc in describe(TeamConfig(), "algo.TEAM."):
+            if name != "algo.TEAM.algo":
+                print(f"  {name:<30} {tp:<28} default {default!r:<14} {doc}")
+        configs = []
+    elif algo is not None:
         spec = algorithm(algo)
         configs = [(f"algo.* of {algo}", "algo", spec.default_config())]
         experiment = with_overrides(experiment, spec.experiment, "experiment")
