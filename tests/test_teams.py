@@ -284,3 +284,25 @@ def test_opponent_checkpoint_must_match_the_env(tmp_path):
     )
     with pytest.raises(MarlkitError, match="has no group 'red' \\(its groups: adversary, agent\\)"):
         algorithm("teams").build(config.algo, env_info("envs/duel"), 0)
+
+
+def test_cli_team_flags_train_and_eval_against(tmp_path, capsys):
+    from marlkit.cli import main
+
+    run = tmp_path / "duel"
+    args = ["train", "envs/duel", "--team", "red=ppo", "--team", "blue=scripted:random", "--frames", "400",
+            "--out", str(run), "experiment.num_envs=4", "experiment.eval_episodes=4", "algo.red.rollout_steps=20",
+            "algo.red.hidden=[8]", "experiment.progress=false", "experiment.tensorboard=false"]  # fmt: skip
+    assert main(args) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["algo_name"] == "teams" and config["algo"]["blue"]["opponent"] == "random"
+    header = (run / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"eval_return_red", "eval_win_red", "eval_win_blue", "eval_draw", "red/actor_loss"} <= set(header)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--against", str(run), "--episodes", "4"]) == 0
+    result = json.loads(capsys.readouterr().out.splitlines()[-1])
+    for side in ("red", "blue"):
+        numbers = result["sides"][side]
+        assert numbers["win_red"] + numbers["win_blue"] + numbers["draw"] == pytest.approx(1.0)
+    assert main(["train", "envs/duel", "--team", "red"]) == 2
+    assert "--team takes TEAM=ALGO" in capsys.readouterr().err
