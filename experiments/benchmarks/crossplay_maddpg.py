@@ -16,6 +16,8 @@ simple_tag: predators (``adversary``) +10 per catch each, the prey -10 per catch
 
     python experiments/benchmarks/crossplay_maddpg.py            # trains (resumable), updates docs/benchmarks.md
     python experiments/benchmarks/crossplay_maddpg.py --quick    # smoke run, JSON only
+    python experiments/benchmarks/crossplay_maddpg.py --tasks mpe/simple_tag_v3 --gamma 0.95 \
+        --out runs/bench/maddpg-crossplay-gamma095               # the paper's discount
 """
 
 from __future__ import annotations
@@ -83,20 +85,22 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--episodes", type=int, default=64, help="episodes per cross-play match")
     parser.add_argument("--out", default="runs/bench/maddpg-crossplay")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--gamma", type=float, help="discount of both algorithms (default: their presets')")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.quick:
         args.frames, args.seeds, args.episodes, args.out = 2_000, "0,1", 4, "/tmp/marlkit-crossplay-quick"
     start = time.perf_counter()
     sweep = [
-        sys.executable, "-m", "marlkit.cli", "compare", "--algos", ",".join(ALGOS), "--envs", ",".join(TASKS),
+        sys.executable, "-m", "marlkit.cli", "compare", "--algos", ",".join(ALGOS), "--envs", args.tasks,
         "--seeds", args.seeds, "--frames", str(args.frames), "--out", args.out, "--jobs", "2",
         "env.continuous_actions=true", "experiment.progress=false",
-    ]  # fmt: skip
+    ] + ([f"algo.gamma={args.gamma}"] if args.gamma else [])  # fmt: skip
     subprocess.run(sweep, check=True, capture_output=True)  # finished runs are kept: a rerun resumes
     torch.set_num_threads(2)
     results = {"frames": args.frames, "seeds": args.seeds, "episodes": args.episodes, "tasks": {}}
-    for task in TASKS:
+    for task in args.tasks.split(","):
         runs = sorted(
             p.parent for p in Path(args.out).rglob("config.json") if json.loads(p.read_text())["env_name"] == task
         )
@@ -107,7 +111,8 @@ def main() -> None:
     if args.quick:
         return
     lines = [
-        f"MADDPG and DDPG each trained on all groups (continuous actions), {args.frames} frames, seeds {args.seeds}; "
+        f"MADDPG and DDPG each trained on all groups (continuous actions), {args.frames} frames, seeds {args.seeds}"
+        f"{f', discount {args.gamma}' if args.gamma else ''}; "
         f"then every run's side against every other run's opponents, {args.episodes} deterministic episodes per "
         "match. Return of the side named (higher is better for it), mean over the row algorithm's runs of each "
         "run's mean over the opponent runs; difference MADDPG - DDPG with a 95% bootstrap CI over row runs.",
@@ -122,7 +127,9 @@ def main() -> None:
                 f"{r['maddpg_minus_ddpg']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}] |"
             )
     lines += ["", f"Wall-clock of the cross-play evaluation (training excluded when resumed): {results['wall_s']} s."]
-    write_section("crossplay_maddpg", "MADDPG vs DDPG cross-play (issue 16)", "\n".join(lines), results)
+    suffix = f"_gamma{args.gamma:g}".replace(".", "") if args.gamma else ""
+    title = "MADDPG vs DDPG cross-play (issue 16)" + (f", discount {args.gamma:g}" if args.gamma else "")
+    write_section("crossplay_maddpg" + suffix, title, "\n".join(lines), results)
 
 
 if __name__ == "__main__":
