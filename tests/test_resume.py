@@ -118,10 +118,10 @@ def final_learner(run: Path) -> dict[str, torch.Tensor]:
 # Three teams on simple_crypto: eve learns off-policy (IQL, 10-step slices of the 20-step collection),
 # alice on-policy (PPO) with a pool snapshot every 80 frames, and bob plays alice's pool (same specs).
 TEAMS = {
-    "experiment.frames": 1_600,
+    "experiment.frames": 1_120,
     "experiment.num_envs": 4,
-    "experiment.checkpoint_every": 320,
-    "experiment.eval_every": 640,
+    "experiment.checkpoint_every": 240,
+    "experiment.eval_every": 480,
     "experiment.eval_episodes": 2,
     "algo.eve.play": "iql",
     "algo.eve.hidden": [16],
