@@ -71,7 +71,7 @@ def run_sides(run: Path) -> tuple[Any, dict[str, list[str]]]:
     from marlkit.teams import TeamsConfig, assign_groups
 
     config = read_run_config(run)
-    info = _env_info(config)
+    info = env_info_of(config)
     if isinstance(config.algo, TeamsConfig):
         return config, assign_groups(config.algo, info)
     return config, {g: [g] for g in info.groups}
@@ -87,16 +87,18 @@ def _check_same_task(runs: Sequence[Path], configs: Sequence[Any]) -> None:
             )
 
 
-def play(lineup: Lineup, config: Any, sides: Mapping[str, Sequence[str]], episodes: int, seed: int) -> dict[str, float]:
-    from marlkit.adapters import make_env
+def play(lineup: Lineup, env: Any, config: Any, sides: Mapping[str, Sequence[str]], seed: int) -> dict[str, float]:
+    """One match on ``env`` (one episode per env copy), reset from ``seed``."""
     from marlkit.evaluation import episode_returns
 
-    env = make_env(config.env_name, episodes, "cpu", seed, **config.env_kwargs)
-    try:
-        returns = episode_returns(lineup, env, seed, config.experiment.eval_max_steps)
-    finally:
-        env.close()
+    returns = episode_returns(lineup, env, seed, config.experiment.eval_max_steps)
     return side_results(returns, sides, config.env_name in WINNER_TASKS, prefix="")
+
+
+def match_env(config: Any, episodes: int, seed: int) -> Any:
+    from marlkit.adapters import make_env
+
+    return make_env(config.env_name, episodes, "cpu", seed, **config.env_kwargs)
 
 
 def evaluate_against(run: str | Path, other: str | Path, episodes: int = 16, seed: int = 123_456) -> dict[str, Any]:
@@ -107,16 +109,21 @@ def evaluate_against(run: str | Path, other: str | Path, episodes: int = 16, see
     config, sides = run_sides(run)
     other_config, _ = run_sides(other) if other.is_dir() else (config, sides)
     _check_same_task([run, other], [config, other_config])
-    info = _env_info(config)
+    info = env_info_of(config)
     result: dict[str, Any] = {"run_dir": str(run), "against": str(other), "episodes": episodes, "sides": {}}
-    for side, groups in sides.items():
-        rest = [g for g in info.groups if g not in groups]
-        lineup = Lineup([load_player(str(run), groups, info), load_player(str(other), rest, info)])
-        result["sides"][side] = play(lineup, config, sides, episodes, seed)
+    env = match_env(config, episodes, seed)
+    try:
+        for side, groups in sides.items():
+            rest = [g for g in info.groups if g not in groups]
+            lineup = Lineup([load_player(str(run), groups, info), load_player(str(other), rest, info)])
+            result["sides"][side] = play(lineup, env, config, sides, seed)
+    finally:
+        env.close()
     return result
 
 
-def _env_info(config: Any) -> EnvInfo:
+def env_info_of(config: Any) -> EnvInfo:
+    """The EnvInfo of a run's task, from a one-copy probe env."""
     from marlkit.adapters import make_env
 
     probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
@@ -134,21 +141,25 @@ def crossplay(runs: Sequence[str | Path], episodes: int = 16, seed: int = 123_45
     loaded = [run_sides(p) for p in paths]
     _check_same_task(paths, [c for c, _ in loaded])
     config, sides = loaded[0]
-    info = _env_info(config)
+    info = env_info_of(config)
     decisive = config.env_name in WINNER_TASKS
     matrix: dict[str, list[list[float]]] = {}
     wins: dict[str, list[list[float]]] = {}
-    for side, groups in sides.items():
-        rest = [g for g in info.groups if g not in groups]
-        own = [load_player(str(p), groups, info) for p in paths]
-        opponents = [load_player(str(p), rest, info) for p in paths]
-        matrix[side] = [[0.0] * len(paths) for _ in paths]
-        wins[side] = [[0.0] * len(paths) for _ in paths]
-        for i, mine in enumerate(own):
-            for j, theirs in enumerate(opponents):
-                result = play(Lineup([mine, theirs]), config, sides, episodes, seed)
-                matrix[side][i][j] = result[f"return_{side}"]
-                wins[side][i][j] = result.get(f"win_{side}", float("nan"))
+    env = match_env(config, episodes, seed)  # one env for every match: each resets it from the same seed
+    try:
+        for side, groups in sides.items():
+            rest = [g for g in info.groups if g not in groups]
+            own = [load_player(str(p), groups, info) for p in paths]
+            opponents = [load_player(str(p), rest, info) for p in paths]
+            matrix[side] = [[0.0] * len(paths) for _ in paths]
+            wins[side] = [[0.0] * len(paths) for _ in paths]
+            for i, mine in enumerate(own):
+                for j, theirs in enumerate(opponents):
+                    result = play(Lineup([mine, theirs]), env, config, sides, seed)
+                    matrix[side][i][j] = result[f"return_{side}"]
+                    wins[side][i][j] = result.get(f"win_{side}", float("nan"))
+    finally:
+        env.close()
     out: dict[str, Any] = {"runs": [str(p) for p in paths], "sides": sides, "episodes": episodes, "matrix": matrix}
     if decisive:
         out["wins"] = wins

@@ -264,10 +264,10 @@ def load_player(source: str, groups: Sequence[str], env: EnvInfo, play: Sequence
     """The policy of ``groups`` from a run directory, a checkpoint, or a pool snapshot of another run,
     checked against ``env``'s specs; it acts for the env groups ``play`` (default: ``groups``) only,
     so a symmetric game's red policy can play blue."""
-    from marlkit.adapters import make_env
     from marlkit.algorithms import algorithm
     from marlkit.checkpoint import load_checkpoint
     from marlkit.config import RunConfig
+    from marlkit.games import env_info_of
 
     path = checkpoint_file(source)
     pairs = list(zip(groups, play if play is not None else groups, strict=True))
@@ -278,9 +278,7 @@ def load_player(source: str, groups: Sequence[str], env: EnvInfo, play: Sequence
         raise
     except Exception as err:  # a truncated or foreign file: what it is, in one line
         raise MarlkitError(f"cannot read opponent checkpoint {path}: {type(err).__name__}: {err}") from None
-    probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
-    info = EnvInfo.of(probe)
-    probe.close()
+    info = env_info_of(config)
     if "team" in state:  # a pool snapshot: one team's learner
         team = config.algo.team(state["team"])
         info = dataclasses.replace(info, groups={g: info.groups[g] for g in team.groups})
@@ -544,13 +542,6 @@ def typing_scripted(module: nn.Module) -> Scripted:
     return module
 
 
-def team_sides(learner: Learner, env: EnvInfo) -> dict[str, list[str]]:
-    """The sides of a game: a teams run's teams, else one side per group."""
-    if isinstance(learner, Teams):
-        return dict(learner.team_groups)
-    return {g: [g] for g in env.groups}
-
-
 __all__ = [
     "TEAMS",
     "Player",
@@ -561,5 +552,4 @@ __all__ = [
     "assign_groups",
     "load_player",
     "parse_team_flags",
-    "team_sides",
 ]
