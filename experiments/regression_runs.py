@@ -86,6 +86,30 @@ RUNS: dict[str, tuple[str, str, dict]] = {
             "algo.model.elites": 2,
         },
     ),
+    # The value-based family (double Q, QMIX's mixer on the state) on discrete navigation.
+    "qmix": (
+        "qmix",
+        "vmas/navigation",
+        {**NAVIGATION, **{k: v for k, v in OFFPOLICY.items() if k != "algo.hidden"}, "env.continuous_actions": False,
+         "algo.eps_decay_frames": 1_000, "algo.target_period": 200},
+    ),  # fmt: skip
+    # Teams: a PPO team snapshotting into its pool, played by the other side (self-play on envs/duel).
+    "teams": (
+        "teams",
+        "envs/duel",
+        {
+            "experiment.num_envs": 8,
+            "experiment.frames": 3_200,
+            "experiment.eval_every": 1_600,
+            "experiment.eval_episodes": 8,
+            "algo.red.play": "ppo",
+            "algo.red.rollout_steps": 50,
+            "algo.red.hidden": [32, 32],
+            "algo.red.snapshot_every": 800,
+            "algo.blue.play": "pool",
+            "algo.blue.opponent": "red",
+        },
+    ),
 }
 
 

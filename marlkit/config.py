@@ -151,11 +151,21 @@ def read_run_config(run: Path) -> RunConfig:
         ) from None
 
 
+EXAMPLE = {"algorithm": "mappo", "env": "vmas/navigation"}
+
+
 def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) -> RunConfig:
     """Resolve ``algo.*``, ``env.*`` and ``experiment.*`` overrides on top of the algorithm's preset."""
+    for what, value in (("algorithm", algo_name), ("env", env_name)):
+        if not isinstance(value, str):
+            raise MarlkitError(f"the {what} name must be a string such as {EXAMPLE[what]!r}, got {value!r}")
+    if not isinstance(overrides, Mapping):
+        raise MarlkitError(f"overrides must be a mapping such as {{'algo.lr': 1e-3}}, got {type(overrides).__name__}")
     spec = algorithm(algo_name)
     by_section: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     for key, value in overrides.items():
+        if not isinstance(key, str):
+            raise MarlkitError(f"override keys are strings such as 'algo.lr', got {key!r}")
         section, dot, name = key.partition(".")
         if not dot or section not in SECTIONS:
             home = (

@@ -8,6 +8,7 @@ A learner is built as ``MyLearner(cfg, env, seed)`` from its frozen config and o
         batch = collect(learner.act, steps=learner.steps_per_collection)   # [num_envs, T] TensorDict
         metrics = learner.update(batch)                                    # borrowed batch, see update()
     checkpoint: learner.state_dict() + learner.training_state(); resume: load_training_state, load_state_dict
+    a frozen copy (an opponent): load_state_dict + load_acting_state (the exploration state act() reads)
     evaluation: learner.act(td, deterministic=True); end of run: learner.run_summary()
 
 Subclass :class:`Learner` (it is an ``nn.Module``: parameters and buffers go in ``state_dict``),
@@ -45,10 +46,14 @@ class EnvInfo:
     """``env`` when the simulator provides the global state, ``observations`` when it is their concatenation."""
     scenario: Any = None
     """The simulator's scenario object where the backend has one (VMAS); known reward functions read it."""
+    hidden: tuple[int, ...] = ()
+    """Observation entries removed by ``env.hide``: the observations are not the task's full ones. The
+    state keeps them; where it is the concatenation of the full observations (``state_source``
+    ``observations``), known reward and termination functions read it instead."""
 
     @classmethod
     def of(cls, env: MultiAgentEnv) -> EnvInfo:
-        return cls(env.name, dict(env.groups), env.state_dim, env.state_source, env.scenario)
+        return cls(env.name, dict(env.groups), env.state_dim, env.state_source, env.scenario, env.hidden)
 
     @property
     def n_agents(self) -> int:
@@ -98,6 +103,17 @@ class Learner(nn.Module, metaclass=ABCMeta):
 
     def load_training_state(self, state: Mapping[str, Any]) -> None:
         """Restore :meth:`training_state`; called before ``load_state_dict``."""
+
+    def acting_state(self) -> dict[str, Any]:
+        """The part of :meth:`training_state` that :meth:`act` reads besides ``state_dict()``: exploration
+        schedules (warm-up, epsilon, noise level), noise processes, planners' generators. A frozen copy of
+        the learner (an opponent in a teams run) restores it to act as the learner did when it was saved;
+        without it, a copy would act like an untrained learner (at random during its warm-up).
+        Override it together with :meth:`load_acting_state` when ``act`` depends on such state."""
+        return {}
+
+    def load_acting_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`acting_state` from its own output or from a whole :meth:`training_state`."""
 
     def run_summary(self) -> dict[str, float]:
         """Extra numbers for ``summary.json`` at the end of a run (e.g. planning wall-clock)."""

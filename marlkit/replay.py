@@ -50,6 +50,7 @@ class ReplayOptions:
             f"{key('updates_per_frame')} must be > 0 (or null), got {self.updates_per_frame}",
         )
         require(0 < self.gamma <= 1, f"{key('gamma')} must be in (0, 1], got {self.gamma}")
+        require_at_least(self, ("priority_alpha", "priority_beta"), 0, key)
 
 
 class ReplayBuffer:

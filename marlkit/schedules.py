@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 
 def linear(t: float, start: float, end: float, first: float, last: float) -> float:
-    """``first`` until ``t = start``, then linear to ``last`` at ``t = end``, constant after."""
+    """``first`` until ``t = start``, then linear to ``last`` at ``t = end``, constant after. A ramp of
+    zero length (``end <= start``, e.g. a decay over 0 frames) is a step to ``last`` at ``t = start``."""
+    if end <= start:
+        return first if t < start else last
     frac = min(max((t - start) / (end - start), 0.0), 1.0)
     return first + frac * (last - first)
 

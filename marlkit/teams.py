@@ -31,7 +31,7 @@ import math
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import torch
 from tensordict import TensorDict, TensorDictBase
@@ -64,6 +64,11 @@ class TeamConfig:
     snapshot_every: int = option(0, "frames between snapshots of this learning team into its pool (0: no pool)")
     pool_size: int = option(100, "snapshots kept in the pool; the oldest goes first")
     latest: float = option(0.0, "pool: probability of playing the newest snapshot, else uniform over the pool")
+    acting: Literal["explore", "greedy"] = option(
+        "explore",
+        "frozen/pool: explore acts as the learner did when saved (its sampling, its exploration at the level "
+        "it had reached); greedy acts deterministically. Evaluation is always greedy",
+    )
     algo: Any = None
     """The config of ``play`` when it is an algorithm."""
 
@@ -75,6 +80,10 @@ class TeamConfig:
         require(self.snapshot_every >= 0, f"{key('snapshot_every')} must be >= 0, got {self.snapshot_every}")
         require(self.pool_size >= 1, f"{key('pool_size')} must be >= 1, got {self.pool_size}")
         require(0.0 <= self.latest <= 1.0, f"{key('latest')} must be in [0, 1], got {self.latest}")
+        require(
+            self.acting == "explore" or self.play in ("frozen", "pool"),
+            f"{key('acting')} applies to frozen and pool teams only; this team plays {self.play}",
+        )
 
 
 TEAM_FIELDS = tuple(f.name for f in dataclasses.fields(TeamConfig) if f.name != "algo")
@@ -167,7 +176,9 @@ class Player(nn.Module):
 
     ``pairs`` maps the learner's groups to the env groups they play. The learner's other groups see
     the env's data where the specs agree and zeros where they do not (their actions are discarded),
-    without the recurrent states of whoever plays them."""
+    without the recurrent states of whoever plays them. A ``greedy`` player always acts deterministically;
+    otherwise it acts as its learner's exploration state (:meth:`Learner.acting_state`) says, and
+    deterministically when asked to (evaluation)."""
 
     def __init__(
         self,
@@ -175,9 +186,11 @@ class Player(nn.Module):
         pairs: Sequence[tuple[str, str]],
         known: Mapping[str, GroupSpec],
         env: Mapping[str, GroupSpec],
+        greedy: bool = False,
     ) -> None:
         super().__init__()
         self.learner = learner
+        self.greedy = greedy
         self.pairs = list(pairs)
         played = {src for src, _ in pairs}
         self.shielded = [g for g, s in known.items() if g not in played and g in env and same_spec(s, env[g])]
@@ -192,10 +205,25 @@ class Player(nn.Module):
             view.set(g, placeholder(spec, td.batch_size, td.device))
         for src, dst in self.pairs:
             view.set(src, td[dst].clone(recurse=False))
-        self.learner.act(view, deterministic)
+        self.learner.act(view, deterministic or self.greedy)
         for src, dst in self.pairs:
             td[dst].update(view[src])
         return td
+
+
+Snapshot = tuple[int, dict[str, torch.Tensor], dict[str, Any]]
+"""A pool entry: frames when taken, acting weights, acting state (:meth:`Learner.acting_state`)."""
+
+
+def clone_state(state: Any) -> Any:
+    """A copy of nested dicts/lists of tensors and plain values that later steps cannot change."""
+    if isinstance(state, torch.Tensor):
+        return state.detach().clone()
+    if isinstance(state, Mapping):
+        return {k: clone_state(v) for k, v in state.items()}
+    if isinstance(state, list | tuple):
+        return type(state)(clone_state(v) for v in state)
+    return state
 
 
 def placeholder(spec: GroupSpec, batch: Sequence[int], device: Any) -> TensorDict:
@@ -260,10 +288,13 @@ def checkpoint_file(source: str) -> Path:
     return path
 
 
-def load_player(source: str, groups: Sequence[str], env: EnvInfo, play: Sequence[str] | None = None) -> Player:
+def load_player(
+    source: str, groups: Sequence[str], env: EnvInfo, play: Sequence[str] | None = None, greedy: bool = False
+) -> Player:
     """The policy of ``groups`` from a run directory, a checkpoint, or a pool snapshot of another run,
     checked against ``env``'s specs; it acts for the env groups ``play`` (default: ``groups``) only,
-    so a symmetric game's red policy can play blue."""
+    so a symmetric game's red policy can play blue. It acts as the saved learner did (its acting state:
+    past its warm-up, at the exploration level it had reached), or always greedily."""
     from marlkit.algorithms import algorithm
     from marlkit.checkpoint import load_checkpoint
     from marlkit.config import RunConfig
@@ -284,11 +315,20 @@ def load_player(source: str, groups: Sequence[str], env: EnvInfo, play: Sequence
         info = dataclasses.replace(info, groups={g: info.groups[g] for g in team.groups})
         check_groups(f"pool snapshot {path} (team '{state['team']}')", info.groups, pairs, env.groups)
         learner = algorithm(team.play).build(team.algo, info, config.experiment.seed)
+        acting = state.get("acting")
     else:
         check_groups(f"checkpoint {path}", info.groups, pairs, env.groups)
         learner = algorithm(config.algo_name).build(config.algo, info, config.experiment.seed)
+        acting = state["training"]
     learner.load_state_dict(acting_weights(state["learner"]))
-    return Player(learner.eval(), pairs, info.groups, env.groups)
+    if acting is None and learner.acting_state():
+        raise MarlkitError(
+            f"pool snapshot {path} has no acting state (written before marlkit kept one), so its "
+            f"{config.algo.team(state['team']).play} policy would act as if untrained; load a run checkpoint instead"
+        )
+    if acting is not None:
+        learner.load_acting_state(acting)
+    return Player(learner.eval(), pairs, info.groups, env.groups, greedy)
 
 
 class Scripted(nn.Module):
@@ -305,6 +345,17 @@ class Scripted(nn.Module):
         )
         if self.function is not None and not callable(self.function):
             raise MarlkitError(f"scripted policy '{source}' is not callable; give pkg.mod:function(td, groups)")
+
+    def generator_state(self) -> dict[str, Any]:
+        """The generator's state with its device: on CUDA the first step swaps in a CUDA generator."""
+        return {"device": str(self.generator.device), "state": self.generator.get_state()}
+
+    def load_generator_state(self, state: Mapping[str, Any] | torch.Tensor) -> None:
+        if isinstance(state, torch.Tensor):  # a checkpoint from before the device was saved: a CPU generator
+            state = {"device": "cpu", "state": state}
+        if str(self.generator.device) != state["device"]:
+            self.generator = torch.Generator(state["device"])
+        self.generator.set_state(state["state"])
 
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
         if self.function is not None:
@@ -339,7 +390,7 @@ class Teams(Learner):
             groups = self.team_groups[name]
             info = dataclasses.replace(env, groups={g: env.groups[g] for g in groups})
             if team.play == "frozen":
-                self.players[name] = load_player(team.opponent, groups, env)
+                self.players[name] = load_player(team.opponent, groups, env, greedy=team.acting == "greedy")
             elif team.play == "scripted":
                 self.players[name] = Scripted(team.opponent, info.groups, seed + index)
             elif team.play == "pool":
@@ -352,11 +403,11 @@ class Teams(Learner):
         self.learners = {n: typing_learner(self.players[n]) for n, t in cfg.teams if t.learns}
         self.steps = self._collection_length()
         self.frames = 0
-        # Pools: per learning team, (frames, state_dict) snapshots, oldest first.
-        self.pools: dict[str, list[tuple[int, dict[str, torch.Tensor]]]] = {}
+        # Pools: per learning team, (frames, state_dict, acting state) snapshots, oldest first.
+        self.pools: dict[str, list[Snapshot]] = {}
         self.next_snapshot: dict[str, int] = {}
         self.playing: dict[str, int] = {}  # pool player -> index of the snapshot it plays
-        self.fresh: list[tuple[str, int, dict[str, torch.Tensor]]] = []  # snapshots not yet written to files
+        self.fresh: list[tuple[str, Snapshot]] = []  # snapshots not yet written to files
         self.generator = torch.Generator().manual_seed(seed + 104_729)
         for name, team in cfg.teams:
             if team.learns and team.snapshot_every:
@@ -385,7 +436,8 @@ class Teams(Learner):
         pairs = list(zip(theirs, mine, strict=True))
         check_groups(f"team '{team.opponent}'", env.groups, pairs, env.groups)
         info = dataclasses.replace(env, groups={g: env.groups[g] for g in theirs})
-        return Player(algorithm(source.play).build(source.algo, info, seed).eval(), pairs, info.groups, env.groups)
+        learner = algorithm(source.play).build(source.algo, info, seed).eval()
+        return Player(learner, pairs, info.groups, env.groups, greedy=team.acting == "greedy")
 
     def _collection_length(self) -> int:
         lengths = {n: learner.steps_per_collection for n, learner in self.learners.items()}
@@ -430,25 +482,29 @@ class Teams(Learner):
         return {
             "teams": {n: learner.training_state(include_replay) for n, learner in self.learners.items()},
             "frames": self.frames,
-            "pools": {n: [[f, s] for f, s in pool] for n, pool in self.pools.items()},
+            "pools": {n: [list(snapshot) for snapshot in pool] for n, pool in self.pools.items()},
             "next_snapshot": dict(self.next_snapshot),
             "playing": dict(self.playing),
             "generator": self.generator.get_state(),
-            "scripted": {n: p.generator.get_state() for n, p in self.players.items() if isinstance(p, Scripted)},
+            "scripted": {n: p.generator_state() for n, p in self.players.items() if isinstance(p, Scripted)},
+            # Frozen and pool players' exploration state (OU noise, planners) moves as they act.
+            "players": {n: p.learner.acting_state() for n, p in self.players.items() if isinstance(p, Player)},
         }
 
     def load_training_state(self, state: Mapping[str, Any]) -> None:
         for name, learner in self.learners.items():
             learner.load_training_state(state["teams"][name])
         self.frames = state["frames"]
-        self.pools = {n: [(int(f), s) for f, s in pool] for n, pool in state["pools"].items()}
+        self.pools = {n: [(int(f), w, a) for f, w, a in pool] for n, pool in state["pools"].items()}
         self.next_snapshot = dict(state["next_snapshot"])
         self.playing = dict(state["playing"])
         self.generator.set_state(state["generator"])
         for name, generator_state in state["scripted"].items():
-            typing_scripted(self.players[name]).generator.set_state(generator_state)
+            typing_scripted(self.players[name]).load_generator_state(generator_state)
         self.fresh.clear()
         self._load_opponents()
+        for name, acting in state["players"].items():
+            typing_player(self.players[name]).learner.load_acting_state(acting)
 
     def run_summary(self) -> dict[str, float]:
         return {f"{n}/{k}": v for n, learner in self.learners.items() for k, v in learner.run_summary().items()}
@@ -458,11 +514,12 @@ class Teams(Learner):
         for name, pool in self.pools.items():
             if self.frames < self.next_snapshot[name]:
                 continue
-            team = self.cfg.team(name)
-            weights = {k: v.detach().clone() for k, v in acting_weights(self.learners[name].state_dict()).items()}
-            pool.append((self.frames, weights))
+            team, learner = self.cfg.team(name), self.learners[name]
+            weights = {k: v.detach().clone() for k, v in acting_weights(learner.state_dict()).items()}
+            snapshot = (self.frames, weights, clone_state(learner.acting_state()))
+            pool.append(snapshot)
             del pool[: max(len(pool) - team.pool_size, 0)]
-            self.fresh.append((name, self.frames, weights))
+            self.fresh.append((name, snapshot))
             while self.next_snapshot[name] <= self.frames:
                 self.next_snapshot[name] += team.snapshot_every
 
@@ -478,18 +535,27 @@ class Teams(Learner):
 
     def _load_opponents(self) -> None:
         for name, index in self.playing.items():
-            weights = self.pools[self.cfg.team(name).opponent][index][1]
-            typing_player(self.players[name]).learner.load_state_dict(weights)
+            _, weights, acting = self.pools[self.cfg.team(name).opponent][index]
+            learner = typing_player(self.players[name]).learner
+            learner.load_state_dict(weights)
+            learner.load_acting_state(acting)
 
-    def pool(self, team: str) -> list[tuple[int, dict[str, torch.Tensor]]]:
-        """``(frames, weights)`` snapshots of a learning team, oldest first."""
+    def pool(self, team: str) -> list[Snapshot]:
+        """``(frames, weights, acting state)`` snapshots of a learning team, oldest first."""
         return self.pools[team]
 
     def write_pool(self, run: Path, config: dict[str, Any]) -> None:
         """Snapshots taken since the last call go to ``run/pool/<team>/snapshot-<frames>.pt`` (written
         atomically; a resumed run writes the same files again), each loadable as a frozen opponent."""
-        for team, frames, weights in self.fresh:
-            state = {"format": CHECKPOINT_FORMAT, "config": config, "team": team, "frames": frames, "learner": weights}
+        for team, (frames, weights, acting) in self.fresh:
+            state = {
+                "format": CHECKPOINT_FORMAT,
+                "config": config,
+                "team": team,
+                "frames": frames,
+                "learner": weights,
+                "acting": acting,
+            }
             save_checkpoint(run / "pool" / team / f"snapshot-{frames:012d}.pt", state)
         self.fresh = []
 

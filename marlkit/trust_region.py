@@ -41,6 +41,7 @@ class TrustRegionConfig:
         require(0 < self.backtrack_coef < 1, f"{key('backtrack_coef')} must be in (0, 1), got {self.backtrack_coef}")
         require_at_least(self, ("cg_iters", "backtrack_iters"), 1, key)
         require_at_least(self, ("cg_damping", "cg_residual_tol"), 0, key)
+        require(0 <= self.accept_ratio <= 1, f"{key('accept_ratio')} must be in [0, 1], got {self.accept_ratio}")
 
 
 @dataclass

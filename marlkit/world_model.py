@@ -64,6 +64,7 @@ class WorldModelConfig:
         )
         require(0 < self.holdout < 1, f"{key('holdout')} must be in (0, 1), got {self.holdout}")
         require(0 <= self.nll_beta <= 1, f"{key('nll_beta')} must be in [0, 1], got {self.nll_beta}")
+        require_at_least(self, ("weight_decay", "logvar_penalty"), 0, key)
 
 
 @dataclass(frozen=True)

@@ -105,3 +105,35 @@ def test_collection_makes_only_the_documented_syncs(algo: str) -> None:
         batch, _ = collector.collect()
     assert batch.device.type == DEVICE
     assert undocumented_marlkit_syncs(counts, steps) == {}, syncs_by_file(counts)
+
+
+def test_teams_with_a_scripted_random_opponent_resumes_on_cuda(tmp_path: Path) -> None:
+    """The scripted player swaps in a generator on the env's device at its first step; its checkpointed
+    state carries that device, so a fresh player restores it (it used to fail: every checkpoint unusable)."""
+    overrides = {
+        "env.max_steps": 25,
+        "experiment.num_envs": 32,
+        "experiment.eval_episodes": 4,
+        "experiment.device": DEVICE,
+        "experiment.progress": False,
+        "experiment.tensorboard": False,
+        "experiment.frames": 3_200,
+        "experiment.eval_every": 1_600,
+        "experiment.checkpoint_every": 1_600,
+        "algo.adversary.play": "mappo",
+        "algo.adversary.rollout_steps": 25,
+        "algo.agent.play": "scripted",
+        "algo.agent.opponent": "random",
+    }
+    run = tmp_path / "run"
+    Experiment(build_config("teams", "vmas/simple_tag", overrides), run).run()
+    state = torch.load(sorted((run / "checkpoints").glob("ckpt-*.pt"))[0], weights_only=True)
+    assert state["training"]["scripted"]["agent"]["device"].startswith(DEVICE)
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    for ckpt in sorted((copy / "checkpoints").glob("ckpt-*.pt"))[1:]:
+        ckpt.unlink()
+    (copy / "checkpoints" / "final.pt").unlink(missing_ok=True)
+    resumed = Experiment(read_run_config(copy), copy)
+    resumed.run(resume=True)
+    assert [r["frames"] for r in metrics(copy)] == [r["frames"] for r in metrics(run)]

@@ -111,3 +111,52 @@ def test_known_rewards_label_synthetic_rows():
     assert torch.equal(fake["agent", REWARD], expected)
     with pytest.raises(MarlkitError, match="no reward function for 'envs/rendezvous'"):
         learner_on_rendezvous(reward="known")
+
+
+def test_mbpo_trains_with_hidden_observations(tmp_path):
+    """``env.hide`` (the docs' Pendulum without velocity): the model predicts the hidden observations
+    beside the full state, so synthetic rows have the real rows' widths (this used to crash in
+    gradient_step: state of 2 entries where the env's has 3)."""
+    from marlkit.config import build_config
+    from marlkit.experiment import Experiment
+
+    overrides = {f"algo.{k}": v for k, v in SMALL.items()}
+    overrides.update({"env.hide": [2], "experiment.frames": 400, "experiment.num_envs": 1,
+                      "experiment.eval_every": 0, "experiment.eval_episodes": 1, "experiment.progress": False,
+                      "experiment.tensorboard": False})  # fmt: skip
+    exp = Experiment(build_config("mbpo", "gym/Pendulum-v1", overrides), tmp_path / "run")
+    exp.run()
+    fake = exp.learner.model_buffer.storage[: len(exp.learner.model_buffer)]
+    assert len(fake) > 0 and fake["agent", OBS].shape[-1] == 2 and fake[STATE].shape[-1] == 3
+
+
+def test_known_functions_read_the_full_observations_under_hide():
+    """With ``env.hide`` the known reward reads the state (the full joint observations), so it labels real
+    transitions with the env's own rewards; on the hidden observations it would read the wrong entries."""
+    # No collisions: VMAS's collision penalty depends on other env copies (tests/test_rewards.py).
+    env = make_env("vmas/navigation", 4, "cpu", 0, n_agents=2, max_steps=25, hide=[0, 1], collisions=False)
+    spec = algorithm("mambpo")
+    cfg = with_overrides(spec.config(), {**spec.preset, **SMALL, "reward": "known"})
+    learner = spec.build(cfg, env, 0)
+    batch = RolloutCollector(env, learner.act, 50).collect()[0]
+    learner.update(batch)
+    rows = batch.reshape(-1)
+    full = learner._full_observations(learner._model_vector(rows))
+    full_next = learner._full_observations(learner._model_vector(rows[NEXT]))
+    # Rewards are sums of float32 distance differences: tolerance for the order of operations only.
+    torch.testing.assert_close(learner.known_reward(full, None, full_next), rows["agent", REWARD].flatten(1))
+    fake = learner.model_buffer.storage[: len(learner.model_buffer)]
+    assert len(fake) > 0 and fake["agent", OBS].shape[-1] == env.groups["agent"].obs_shape[0]
+
+
+def test_known_reward_under_hide_without_a_full_state_fails_in_one_line():
+    from dataclasses import replace
+
+    from marlkit.learner import EnvInfo
+
+    env = make_env("vmas/navigation", 4, "cpu", 0, n_agents=2, max_steps=25, hide=[0])
+    spec = algorithm("mambpo")
+    cfg = with_overrides(spec.config(), {**spec.preset, **SMALL, "reward": "known"})
+    with pytest.raises(MarlkitError, match=r"env.hide=\[0\] removes entries and its state is not") as err:
+        spec.build(cfg, replace(EnvInfo.of(env), state_source="env"), 0)
+    assert "\n" not in str(err.value)

@@ -41,3 +41,31 @@ def test_default_ratio_is_one_step_per_vectorized_env_step(sizes):
 
 def test_linear_ramp():
     assert [linear(t, 10, 20, 1.0, 3.0) for t in (0, 10, 15, 20, 99)] == [1.0, 1.0, 2.0, 3.0, 3.0]
+
+
+def test_zero_length_ramp_is_a_step_at_its_start():
+    """A decay over 0 frames (``eps_decay_frames=0``) is a step: ``first`` before ``start``, ``last`` from it."""
+    assert [linear(t, 10, 10, 1.0, 0.05) for t in (0, 9, 10, 11, 1e9)] == [1.0, 1.0, 0.05, 0.05, 0.05]
+
+
+def test_epsilon_without_decay_is_final_right_after_warmup(tmp_path):
+    """``algo.eps_decay_frames=0`` trains (it raised ZeroDivisionError at the first step after warm-up)."""
+    from marlkit.config import build_config
+    from marlkit.experiment import Experiment
+
+    overrides = {
+        "experiment.frames": 400,
+        "experiment.num_envs": 4,
+        "experiment.eval_every": 0,
+        "experiment.eval_episodes": 2,
+        "experiment.progress": False,
+        "experiment.tensorboard": False,
+        "algo.warmup_frames": 100,
+        "algo.eps_decay_frames": 0,
+        "algo.eps_final": 0.1,
+    }
+    Experiment(build_config("iql", "helper_envs:SignalGame", overrides), tmp_path / "run").run()
+    rows = (tmp_path / "run" / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    eps = [float(r.split(",")[header.index("epsilon")]) for r in rows[1:]]
+    assert eps[0] == 1.0 and eps[-1] == 0.1, eps

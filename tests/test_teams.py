@@ -175,7 +175,7 @@ def play_updates(teams: Teams, n: int) -> list[int]:
 def test_pool_snapshots_sample_and_round_trip_a_checkpoint():
     teams = selfplay_teams()
     drawn = play_updates(teams, 6)  # 40 frames per update: a snapshot after every update
-    assert [f for f, _ in teams.pool("red")] == [160, 200, 240], "the newest pool_size snapshots"
+    assert [f for f, *_ in teams.pool("red")] == [160, 200, 240], "the newest pool_size snapshots"
     assert all(0 <= d < 3 for d in drawn)
     # Blue plays the drawn snapshot's weights, which are red's weights at that frame.
     snapshot = teams.pool("red")[teams.playing["blue"]][1]
@@ -189,8 +189,8 @@ def test_pool_snapshots_sample_and_round_trip_a_checkpoint():
     copy = selfplay_teams(seed=0)
     copy.load_training_state(state["training"])
     copy.load_state_dict(state["learner"])
-    assert [f for f, _ in copy.pool("red")] == [160, 200, 240] and copy.playing == teams.playing
-    for (_, a), (_, b) in zip(copy.pool("red"), teams.pool("red"), strict=True):
+    assert [f for f, *_ in copy.pool("red")] == [160, 200, 240] and copy.playing == teams.playing
+    for (_, a, _), (_, b, _) in zip(copy.pool("red"), teams.pool("red"), strict=True):
         assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert play_updates(copy, 4) == play_updates(teams, 4)
 
@@ -316,3 +316,93 @@ def test_cli_team_flags_train_and_eval_against(tmp_path, capsys):
         assert numbers["win_red"] + numbers["win_blue"] + numbers["draw"] == pytest.approx(1.0)
     assert main(["train", "envs/duel", "--team", "red"]) == 2
     assert "--team takes TEAM=ALGO" in capsys.readouterr().err
+
+
+# ------------------------------------------------ opponents act with their trained policy (defect 1)
+def explore_and_greedy(teams: Teams, env_name: str, group: str, copies: int = 256, **env_kwargs):
+    """A team's actions on fresh observations when collecting (explore) and when evaluating (greedy)."""
+    td = make_env(env_name, copies, "cpu", 0, **env_kwargs).reset(0)
+    torch.manual_seed(0)
+    explore = teams.act(td.clone())[group, "action"]
+    greedy = teams.act(td.clone(), deterministic=True)[group, "action"]
+    return explore, greedy
+
+
+OPPONENT_SOURCES = {
+    # IQL on envs/duel: epsilon 1.0 during the 100-frame warm-up, then 0 (no decay).
+    "iql": ("envs/duel", "red", {"algo.warmup_frames": 100, "algo.eps_decay_frames": 0, "algo.eps_final": 0.0}),
+    # DDPG: random actions during the 400-frame warm-up, no exploration noise after it.
+    "ddpg": ("mpe/simple_adversary_v3", "adversary", {"algo.warmup_frames": 400, "algo.noise_std": 0.0}),
+}
+
+
+@pytest.mark.parametrize("algo", sorted(OPPONENT_SOURCES))
+def test_frozen_off_policy_opponent_acts_with_its_trained_policy(tmp_path, algo):
+    """A frozen opponent from an off-policy or value-based run keeps the exploration state it had reached
+    (past warm-up, epsilon / noise at their final 0 here), so it plays its greedy policy while the other
+    team trains; it used to act uniformly at random (its schedule's frame count restarted at 0)."""
+    env_name, group, extra = OPPONENT_SOURCES[algo]
+    kwargs = {"continuous_actions": True} if algo == "ddpg" else {}
+    small = {"algo.hidden": [16, 16], "algo.rollout_steps": 10, "algo.batch_size": 32}
+    source = short_run(tmp_path, "source", algo, {**small, **extra, **{f"env.{k}": v for k, v in kwargs.items()}},
+                       env=env_name)  # fmt: skip
+    other = next(g for g in env_info(env_name, **kwargs).groups if g != group)
+    cfg = teams_config(**{group: {"play": "frozen", "opponent": str(source.out)}, other: {"play": "ppo", **ON}})
+    teams = Teams(cfg, env_info(env_name, **kwargs), seed=0)
+    assert teams.players[group].learner.schedule.frames == 800
+    explore, greedy = explore_and_greedy(teams, env_name, group, **kwargs)
+    assert torch.equal(explore, greedy)
+
+
+def test_pool_of_an_off_policy_team_plays_the_snapshots_exploration():
+    """A pool player mirrors a value-based team at the exploration level of the snapshot it plays: the
+    first snapshot (frame 0, in warm-up) acts at random, later ones (epsilon 0) greedily."""
+    red = {"rollout_steps": 10, "batch_size": 16, "warmup_frames": 40, "eps_decay_frames": 0, "eps_final": 0.0}
+    cfg = teams_config(
+        red={"play": "iql", **SMALL, **red, "snapshot_every": 20},
+        blue={"play": "pool", "opponent": "red", "latest": 1.0},
+    )
+    teams = Teams(cfg, env_info("envs/duel"), seed=0)
+    explore, greedy = explore_and_greedy(teams, "envs/duel", "blue")
+    assert (explore != greedy).float().mean() > 0.5, "the frame-0 snapshot is in its warm-up: uniform"
+    play_updates(teams, 3)  # 3 x 20 frames: the newest snapshot is past red's warm-up
+    assert teams.pool("red")[-1][2]["frames"] == 60 and teams.playing["blue"] == len(teams.pool("red")) - 1
+    explore, greedy = explore_and_greedy(teams, "envs/duel", "blue")
+    assert torch.equal(explore, greedy)
+
+
+def test_greedy_opponents_act_deterministically(ddpg_run):
+    """``acting=greedy``: a frozen DDPG opponent (Gumbel-softmax on discrete actions) plays its argmax."""
+    agent = {"play": "ppo", **ON}
+    frozen = {"play": "frozen", "opponent": str(ddpg_run.out)}
+    sampling = Teams(teams_config(adversary=frozen, agent=agent), env_info(), 0)
+    explore, greedy = explore_and_greedy(sampling, ADVERSARY, "adversary")
+    assert not torch.equal(explore, greedy), "explore samples DDPG's Gumbel-softmax"
+    cfg = teams_config(adversary={"play": "frozen", "opponent": str(ddpg_run.out), "acting": "greedy"}, agent=agent)
+    explore, greedy = explore_and_greedy(Teams(cfg, env_info(), 0), ADVERSARY, "adversary")
+    assert torch.equal(explore, greedy)
+    with pytest.raises(MarlkitError, match=r"algo\.agent\.acting applies to frozen and pool teams only"):
+        teams_config(adversary={"play": "ddpg"}, agent={**agent, "acting": "greedy"})
+
+
+def test_frozen_opponents_exploration_state_resumes_exactly(tmp_path):
+    """An OU-noise state that moves while a frozen opponent acts is in the teams checkpoint."""
+    source = short_run(tmp_path, "source", "ddpg", {"algo.hidden": [8], "algo.exploration": "ou",
+                       "algo.warmup_frames": 0, "env.continuous_actions": True})  # fmt: skip
+    cfg = teams_config(adversary={"play": "frozen", "opponent": str(source.out)}, agent={"play": "ppo", **ON})
+    info = env_info(continuous_actions=True)
+    teams = Teams(cfg, info, 0)
+    td = make_env(ADVERSARY, 8, "cpu", 0, continuous_actions=True).reset(0)
+    for _ in range(3):
+        teams.act(td.clone())
+    assert teams.players["adversary"].learner._ou, "OU states are kept per group"
+    buffer = io.BytesIO()
+    torch.save(teams.training_state(), buffer)
+    buffer.seek(0)
+    copy = Teams(cfg, info, 0)
+    copy.load_training_state(torch.load(buffer, weights_only=True))
+    torch.manual_seed(7)
+    a = teams.act(td.clone())["adversary", "action"]
+    torch.manual_seed(7)
+    b = copy.act(td.clone())["adversary", "action"]
+    assert torch.equal(a, b)  # the same code on the same shapes in one process: bit-identical

@@ -46,6 +46,9 @@ class MultiAgentEnv(abc.ABC):
         # The simulator's scenario object where the backend has one (VMAS): known reward functions
         # of model-based learners read its options.
         self.scenario: Any = None
+        # Observation entries removed by env.hide (adapters/hide.py): the observations are then not the
+        # task's full ones, which known reward and termination functions read.
+        self.hidden: tuple[int, ...] = ()
         self.check_finite = True
         self._generator = torch.Generator(device=self.device)
         self._generator.manual_seed(seed)

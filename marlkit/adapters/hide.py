@@ -40,7 +40,7 @@ class HiddenObservations(MultiAgentEnv):
         super().__init__(env.name, env.num_envs, env.device, groups, env.state_dim, env.state_source, env.seed)
         self.inner = env
         self.scenario = env.scenario
-        self.hidden = hidden
+        self.hidden = tuple(hidden)
 
     def _filtered(self, td: TensorDict) -> TensorDict:
         for g, keep in self._keep.items():

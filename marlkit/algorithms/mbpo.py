@@ -34,6 +34,7 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
+from marlkit.errors import MarlkitError
 from marlkit.groups import joint_observations
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.learner import EnvInfo
@@ -94,16 +95,26 @@ class MBPO(OffPolicy):
         super().__init__(cfg, env, seed)
         groups, state_dim = self.groups, self.state_dim
         self.cfg: MBPOConfig = cfg
-        # A global state that is just the joint observations is rebuilt from them, not modelled twice.
-        self.model_state = env.state_source != "observations"
+        # A global state that is just the joint observations is rebuilt from them, not modelled twice;
+        # with env.hide it holds the entries the observations lack, so it is modelled beside them.
+        self.model_state = env.state_source != "observations" or bool(env.hidden)
         self.joint_obs_width = sum(s.n_agents * s.obs_dim for s in groups.values())
+        # Known reward and termination functions read the task's full joint observations: the joint
+        # observations, or with env.hide the state (their concatenation, entries kept).
+        self.full_in_state = bool(env.hidden)
+        full_known = env.state_source == "observations"
+        if cfg.reward == "known" and env.hidden and not full_known:
+            raise MarlkitError(
+                f"algo.reward=known reads the full observations of {env.name}, but env.hide={list(env.hidden)} "
+                "removes entries and its state is not their concatenation; use algo.reward=learned"
+            )
         self.known_reward = (
             known_reward(env.name, env.scenario, [a for s in groups.values() for a in s.agents])
             if cfg.reward == "known"
             else None
         )
         self.n_rewards = sum(s.n_agents for s in groups.values())
-        known, head = model_termination(cfg.termination, env.name, not self.model_state)
+        known, head = model_termination(cfg.termination, env.name, full_known)
         self.termination = known
         self.model = EnsembleWorldModel(
             self.joint_obs_width + (state_dim if self.model_state else 0),
@@ -125,6 +136,11 @@ class MBPO(OffPolicy):
     def _model_vector(self, td: TensorDictBase) -> torch.Tensor:
         joint = joint_observations(td, self.groups)
         return torch.cat([joint, td[STATE]], dim=-1) if self.model_state else joint
+
+    def _full_observations(self, vector: torch.Tensor) -> torch.Tensor:
+        """The task's full joint observations in model vectors ``[B, D]``, what known functions read."""
+        width = self.joint_obs_width
+        return vector[:, width:] if self.full_in_state else vector[:, :width]
 
     def _observations(self, vector: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Split model vectors ``[B, D]`` into per-group observations and the global state."""
@@ -180,10 +196,10 @@ class MBPO(OffPolicy):
             nxt, reward, _, learned_done = self.model.predict(
                 vector, joint, sample=self.cfg.rollout_noise, disagreement=False
             )
-            done = self.termination(vector, joint, nxt) if self.termination is not None else learned_done
-            if self.known_reward is not None:  # it reads the joint observations, never an appended state
-                width = self.joint_obs_width
-                reward = self.known_reward(vector[:, :width], joint, nxt[:, :width])
+            full, full_next = self._full_observations(vector), self._full_observations(nxt)
+            done = self.termination(full, joint, full_next) if self.termination is not None else learned_done
+            if self.known_reward is not None:
+                reward = self.known_reward(full, joint, full_next)
             self.model_buffer.extend(self._synthetic_rows(obs, state, actions, nxt, reward, done))
             added += len(vector)
             vector = nxt[~done]

@@ -128,7 +128,18 @@ class OffPolicyConfig(ReplayOptions):
             )
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
-        require_at_least(self, ("target_noise", "noise_std", "noise_std_final", "max_grad_norm", "logits_reg"), 0, key)
+        require_at_least(
+            self,
+            ("target_noise", "target_noise_clip", "noise_std", "noise_std_final", "noise_decay_frames",
+             "max_grad_norm", "logits_reg", "burn_in"),
+            0,
+            key,
+        )  # fmt: skip
+        require(0 <= self.ou_theta <= 1, f"{key('ou_theta')} must be in [0, 1], got {self.ou_theta}")
+        require(
+            0 <= self.target_entropy_fraction <= 1,
+            f"{key('target_entropy_fraction')} must be in [0, 1], got {self.target_entropy_fraction}",
+        )
 
 
 def polyak_(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:
@@ -651,11 +662,19 @@ class OffPolicy(Learner):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
-        self.schedule.frames, self.grad_steps = int(state["frames"]), int(state["grad_steps"])
+        self.grad_steps = int(state["grad_steps"])
         self.schedule.credit = float(state["update_credit"])
-        self._ou = dict(state["ou"])
+        self.load_acting_state(state)
         if "replay" in state:
             self.replay.load_state_dict(state["replay"], device=self.joint.device)
+
+    def acting_state(self) -> dict[str, object]:
+        """Frames seen (warm-up and the noise decay) and the OU noise states."""
+        return {"frames": self.schedule.frames, "ou": dict(self._ou)}
+
+    def load_acting_state(self, state: Mapping) -> None:
+        self.schedule.frames = int(state["frames"])
+        self._ou = dict(state["ou"])
 
     def _clip(self, params, per_member: bool) -> None:
         if self.cfg.max_grad_norm <= 0:

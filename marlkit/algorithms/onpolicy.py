@@ -108,6 +108,9 @@ class OnPolicyConfig:
         )
         require_at_least(self, positive, 1, key)
         require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "algo.gamma must be in (0, 1], gae_lambda in [0, 1]")
+        for name in ("clip_eps", "max_grad_norm", "critic_max_grad_norm"):  # 0 would freeze the networks
+            require(getattr(self, name) > 0, f"{key(name)} must be > 0, got {getattr(self, name)}")
+        require_at_least(self, ("entropy_coef", "factor_clip"), 0, key)
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
         require(
             self.critic_network == "mlp" or self.network == "gru",

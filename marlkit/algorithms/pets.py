@@ -62,7 +62,7 @@ class PETSConfig(ModelOptions):
 
     def validate(self, key: KeyFn) -> None:
         require_at_least(self, ("rollout_steps", "retrain_every", "dataset_size", "particles"), 1, key)
-        require_at_least(self, ("uncertainty_penalty",), 0, key)
+        require_at_least(self, ("uncertainty_penalty", "warmup_frames"), 0, key)
 
 
 class PETS(Learner):
@@ -175,29 +175,39 @@ class PETS(Learner):
     # ------------------------------------------------------------- checkpoints
     def training_state(self, include_replay: bool = True) -> dict[str, object]:
         state: dict[str, object] = {
-            "frames": self.frames,
+            **self.acting_state(),
             "last_fit": self._last_fit,
-            "generator": self.generator.get_state(),
             "model_generator": self.model.generator.get_state(),
-            "rollout_generator": self.rollouts.generator.get_state(),
-            # Planners keep their warm starts and random streams across a resume.
-            "planners": {
-                f"{n}:{int(det)}": {"generator": p.generator.get_state(), "mean": p.mean.clone()}
-                for (n, det), p in self._planners.items()
-            },
         }
         if include_replay:
             state["data"] = dict(self.data)
         return state
 
     def load_training_state(self, state: Mapping) -> None:
-        self.frames, self._last_fit = int(state["frames"]), int(state["last_fit"])
-        self.generator.set_state(state["generator"])
+        self._last_fit = int(state["last_fit"])
         self.model.generator.set_state(state["model_generator"])
+        self.load_acting_state(state)
+        self.data = {k: v.to(self.joint.device) for k, v in state.get("data", {}).items()}
+
+    def acting_state(self) -> dict[str, object]:
+        """Frames (warm-up), the random-action and particle generators, and the planners' warm starts
+        and random streams."""
+        return {
+            "frames": self.frames,
+            "generator": self.generator.get_state(),
+            "rollout_generator": self.rollouts.generator.get_state(),
+            "planners": {
+                f"{n}:{int(det)}": {"generator": p.generator.get_state(), "mean": p.mean.clone()}
+                for (n, det), p in self._planners.items()
+            },
+        }
+
+    def load_acting_state(self, state: Mapping) -> None:
+        self.frames = int(state["frames"])
+        self.generator.set_state(state["generator"])
         self.rollouts.generator.set_state(state["rollout_generator"])
         for key, saved in state["planners"].items():
             n, det = key.split(":")
             planner = self._planner_for(int(n), bool(int(det)))
             planner.generator.set_state(saved["generator"])
             planner.mean = saved["mean"].to(self.joint.device, copy=True)
-        self.data = {k: v.to(self.joint.device) for k, v in state.get("data", {}).items()}

@@ -82,7 +82,9 @@ class QLearningConfig(ReplayOptions):
     tau: float = option(0.005, "Polyak target updates: target <- tau * online + (1 - tau) * target")
     eps_start: float = option(1.0, "epsilon-greedy: initial exploration probability")
     eps_final: float = option(0.05, "epsilon-greedy: exploration probability after eps_decay_frames")
-    eps_decay_frames: int = option(50_000, "frames of linear epsilon decay")
+    eps_decay_frames: int = option(
+        50_000, "frames of linear epsilon decay after warm-up (0: eps_final from the end of warm-up)"
+    )
     td_loss: Literal["mse", "huber"] = option("mse", "loss on the TD error")
     reward_norm: bool = option(False, "divide rewards by their running standard deviation (sparse, small rewards)")
     buffer_size: int = option(100_000, "replay capacity in transitions (env copies x steps)")
@@ -452,11 +454,19 @@ class QLearning(Learner):
 
     def load_training_state(self, state: Mapping) -> None:
         self.opt.load_state_dict(state["opt"])
-        self.schedule.frames, self.grad_steps = int(state["frames"]), int(state["grad_steps"])
+        self.grad_steps = int(state["grad_steps"])
         self.schedule.credit = float(state["update_credit"])
+        self.load_acting_state(state)
         if "replay" in state:
             device = next(self.q.parameters()).device
             self.replay.load_state_dict(state["replay"], device=device)
+
+    def acting_state(self) -> dict[str, object]:
+        """Frames seen: warm-up and the epsilon schedule."""
+        return {"frames": self.schedule.frames}
+
+    def load_acting_state(self, state: Mapping) -> None:
+        self.schedule.frames = int(state["frames"])
 
 
 def _at(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
