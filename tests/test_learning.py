@@ -1,8 +1,12 @@
-"""One learning test per algorithm on a small task, with a reward threshold that an untrained policy fails.
+"""One learning test per algorithm on a small task, with a threshold that an untrained policy cannot reach.
 
-Every case is a row of ``CASES``: ``experiments/calibrate_learning_tests.py CASE --seeds 0 1 2`` reruns it
-on several seeds, which is how each threshold and budget below was chosen (the numbers are in the
-comments). The test runs seed 0.
+Every case is a row of ``CASES``. Its verdict rests on :func:`score`, the mean of the last
+``LAST_EVALS`` evaluations (at 80, 90 and 100% of the run, each over the case's evaluation episodes),
+not on one final evaluation, which on navigation swings by more than 1.0 between nearby budgets.
+Every threshold was calibrated by ``experiments/calibrate_learning_tests.py`` over seeds 0-4 and torch
+threads 1 and 2 (stand-ins for other machines: other rounding, other kernels), and sits below every
+calibration run with a margin; the table, with the untrained policy's score, is in
+docs/learning_tests.md. The test runs seed 0.
 """
 
 from __future__ import annotations
@@ -66,34 +70,39 @@ VALUE_BASED_SIGNAL_GAME = {
     "algo.hidden": [32, 32],
 }
 
-# name: (algorithm, env, overrides, threshold on the final evaluation's mean return per agent)
+# name: (algorithm, env, overrides, threshold on score(): the mean of the last 3 evaluations' mean return per
+# agent). Every threshold comes from the calibration table in docs/learning_tests.md (seeds 0-4 x threads
+# 1 and 2); the numbers in the comments are that table's min / median over its 10 runs.
 CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
-    # vmas/navigation: 0.84 is what BenchMARL's MAPPO reaches at 60k frames (reference.md).
+    # vmas/navigation, 60k frames: the untrained policy scores 0.0, random actions about -1. 0.84 is what
+    # BenchMARL's MAPPO reaches at 60k frames (reference.md). itrpo 1.71 / 2.12, matrpo 1.41 / 1.72,
+    # mappo 1.28 / 1.72; hatrpo 1.03 / 1.83 (seed 1 learns late), so its threshold is lower.
     "itrpo": ("itrpo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.84),
     "matrpo": ("matrpo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.84),
-    "hatrpo": ("hatrpo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.84),
+    "hatrpo": ("hatrpo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.4),
     "mappo": ("mappo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.84),
-    # N=1 is the same code. PointMass below: seeds 0-2 reach -1.8 / -2.1 / -2.1 at 6.4k frames (TRPO on
-    # Pendulum-v1 needs 100k frames, 40 s of the suite; it is in experiments/benchmarks/).
+    # N=1 is the same code. PointMass below: -2.13 / -2.07, untrained -22 (TRPO on Pendulum-v1 needs 100k
+    # frames, 40 s of the suite; it is in experiments/benchmarks/).
     "trpo": (
         "trpo",
         "helper_envs:PointMass",
         {**POINT_MASS, "experiment.frames": 6_400, "algo.rollout_steps": 40},
         -8,
     ),
-    # A random policy scores about -1 on navigation; seeds 0 and 1 reached 0.97 / 1.40 (continuous),
-    # 1.30 / 1.25 (discrete, Gumbel-softmax) and 2.13 / 1.36 (MASAC at 60k frames).
-    "maddpg": ("maddpg", "vmas/navigation", {**OFF_POLICY_NAVIGATION, "experiment.frames": 30_000}, 0.5),
+    # MADDPG (continuous) on envs/rendezvous, the MASAC case's task: 1.00 / 1.92, untrained -0.14. On
+    # navigation at 30k frames (the case before) seeds 0-4 scored -1.9 to 1.5: a verdict at the mercy of the
+    # seed, which failed on another CPU at its final evaluation of -1.12.
+    "maddpg": ("maddpg", "envs/rendezvous", {**RENDEZVOUS, "algo.hidden": [64, 64]}, 0.4),
     "maddpg_discrete": (
         "maddpg",
         "vmas/navigation",
         {**OFF_POLICY_NAVIGATION, "experiment.frames": 30_000, "env.continuous_actions": False},
-        0.6,
+        0.25,  # Gumbel-softmax actors: 0.64 / 1.05; the untrained argmax policy -6.7, random actions about -1
     ),
-    # envs/rendezvous (2 agents, dense shared reward): untrained -0.06 to -0.18; seeds 0-2 reach 1.67 /
-    # 0.40 / 0.47 at 2.4k frames (MASAC on navigation needs 60k frames, 61 s: experiments/benchmarks/).
+    # envs/rendezvous (2 agents, dense shared reward): 0.36 / 0.47, untrained -0.06 (MASAC on navigation
+    # needs 60k frames, 61 s: experiments/benchmarks/).
     "masac": ("masac", "envs/rendezvous", {**RENDEZVOUS, "algo.hidden": [64, 64], "algo.alpha": 0.05}, 0.2),
-    # Seeds 0-2 reach -1.9 / -2.2 / -2.2 on PointMass at 1.5k steps (SAC on Pendulum-v1: -116 / -128 at 6k).
+    # PointMass at 1.5k steps: -2.27 / -2.20, untrained -28 (SAC on Pendulum-v1: -116 / -128 at 6k).
     "sac": (
         "sac",
         "helper_envs:PointMass",
@@ -109,7 +118,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
         },
         -8,
     ),
-    # Untrained about -23; seeds 0 / 1 / 2 reach -2.1 / -2.0 / -1.9.
+    # -3.03 / -2.53, untrained -25.
     "pets": (
         "pets",
         "helper_envs:PointMass",
@@ -130,7 +139,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
         },
         -8,
     ),
-    # Seeds 0-2 reach -2.0 / -2.4 / -2.4.
+    # -2.78 / -2.57, untrained -28.
     "mbpo": (
         "mbpo",
         "helper_envs:PointMass",
@@ -149,7 +158,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
         },
         -8,
     ),
-    # The MASAC case plus a joint world model: seeds 0-2 reach 0.98 / 0.17 / 0.26 at 2.4k frames.
+    # The MASAC case plus a joint world model: 0.16 / 0.23, untrained -0.06 (at most 0.02).
     "mambpo": (
         "mambpo",
         "envs/rendezvous",
@@ -162,17 +171,17 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
             "algo.model.hidden": [64, 64],
             "algo.alpha": 0.05,
         },
-        0.0,
+        0.04,
     ),
-    # CartPole-v1 (N=1 DQN): untrained about 10-90; seeds 0-2 reach 242 / 296 / 371 at 12k frames
-    # (500, the maximum, is reached and lost again in longer runs: docs/benchmarks.md).
-    "dqn": ("dqn", "gym/CartPole-v1", CARTPOLE_DQN, 150.0),
-    # helper_envs:SignalGame (two agents, shared reward): random play about 1.0, the optimum 5.0; seeds 0-2
-    # reach 5.0 with IQL, VDN and QMIX at 3k frames (at 1.5k, 3.4 on some seeds).
+    # CartPole-v1 (N=1 DQN): 205 / 276, untrained 9 (at most 90) (500, the maximum, is reached and lost
+    # again in longer runs: docs/benchmarks.md).
+    "dqn": ("dqn", "gym/CartPole-v1", CARTPOLE_DQN, 140.0),
+    # helper_envs:SignalGame (two agents, shared reward): random play about 1.0, the optimum 5.0; IQL, VDN
+    # and QMIX score 5.0 in every calibration run at 3k frames (at 1.5k, 3.4 on some seeds).
     "iql": ("iql", "helper_envs:SignalGame", VALUE_BASED_SIGNAL_GAME, 4.0),
     "vdn": ("vdn", "helper_envs:SignalGame", VALUE_BASED_SIGNAL_GAME, 4.0),
     "qmix": ("qmix", "helper_envs:SignalGame", VALUE_BASED_SIGNAL_GAME, 4.0),
-    # Discrete MASAC on the same game: seeds 0-2 reach 5.0 at 3k frames with an entropy target
+    # Discrete MASAC on the same game: 5.0 in every calibration run at 3k frames with an entropy target
     # of 0.3 log|A| (the default 0.98 log|A| keeps the policy near-uniform on a 5-step task).
     "masac_discrete": (
         "masac",
@@ -182,7 +191,7 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
     ),
     # A recurrent (GRU) actor on the memory task envs/cue_recall (2 agents, 4 cues, 5-step episodes): a
     # feed-forward policy earns 0.25 in expectation (its MLP variant stays at 0.25-0.28,
-    # docs/benchmarks.md), remembering the cue earns 1.0. Seeds 0-2 reach 1.0 / 1.0 / 1.0 at 16k frames.
+    # docs/benchmarks.md), remembering the cue earns 1.0: 0.88 / 1.0 at 16k frames.
     "mappo_gru": (
         "mappo",
         "envs/cue_recall",
@@ -197,29 +206,58 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
         0.8,
     ),
     # An algorithm from outside the package (experiments/examples/reinforce.py), by import path. The
-    # untrained (deterministic) policy scores about 0.0, random actions -0.7; seeds 0-7 reach 0.77-2.14.
+    # untrained (deterministic) policy scores about 0.0, random actions -0.7; 0.46 / 1.36 (seed 1 is low).
     "reinforce": (
         "experiments.examples.reinforce:Reinforce",
         "vmas/navigation",
         {**NAVIGATION, "env.n_agents": 2, "experiment.frames": 40_000},
-        0.4,
+        0.3,
     ),
 }
 
 
+LAST_EVALS = 3
+EVALS_PER_RUN = 10  # evaluations at 10%, 20%, ..., 100% of the frames (and at frame 0: the untrained policy)
+
+
+def scored(overrides: dict[str, Any]) -> dict[str, Any]:
+    """A case's overrides with the evaluations that :func:`score` reads."""
+    return {**overrides, "experiment.eval_every": overrides["experiment.frames"] // EVALS_PER_RUN}
+
+
+def evaluations(rows: list[dict[str, Any]]) -> list[float]:
+    """The evaluation returns of a run's ``metrics.csv`` rows, in order (the first one at frame 0)."""
+    return [float(r["eval_return_mean"]) for r in rows if r.get("eval_return_mean") not in (None, "")]
+
+
+def score(rows: list[dict[str, Any]]) -> float:
+    """The mean of the last ``LAST_EVALS`` evaluations: robust to one unlucky evaluation."""
+    evals = evaluations(rows)
+    assert len(evals) > LAST_EVALS, evals
+    return sum(evals[-LAST_EVALS:]) / LAST_EVALS
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("case", [name for name in CASES if name != "reinforce"])
 def test_learns(case, tmp_path):
     algo, env, overrides, threshold = CASES[case]
-    summary = Experiment(build_config(algo, env, overrides), tmp_path / case).run()
-    assert summary["final_eval_return_mean"] >= threshold, summary
+    experiment = Experiment(build_config(algo, env, scored(overrides)), tmp_path / case)
+    experiment.run()
+    assert score(experiment.rows) >= threshold, evaluations(experiment.rows)
 
 
+@pytest.mark.slow
 def test_out_of_tree_reinforce_learns_through_compare_by_import_path(tmp_path):
     """Named by import path, the example learner trains in compare's worker processes (seeds 0 and 1)."""
+    import csv
+
     from marlkit.sweep import compare
 
     algo, env, overrides, threshold = CASES["reinforce"]
-    result = compare([algo], [env], [0, 1], tmp_path, overrides=overrides, jobs=2, progress=False)
+    result = compare([algo], [env], [0, 1], tmp_path, overrides=scored(overrides), jobs=2, progress=False)
     assert not result["failed"] and result["report"], result
-    finals = [r["final_eval_return_mean"] for r in result["runs"].values()]
-    assert min(finals) >= threshold, finals
+    scores = []
+    for run in sorted(tmp_path.glob("*/*/seed*")):
+        with open(run / "metrics.csv") as f:
+            scores.append(score(list(csv.DictReader(f))))
+    assert len(scores) == 2 and min(scores) >= threshold, scores

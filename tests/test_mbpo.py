@@ -108,7 +108,9 @@ def test_known_rewards_label_synthetic_rows():
     fake = learner.model_buffer.storage[: len(learner.model_buffer)]
     assert len(fake) > 0
     expected = learner.known_reward(fake["agent", OBS].flatten(1), None, fake[NEXT, "agent", OBS].flatten(1))
-    assert torch.equal(fake["agent", REWARD], expected)
+    # The labels were computed rollout step by rollout step, this on the whole buffer at once: other batch
+    # shapes, so float32 rounding may differ in the last bits (assert_close's float32 tolerances).
+    torch.testing.assert_close(fake["agent", REWARD], expected)
     with pytest.raises(MarlkitError, match="no reward function for 'envs/rendezvous'"):
         learner_on_rendezvous(reward="known")
 

@@ -16,6 +16,8 @@ import torch
 
 from marlkit.experiment import Experiment, RunConfig, build_config, load_checkpoint
 
+pytestmark = pytest.mark.slow  # every test here trains runs twice (and kills one)
+
 HATRPO = {
     "env.n_agents": 2,
     "env.max_steps": 30,

@@ -186,6 +186,7 @@ def sweep_args(out: Path, frames: int) -> list[str]:
     )
 
 
+@pytest.mark.slow
 @linux_only
 def test_workers_die_with_a_sigkilled_sweep(tmp_path):
     out = tmp_path / "sweep"
@@ -206,6 +207,7 @@ def test_workers_die_with_a_sigkilled_sweep(tmp_path):
             pass
 
 
+@pytest.mark.slow
 @linux_only
 def test_ctrl_c_stops_a_sweep_and_leaves_no_partial_run_marked_done(tmp_path):
     out = tmp_path / "sweep"
