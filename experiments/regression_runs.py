@@ -90,9 +90,13 @@ RUNS: dict[str, tuple[str, str, dict]] = {
     "qmix": (
         "qmix",
         "vmas/navigation",
-        {**NAVIGATION, **{k: v for k, v in OFFPOLICY.items() if k != "algo.hidden"}, "env.continuous_actions": False,
-         "algo.eps_decay_frames": 1_000, "algo.target_period": 200},
-    ),  # fmt: skip
+        {
+            **{k: v for k, v in OFFPOLICY.items() if k != "algo.hidden"},
+            "env.continuous_actions": False,
+            "algo.eps_decay_frames": 1_000,
+            "algo.target_period": 200,
+        },
+    ),
     # Teams: a PPO team snapshotting into its pool, played by the other side (self-play on envs/duel).
     "teams": (
         "teams",

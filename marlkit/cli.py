@@ -207,6 +207,10 @@ def cmd_report(args: argparse.Namespace) -> None:
     if args.crossplay_episodes < 0:
         raise MarlkitError(f"--crossplay-episodes must be >= 0, got {args.crossplay_episodes}")
     print(f"report: {write_report(args.dir, args.measure, args.fraction, args.crossplay_episodes)}")
+    if args.export == "marl-eval":
+        from marlkit.marl_eval import export
+
+        print(f"marl-eval: {export(args.dir, absolute=args.absolute)}")
 
 
 def print_config_help(algo: str | None = None) -> None:
@@ -316,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--fraction", type=float, default=0.9, help="time-to-target threshold fraction")
     rep.add_argument(
         "--crossplay-episodes", type=int, default=32, help="episodes per cross-play match on game tasks (0: none)"
+    )
+    rep.add_argument(
+        "--export", choices=["marl-eval"], help="also write DIR/marl_eval.json (marl-eval's and BenchMARL's layout)"
+    )
+    rep.add_argument(
+        "--no-absolute",
+        dest="absolute",
+        action="store_false",
+        help="export without absolute_metrics (the best policy re-evaluated over 10x the evaluation episodes)",
     )
     rep.set_defaults(func=cmd_report)
     resume = sub.add_parser("resume", help="continue an interrupted run from its newest good checkpoint")

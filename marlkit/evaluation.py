@@ -62,7 +62,18 @@ def episode_returns(
 
 def evaluate(learner: Learner, env: MultiAgentEnv, seed: int, max_steps: int) -> dict[str, float]:
     """Per-group and overall means of :func:`episode_returns`."""
-    returns = episode_returns(learner, env, seed, max_steps)
+    return summarize_returns(learner, env, episode_returns(learner, env, seed, max_steps))
+
+
+def per_episode(returns: dict[str, torch.Tensor]) -> tuple[list[float], list[float]]:
+    """Each episode's return averaged over agents (the measure ``eval_return_mean`` averages) and summed
+    over agents (``eval_return_team``), from :func:`episode_returns`."""
+    agents = torch.cat(list(returns.values()), dim=-1)
+    return agents.mean(-1).tolist(), agents.sum(-1).tolist()
+
+
+def summarize_returns(learner: Learner, env: MultiAgentEnv, returns: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per-group and overall means of per-episode returns ``[episodes, n_agents]`` per group."""
     result = {f"eval_return_{g}": float(r.mean()) for g, r in returns.items()}
     agent_returns = torch.cat(list(returns.values()), dim=-1)
     result["eval_return_mean"] = float(agent_returns.mean())

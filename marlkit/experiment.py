@@ -28,7 +28,7 @@ from marlkit.checkpoint import (
 )
 from marlkit.config import RunConfig, build_config, read_run_config
 from marlkit.errors import MarlkitError
-from marlkit.evaluation import evaluate
+from marlkit.evaluation import episode_returns, per_episode, summarize_returns
 from marlkit.interrupts import StopRequest
 from marlkit.learner import Learner
 from marlkit.loggers import MetricFiles, make_loggers
@@ -75,7 +75,10 @@ class Experiment:
         self.eval_wall_s = 0.0  # the part of wall_s spent in periodic evaluations
         self.rows: list[dict[str, Any]] = []
         self.timing: list[dict[str, Any]] = []
-        self.files = MetricFiles(self.out, {"metrics.csv": self.rows, "timing.csv": self.timing})
+        self.episodes: list[dict[str, Any]] = []  # every evaluation episode's return (episodes.csv)
+        self.files = MetricFiles(
+            self.out, {"metrics.csv": self.rows, "timing.csv": self.timing, "episodes.csv": self.episodes}
+        )
         self._stop = StopRequest()
 
     @property
@@ -211,7 +214,13 @@ class Experiment:
     def _evaluate(self) -> dict[str, float]:
         # The same seed every time: evaluations differ only by the policy.
         exp = self.config.experiment
-        return evaluate(self.learner, self.eval_env, exp.seed + 10_000, exp.eval_max_steps)
+        returns = episode_returns(self.learner, self.eval_env, exp.seed + 10_000, exp.eval_max_steps)
+        means, teams = per_episode(returns)
+        self.episodes += [
+            {"frames": self.frames, "episode": i, "return_mean": m, "return_team": t}
+            for i, (m, t) in enumerate(zip(means, teams, strict=True))
+        ]
+        return summarize_returns(self.learner, self.eval_env, returns)
 
     def _start_episodes(self) -> None:
         # Checkpoint k starts new episodes from seed (seed, k) in every run, resumed or not.
@@ -238,6 +247,7 @@ class Experiment:
             },
             "rows": self.rows,
             "timing": self.timing,
+            "episodes": self.episodes,
         }
 
     def save_checkpoint(self, final: bool = False) -> Path:
@@ -282,5 +292,6 @@ class Experiment:
         for key, value in state["counters"].items():
             setattr(self, key, value)
         self.rows[:], self.timing[:] = state["rows"], state["timing"]  # in place: self.files writes these lists
+        self.episodes[:] = state.get("episodes", [])  # absent from checkpoints written before episodes.csv
         self._start_episodes()  # the same reset the uninterrupted run made after writing this checkpoint
         set_rng_state(state["rng"])

@@ -1,20 +1,21 @@
 """``marlkit report DIR``: any set of run directories -> ``report.md`` and PNG figures.
 
-Statistics follow rliable / marl-eval practice, computed here with numpy:
+Every claim follows the statistics protocol of :mod:`marlkit.stats`:
 
 * final return per run = its last deterministic evaluation (``eval_return_mean`` by default: the
   per-agent mean episode return; ``eval_return_team`` sums over agents);
-* per algorithm and task: mean over seeds with a 95% percentile-bootstrap CI (10,000 resamples of the
-  seeds, fixed RNG seed), and the interquartile mean (IQM: the mean of the middle 50% of runs, as
-  ``scipy.stats.trim_mean(x, 0.25)``);
+* per algorithm and task: mean over seeds with a 95% Student-t CI (honest at 3 seeds, where a
+  percentile bootstrap of the mean is about [min, max]), and the interquartile mean (IQM: the mean of
+  the middle 50% of runs, as ``scipy.stats.trim_mean(x, 0.25)``);
 * frames and wall-clock to reach ``initial + fraction * (best - initial)``, where ``initial`` is the
   mean first evaluation of the task over all its runs and ``best`` the best algorithm's mean final return
   (returns may be negative, so a plain fraction of the best return would be meaningless);
-* per task, one sentence on significance: two algorithms are called separated when their 95% CIs do
-  not overlap (with 3-5 seeds a percentile bootstrap CI is narrow, so this is a screening rule, not a
-  formal test); with a single seed of any algorithm nothing is claimed;
+* per task, every pair of algorithms: the difference of means with a 95% CI of the difference, a
+  permutation test, Holm's correction over the task's pairs, and the minimum detectable effect where
+  nothing is claimed; one sentence states what the protocol finds (``stats.verdict``);
 * the aggregate across tasks uses the same normalization, ``(final - initial) / (best - initial)``
-  (1 = the task's best algorithm), with IQM and a stratified bootstrap CI over runs.
+  (1 = the task's best algorithm): IQM, mean and optimality gap with stratified bootstrap CIs, the
+  probability of improvement of every pair with its CI, and performance profiles.
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from scipy import stats as scipy_stats
 
+from marlkit import stats
 from marlkit.errors import MarlkitError
 from marlkit.games import GAME_TASKS, crossplay
+from marlkit.stats import iqm
 
 BOOTSTRAP_SAMPLES = 10_000
 
@@ -89,14 +93,8 @@ def load_runs(root: str | Path, measure: str = "eval_return_mean") -> list[Run]:
     return runs
 
 
-def iqm(values: np.ndarray) -> float:
-    x = np.sort(np.asarray(values, dtype=float))
-    cut = int(0.25 * len(x))
-    return float(x[cut : len(x) - cut].mean())
-
-
 def bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap CI of the mean over resampled runs."""
+    """95% percentile bootstrap CI of the mean over resampled runs (the learning curves' bands)."""
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return float(x.mean()), float(x.mean())
@@ -106,40 +104,13 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def stratified_bootstrap_ci(groups: list[np.ndarray], statistic, seed: int = 0) -> tuple[float, float]:
-    """Resample runs within each task, then apply ``statistic`` to the pooled sample (rliable)."""
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(2_000):
-        pooled = np.concatenate([g[rng.integers(0, len(g), size=len(g))] for g in groups])
-        stats.append(statistic(pooled))
-    low, high = np.percentile(stats, [2.5, 97.5])
+def t_ci(values: np.ndarray) -> tuple[float, float]:
+    """95% Student-t CI of the mean (a point for one run or no spread)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float(x.mean()), float(x.mean())
+    low, high = scipy_stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=scipy_stats.sem(x))
     return float(low), float(high)
-
-
-def significance(finals: dict[str, np.ndarray]) -> str:
-    """One sentence: which algorithms' 95% bootstrap CIs of the mean final return are disjoint."""
-    if len(finals) < 2:
-        return "One algorithm: nothing to compare."
-    single = [a for a, x in finals.items() if len(x) < 2]
-    if single:
-        return (
-            f"No significance claimed: {', '.join(single)} ran with one seed, and a CI needs at least two seeds "
-            "per algorithm."
-        )
-    cis = {a: bootstrap_ci(x) for a, x in finals.items()}
-    order = sorted(finals, key=lambda a: -float(np.mean(finals[a])))
-    pairs = [(a, b) for i, a in enumerate(order) for b in order[i + 1 :]]
-    above = [f"{a} > {b}" for a, b in pairs if cis[a][0] > cis[b][1]]
-    tied = [f"{a} vs {b}" for a, b in pairs if cis[a][0] <= cis[b][1]]
-    if not above:
-        return "No significant difference: every pair of 95% CIs overlaps."
-    if not tied:
-        return f"Significant (non-overlapping 95% CIs) for every pair: {', '.join(above)}."
-    return (
-        f"Significant (non-overlapping 95% CIs): {', '.join(above)}; not separated (overlapping CIs): "
-        f"{', '.join(tied)}."
-    )
 
 
 @dataclass
@@ -209,8 +180,10 @@ def write_report(
         "# marlkit report",
         "",
         f"{len(runs)} finished runs under `{root}`; measure `{measure}` (deterministic evaluation). Final = last "
-        "evaluation. Mean over seeds with a 95% bootstrap CI; IQM = interquartile mean. Time to target: first "
-        f"evaluation at or above initial + {fraction:g} x (best - initial), median over the seeds that reached it.",
+        "evaluation. Mean over seeds with a 95% Student-t CI; IQM = interquartile mean. Time to target: first "
+        f"evaluation at or above initial + {fraction:g} x (best - initial), median over the seeds that reached it. "
+        "Differences: the statistics protocol of `marlkit.stats` (CI of the difference, permutation test, "
+        "Holm over each task's pairs, 5%); a difference is called real only where it says so.",
         "",
     ]
     if unfinished:
@@ -231,7 +204,7 @@ def write_report(
         fig, ax = plt.subplots(figsize=(6, 4))
         for algo, algo_runs in task.by_algo.items():
             finals = np.array([r.final for r in algo_runs])
-            low, high = bootstrap_ci(finals)
+            low, high = t_ci(finals)
             hits = [time_to(r, task.target, improving) for r in algo_runs]
             reached = [(f, w) for f, w in hits if f is not None]
             frames_txt = f"{int(np.median([f for f, _ in reached]))}" if reached else "-"
@@ -251,7 +224,8 @@ def write_report(
         fig.savefig(root / figure, dpi=110)
         plt.close(fig)
         finals_by_algo = {algo: np.array([r.final for r in rs]) for algo, rs in task.by_algo.items()}
-        lines += ["", significance(finals_by_algo), "", f"![learning curves]({figure})", ""]
+        verdict = stats.verdict(finals_by_algo)
+        lines += ["", *pairs_table(finals_by_algo), verdict, "", f"![learning curves]({figure})", ""]
         if task.env in GAME_TASKS or any("=" in algo for algo in task.by_algo):
             lines += game_section(task, root, plt, crossplay_episodes)
     lines += _aggregate(tasks, root, plt)
@@ -271,37 +245,97 @@ def _plot_curve(ax, algo: str, runs: list[Run]) -> None:
     ax.fill_between(common, band[:, 0], band[:, 1], color=line.get_color(), alpha=0.2)
 
 
+def pairs_table(finals: dict[str, np.ndarray]) -> list[str]:
+    """Every pair of algorithms on a task: difference, its CI, p-values, and what could be detected."""
+    pairs = stats.compare_task(finals)
+    if not pairs:
+        return []
+    lines = [
+        "| pair | difference of means [95% CI] | p (permutation) | p (Holm) | claimed | detectable at 80% power |",
+        "|---|---|---|---|---|---|",
+    ]
+    for p in pairs:
+        lines.append(
+            f"| {p.a} − {p.b} | {p.diff:+.4g} [{p.ci[0]:+.4g}, {p.ci[1]:+.4g}] | {p.p:.3g} | {p.p_holm:.3g} | "
+            f"{'yes' if p.significant else 'no'} | {p.detectable():.3g} |"
+        )
+    return [*lines, ""]
+
+
 def _aggregate(tasks: list[TaskSummary], root: Path, plt) -> list[str]:
     algos = sorted({a for t in tasks for a in t.by_algo})
     lines = [
         "## Aggregate over tasks",
         "",
         "Normalized score per run: (final - initial) / (best - initial) of its task (1 = the task's best "
-        "algorithm's mean). IQM and mean over all runs of an algorithm, 95% stratified bootstrap CI.",
+        "algorithm's mean). IQM, mean and optimality gap (mean shortfall below 1) over all runs of an "
+        "algorithm, with 95% stratified bootstrap CIs (runs resampled within each task; rliable's definitions).",
         "",
-        "| algorithm | tasks | runs | IQM [95% CI] | mean [95% CI] |",
-        "|---|---|---|---|---|",
+        "| algorithm | tasks | runs | IQM [95% CI] | mean [95% CI] | optimality gap [95% CI] |",
+        "|---|---|---|---|---|---|",
     ]
+    scores = {
+        algo: {t.env: np.array([normalized(r, t) for r in t.by_algo[algo]]) for t in tasks if algo in t.by_algo}
+        for algo in algos
+    }
     points = []
     for algo in algos:
-        groups = [np.array([normalized(r, t) for r in t.by_algo[algo]]) for t in tasks if algo in t.by_algo]
+        groups = list(scores[algo].values())
         pooled = np.concatenate(groups)
-        iqm_ci = stratified_bootstrap_ci(groups, iqm)
-        mean_ci = stratified_bootstrap_ci(groups, np.mean)
+        cis = {
+            name: stats.stratified_bootstrap([groups], lambda g, f=f: f(np.concatenate(g)))
+            for name, f in (("iqm", iqm), ("mean", np.mean), ("gap", stats.optimality_gap))
+        }
         lines.append(
-            f"| {algo} | {len(groups)} | {len(pooled)} | {iqm(pooled):.3f} [{iqm_ci[0]:.3f}, {iqm_ci[1]:.3f}] | "
-            f"{pooled.mean():.3f} [{mean_ci[0]:.3f}, {mean_ci[1]:.3f}] |"
+            f"| {algo} | {len(groups)} | {len(pooled)} | "
+            f"{iqm(pooled):.3f} [{cis['iqm'][0]:.3f}, {cis['iqm'][1]:.3f}] | "
+            f"{pooled.mean():.3f} [{cis['mean'][0]:.3f}, {cis['mean'][1]:.3f}] | "
+            f"{stats.optimality_gap(pooled):.3f} [{cis['gap'][0]:.3f}, {cis['gap'][1]:.3f}] |"
         )
-        points.append((algo, iqm(pooled), iqm_ci))
-    fig, ax = plt.subplots(figsize=(6, 0.6 * len(points) + 1.2))
+        points.append((algo, iqm(pooled), cis["iqm"]))
+    lines += _improvement(scores)
+    fig, (ax, prof) = plt.subplots(1, 2, figsize=(11, 0.6 * len(points) + 2.2))
     for i, (_algo, value, (low, high)) in enumerate(points):
         ax.errorbar(value, i, xerr=[[value - low], [high - value]], fmt="o", capsize=4)
     ax.set_yticks(range(len(points)), [p[0] for p in points])
     ax.set_xlabel("normalized score, IQM (95% CI)")
+    taus = np.linspace(-0.5, 1.5, 81)
+    for algo in algos:
+        prof.plot(taus, stats.performance_profile(np.concatenate(list(scores[algo].values())), taus), label=algo)
+    prof.set_xlabel("normalized score threshold τ")
+    prof.set_ylabel("fraction of runs with score > τ")
+    prof.set_title("performance profiles")
+    prof.legend()
     fig.tight_layout()
     fig.savefig(root / "aggregate.png", dpi=110)
     plt.close(fig)
-    return [*lines, "", "![aggregate](aggregate.png)"]
+    return [*lines, "", "![aggregate: IQM and performance profiles](aggregate.png)"]
+
+
+def _improvement(scores: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """Probability of improvement P(X > Y) over the tasks both ran, with stratified bootstrap CIs."""
+    algos = list(scores)
+    rows = []
+    for x in algos:
+        for y in algos:
+            common = [t for t in scores[x] if t in scores[y]]
+            if x == y or not common:
+                continue
+            a, b = [scores[x][t] for t in common], [scores[y][t] for t in common]
+            low, high = stats.stratified_bootstrap([a, b], stats.improvement)
+            rows.append(f"| {x} | {y} | {len(common)} | {stats.improvement(a, b):.2f} [{low:.2f}, {high:.2f}] |")
+    if not rows:
+        return []
+    return [
+        "",
+        "Probability of improvement P(X > Y): the chance that a run of X scores above a run of Y on the same "
+        "task (ties count half), averaged over the tasks both ran, with a 95% stratified bootstrap CI. A CI "
+        "that holds 0.5 leaves the order open.",
+        "",
+        "| X | Y | tasks | P(X > Y) [95% CI] |",
+        "|---|---|---|---|",
+        *rows,
+    ]
 
 
 def game_section(task: TaskSummary, root: Path, plt, episodes: int) -> list[str]:

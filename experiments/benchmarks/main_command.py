@@ -28,6 +28,8 @@ from _report import machine, write_section
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
 TIME_BEGIN, TIME_END = "<!-- main-command-time -->", "<!-- /main-command-time -->"
+VERDICT_BEGIN, VERDICT_END = "<!-- main-command-verdict -->", "<!-- /main-command-verdict -->"
+VERDICTS = ("Inconclusive at", "Different at", "Nothing claimed", "One algorithm")
 
 
 def main_command() -> str:
@@ -70,6 +72,7 @@ def main() -> None:
         if not reports:
             sys.exit("main_command: the command wrote no report.md under runs/")
         summary = report_summary(reports[0])
+        verdicts = [line for line in summary.splitlines() if line.startswith(VERDICTS)]
     results = {
         "command": command,
         "fresh_venv": args.fresh,
@@ -86,9 +89,14 @@ def main() -> None:
         f"{where}{run_s:.0f} s; `experiments/benchmarks/main_command.py`){TIME_END}"
     )
     text = README.read_text()
-    if TIME_BEGIN not in text:
-        sys.exit(f"main_command: README.md has no {TIME_BEGIN} ... {TIME_END} span to update")
-    README.write_text(re.sub(re.escape(TIME_BEGIN) + ".*?" + re.escape(TIME_END), claim, text, flags=re.S))
+    for begin, end, new in (
+        (TIME_BEGIN, TIME_END, claim),
+        (VERDICT_BEGIN, VERDICT_END, f"{VERDICT_BEGIN}{' '.join(verdicts)}{VERDICT_END}"),
+    ):
+        if begin not in text:
+            sys.exit(f"main_command: README.md has no {begin} ... {end} span to update")
+        text = re.sub(re.escape(begin) + ".*?" + re.escape(end), lambda _, new=new: new, text, flags=re.S)
+    README.write_text(text)
     body = (
         f"`{command}`, run in a fresh clone as a new user would ({where}{run_s:.0f} s, "
         f"{(install_s + run_s) / 60:.1f} minutes in all). The report's per-task tables:\n\n{summary}"
