@@ -23,14 +23,14 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-
-import numpy as np
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 GAP_FRACTION = 0.05
