@@ -488,7 +488,7 @@ class Teams(Learner):
             "generator": self.generator.get_state(),
             "scripted": {n: p.generator_state() for n, p in self.players.items() if isinstance(p, Scripted)},
             # Frozen and pool players' exploration state (OU noise, planners) moves as they act.
-            "players": {n: p.learner.acting_state() for n, p in self.players.items() if isinstance(p, Player)},
+            "players": self._players_acting(),
         }
 
     def load_training_state(self, state: Mapping[str, Any]) -> None:
@@ -503,6 +503,21 @@ class Teams(Learner):
             typing_scripted(self.players[name]).load_generator_state(generator_state)
         self.fresh.clear()
         self._load_opponents()
+        for name, acting in state["players"].items():  # after the pool players took their snapshots' state
+            typing_player(self.players[name]).learner.load_acting_state(acting)
+
+    def acting_state(self) -> dict[str, Any]:
+        """Every learning team's acting state, and the fixed players': a frozen copy of a whole teams run
+        (an opponent loaded from its checkpoint) acts as the run did."""
+        teams = {n: learner.acting_state() for n, learner in self.learners.items()}
+        return {"teams": teams, "players": self._players_acting()}
+
+    def _players_acting(self) -> dict[str, Any]:
+        return {n: p.learner.acting_state() for n, p in self.players.items() if isinstance(p, Player)}
+
+    def load_acting_state(self, state: Mapping[str, Any]) -> None:
+        for name, learner in self.learners.items():
+            learner.load_acting_state(state["teams"][name])
         for name, acting in state["players"].items():
             typing_player(self.players[name]).learner.load_acting_state(acting)
 

@@ -406,3 +406,19 @@ def test_frozen_opponents_exploration_state_resumes_exactly(tmp_path):
     torch.manual_seed(7)
     b = copy.act(td.clone())["adversary", "action"]
     assert torch.equal(a, b)  # the same code on the same shapes in one process: bit-identical
+
+
+def test_a_teams_run_as_frozen_opponent_acts_as_its_teams_did(tmp_path):
+    """A whole teams run loaded as an opponent: its IQL team keeps the exploration state it had reached."""
+    red = {"rollout_steps": 10, "batch_size": 16, "warmup_frames": 100, "eps_decay_frames": 0, "eps_final": 0.0}
+    source = short_run(
+        tmp_path, "source", "teams",
+        {**{f"algo.red.{k}": v for k, v in {"play": "iql", **SMALL, **red}.items()},
+         "algo.blue.play": "scripted", "algo.blue.opponent": "random"},
+        env="envs/duel",
+    )  # fmt: skip
+    cfg = teams_config(red={"play": "frozen", "opponent": str(source.out)}, blue={"play": "ppo", **ON})
+    teams = Teams(cfg, env_info("envs/duel"), seed=0)
+    assert teams.players["red"].learner.learners["red"].schedule.frames == 800
+    explore, greedy = explore_and_greedy(teams, "envs/duel", "red")
+    assert torch.equal(explore, greedy)
