@@ -26,9 +26,10 @@ from marlkit.config import RunConfig, build_config
 from marlkit.errors import MarlkitError
 from marlkit.rundir import contents, exclusive
 
-# The default comparison: `marlkit compare` with no arguments (81 s of runs on 2 CPU cores). Why this
-# task: of the candidates measured (experiments/benchmarks/compare_candidates.py, docs/benchmarks.md), the
-# only one where two of the three algorithms' 95% CIs are disjoint at a few-minute budget.
+# The default comparison: `marlkit compare` with no arguments (83 s of runs on 2 CPU cores at 5 seeds).
+# Why this task: of the candidates measured (experiments/benchmarks/compare_candidates.py,
+# docs/benchmarks.md), the only one where two of the three algorithms' 3-seed CIs were disjoint at a
+# few-minute budget; under the statistics protocol it is inconclusive at 5 seeds (docs/statistics.md).
 DEFAULT_ALGOS = ("itrpo", "matrpo", "hatrpo")
 DEFAULT_ENVS = ("envs/private_goals",)
 # Five seeds: the fewest at which the statistics protocol (marlkit.stats) can claim a difference. With 3
