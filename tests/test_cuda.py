@@ -80,17 +80,21 @@ def test_family_trains_and_resumes_on_cuda(algo: str, tmp_path: Path) -> None:
     assert len(evals) == 3 and all(math.isfinite(x) for x in evals)  # frame 0, the middle and the end
     assert all(math.isfinite(float(v)) for r in rows for k, v in r.items() if k.endswith("_loss") and v)
 
-    # Resume on CUDA from the mid-run checkpoint of a copy (CUDA kernels need not be bitwise
-    # deterministic, so this checks that the state loads and the run completes, not equality).
-    copy = tmp_path / "copy"
+    resumed = resume_from_the_first_checkpoint(run, tmp_path / "copy")
+    assert off_device(resumed.learner, DEVICE) == []
+    assert [r["frames"] for r in metrics(resumed.out)] == [r["frames"] for r in rows]
+
+
+def resume_from_the_first_checkpoint(run: Path, copy: Path) -> Experiment:
+    """Resume on the device from the first periodic checkpoint of a copy of ``run`` (CUDA kernels need
+    not be bitwise deterministic, so callers check that the state loads and the run completes)."""
     shutil.copytree(run, copy)
     for ckpt in sorted((copy / "checkpoints").glob("ckpt-*.pt"))[1:]:
         ckpt.unlink()
     (copy / "checkpoints" / "final.pt").unlink(missing_ok=True)
     resumed = Experiment(read_run_config(copy), copy)
     resumed.run(resume=True)
-    assert off_device(resumed.learner, DEVICE) == []
-    assert [r["frames"] for r in metrics(copy)] == [r["frames"] for r in rows]
+    return resumed
 
 
 @pytest.mark.parametrize("algo", ["mappo", "masac"])
@@ -129,11 +133,5 @@ def test_teams_with_a_scripted_random_opponent_resumes_on_cuda(tmp_path: Path) -
     Experiment(build_config("teams", "vmas/simple_tag", overrides), run).run()
     state = torch.load(sorted((run / "checkpoints").glob("ckpt-*.pt"))[0], weights_only=True)
     assert state["training"]["scripted"]["agent"]["device"].startswith(DEVICE)
-    copy = tmp_path / "copy"
-    shutil.copytree(run, copy)
-    for ckpt in sorted((copy / "checkpoints").glob("ckpt-*.pt"))[1:]:
-        ckpt.unlink()
-    (copy / "checkpoints" / "final.pt").unlink(missing_ok=True)
-    resumed = Experiment(read_run_config(copy), copy)
-    resumed.run(resume=True)
-    assert [r["frames"] for r in metrics(copy)] == [r["frames"] for r in metrics(run)]
+    resumed = resume_from_the_first_checkpoint(run, tmp_path / "copy")
+    assert [r["frames"] for r in metrics(resumed.out)] == [r["frames"] for r in metrics(run)]
