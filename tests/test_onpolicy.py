@@ -162,3 +162,28 @@ def test_central_critic_gives_each_agent_its_own_value(algo):
     with torch.no_grad():
         per_agent = learner.value("agent", learner.critic_input(batch, "agent")).mean((0, 1))
     assert per_agent[0] + 1 < per_agent[1] < per_agent[2] - 1, per_agent
+
+
+def test_explained_variance_by_hand():
+    from marlkit.algorithms.onpolicy import explained_variance
+
+    target = torch.tensor([1.0, 2.0, 3.0, 100.0])
+    alive = torch.tensor([True, True, True, False])  # the dead agent's entry is left out
+    assert explained_variance(target, target, alive) == pytest.approx(1.0)
+    assert explained_variance(torch.full((4,), 2.0), target, alive) == pytest.approx(0.0)  # the mean
+    # Residuals [1, 0, -1] (variance 2/3) against targets of variance 2/3: 0.
+    assert explained_variance(torch.tensor([0.0, 2.0, 4.0, 0.0]), target, alive) == pytest.approx(0.0)
+    assert explained_variance(torch.tensor([1.5, 2.0, 2.5, 0.0]), target, alive) == pytest.approx(0.75)
+
+
+@pytest.mark.parametrize(("algo", "extra"), [("mappo", {}), ("hatrpo", {"value_norm": True})])
+def test_critic_fit_is_logged_and_rises_when_the_critic_trains(algo, extra):
+    """critic_ev (after the update) above critic_ev_before when the critic gets many steps on one batch;
+    value_target_std is the targets' spread in reward units (with value normalization too)."""
+    _, learner, collector = setup(algo, critic_epochs=50, **extra)
+    batch, _ = collector.collect()
+    _, _, _, returns = learner.value_targets(batch, "agent")  # the targets the update will fit (all alive)
+    metrics = learner.update(batch)
+    assert metrics["agent/critic_ev"] > metrics["agent/critic_ev_before"] + 0.2, metrics
+    assert metrics["agent/critic_ev"] > 0.3
+    assert metrics["agent/value_target_std"] == pytest.approx(float(returns.std(unbiased=False)), rel=1e-4)

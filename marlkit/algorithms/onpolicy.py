@@ -18,6 +18,7 @@ parameters when the critic inputs coincide (tests/test_onpolicy.py).
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -140,6 +141,18 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | tuple[int, ...] 
     return (x * m).sum(dim) / m.sum(dim).clamp_min(1)
 
 
+def explained_variance(prediction: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """``1 - Var(target - prediction) / Var(target)`` over the entries where ``mask`` holds: 1 for a critic
+    that predicts its targets, 0 for one that predicts their mean, below 0 for worse (nan: constant targets)."""
+    m = mask.to(target.dtype)
+
+    def var(x: torch.Tensor) -> torch.Tensor:
+        return masked_mean((x - masked_mean(x, m)).pow(2), m)
+
+    spread = var(target)
+    return float(1 - var(target - prediction) / spread) if float(spread) > 0 else math.nan
+
+
 @dataclass
 class GroupBatch:
     """One group's update data: leading dim B = num_envs * T, then the agent dim; for a recurrent
@@ -156,6 +169,10 @@ class GroupBatch:
     old_log_prob: torch.Tensor
     memory: Memory | None = None
     critic_memory: Memory | None = None
+    value: torch.Tensor | None = None
+    """The critic's values when the batch was prepared, in the units of ``target``."""
+    target_std: float = math.nan
+    """The standard deviation of the value targets in reward units (before any value normalization)."""
 
     @property
     def lead(self) -> int:
@@ -178,6 +195,8 @@ class GroupBatch:
             self.old_log_prob.select(n, i),
             None if self.memory is None else self.memory.agent(i),
             self.critic_memory,
+            None if self.value is None else self.value.select(n, i),
+            self.target_std,
         )
 
 
@@ -333,7 +352,9 @@ class OnPolicy(Learner):
             if self.cfg.schedule == "sequential"
             else self._update_actors_simultaneous(data)
         )
+        before = {g: explained_variance(d.value, d.target, d.alive) for g, d in data.items() if d.value is not None}
         metrics.update(self._update_critics(data))
+        metrics.update(self._critic_fit(data, before))
         for g in self.obs_norms:
             self._norm(self.obs_norms, g).update(batch[g][OBS], batch[g][ALIVE])
         if self.state_norm is not None:
@@ -370,11 +391,14 @@ class OnPolicy(Learner):
         for g in self.groups:
             policy = self._policy(g)
             group = batch[g]
-            critic_in, _, advantage, returns = self.value_targets(batch, g)
+            critic_in, value, advantage, returns = self.value_targets(batch, g)
+            alive = group[ALIVE]
+            target_std = float(masked_mean((returns - masked_mean(returns, alive)).pow(2), alive).sqrt())
             value_norm = self._norm(self.value_norms, g) if g in self.value_norms else None
             if value_norm is not None:
                 value_norm.update(returns, group[ALIVE])
                 returns = value_norm.normalize(returns, clip=False)
+                value = value_norm.normalize(value, clip=False)
             memory = self._memory(batch, g, RECURRENT_STATE) if policy.memory else None
             critic_memory = self._memory(batch, g, CRITIC_STATE) if self.cfg.critic_network == "gru" else None
             samples = self._sequences if policy.memory else lambda x: x.flatten(0, 1)
@@ -394,6 +418,8 @@ class OnPolicy(Learner):
                 policy.log_prob(old_dist, action),
                 memory,
                 critic_memory,
+                samples(value),
+                target_std,
             )
         self._normalize_advantages(data)
         return data
@@ -589,6 +615,18 @@ class OnPolicy(Learner):
         return {f"{g}/{k}": v for k, v in metrics.items()}
 
     # ---------------------------------------------------------------- critic
+    @torch.no_grad()
+    def _critic_fit(self, data: dict[str, GroupBatch], before: dict[str, float]) -> dict[str, float]:
+        """Per critic: explained variance of its value targets before and after this update, and the
+        targets' scale (reward units), so ``metrics.csv`` shows whether a critic learns anything."""
+        out = {}
+        for g, d in data.items():
+            after = self.value(g, d.critic_in, d.critic_memory)
+            out[f"{g}/critic_ev_before"] = before[g]
+            out[f"{g}/critic_ev"] = explained_variance(after, d.target, d.alive)
+            out[f"{g}/value_target_std"] = d.target_std
+        return out
+
     def _update_critics(self, data: dict[str, GroupBatch]) -> dict[str, float]:
         n = next(iter(data.values())).alive.shape[0]
         losses = []
