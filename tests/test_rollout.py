@@ -48,7 +48,7 @@ def test_episode_stats_match_rewards_summed_by_hand():
 
 def test_user_scenarios_are_discovered_and_extra_folders_work(tmp_path, monkeypatch):
     assert {"rendezvous", "scout_carrier"} <= set(user_scenarios())
-    shutil.copy(ROOT / "envs" / "scout_carrier.py", tmp_path / "my_task.py")
+    shutil.copy(ROOT / "marlkit" / "envs" / "scout_carrier.py", tmp_path / "my_task.py")
     monkeypatch.setenv("MARLKIT_ENVS_PATH", str(tmp_path))
     env = make_env("envs/my_task", num_envs=2, n_carriers=3)
     assert env.groups["carrier"].n_agents == 3
@@ -57,13 +57,9 @@ def test_user_scenarios_are_discovered_and_extra_folders_work(tmp_path, monkeypa
 def test_scout_carrier_passes_pettingzoo_parallel_api_test():
     from pettingzoo.test import parallel_api_test
 
-    sys.path.insert(0, str(ROOT / "envs"))
-    try:
-        import scout_carrier
+    from marlkit.envs import scout_carrier  # a bundled scenario is a module of the package too
 
-        parallel_api_test(scout_carrier.parallel_env(n_carriers=3), num_cycles=300)
-    finally:
-        sys.path.remove(str(ROOT / "envs"))
+    parallel_api_test(scout_carrier.parallel_env(n_carriers=3), num_cycles=300)
 
 
 def test_rendezvous_is_dense_cooperative_and_scales_with_n_agents():

@@ -212,10 +212,15 @@ def _from_object(
 SCENARIO_ATTRS = ("Scenario", "parallel_env")
 
 
+BUNDLED = Path(__file__).resolve().parents[1] / "envs"
+"""The scenarios that ship inside the package (``marlkit/envs``)."""
+
+
 def scenario_dirs() -> list[Path]:
-    """Folders searched for ``envs/<name>.py``: $MARLKIT_ENVS_PATH, ./envs, then the project's envs/."""
+    """Folders searched for ``envs/<name>.py``, first match wins: $MARLKIT_ENVS_PATH, ./envs (your own
+    scenarios), then the bundled ``marlkit/envs``, which never depends on the current folder."""
     dirs = [Path(p) for p in os.environ.get("MARLKIT_ENVS_PATH", "").split(os.pathsep) if p]
-    dirs += [Path.cwd() / "envs", Path(__file__).resolve().parents[2] / "envs"]
+    dirs += [Path.cwd() / "envs", BUNDLED]
     unique: list[Path] = []
     for d in dirs:
         if d.is_dir() and d.resolve() not in unique:
@@ -236,9 +241,12 @@ def user_scenarios() -> dict[str, Path]:
 def _user_scenario(task: str) -> Any:
     scenarios = user_scenarios()
     if task not in scenarios:
+        searched = [str(Path(p)) for p in os.environ.get("MARLKIT_ENVS_PATH", "").split(os.pathsep) if p]
+        searched += [str(Path.cwd() / "envs"), str(BUNDLED)]
         raise MarlkitError(
-            f"unknown user scenario 'envs/{task}'.{suggest(task, scenarios)} Found: "
-            f"{', '.join(sorted(scenarios)) or 'none'} in {[str(d) for d in scenario_dirs()]}"
+            f"unknown scenario 'envs/{task}'.{suggest(task, scenarios)} Searched {', '.join(searched)} "
+            f"(MARLKIT_ENVS_PATH, ./envs, the bundled ones) and found {', '.join(sorted(scenarios)) or 'none'}; "
+            f"put {task}.py in ./envs or a folder on MARLKIT_ENVS_PATH"
         )
     module = _load_file(scenarios[task])
     for attr in SCENARIO_ATTRS:
