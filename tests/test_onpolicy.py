@@ -187,3 +187,27 @@ def test_critic_fit_is_logged_and_rises_when_the_critic_trains(algo, extra):
     assert metrics["agent/critic_ev"] > metrics["agent/critic_ev_before"] + 0.2, metrics
     assert metrics["agent/critic_ev"] > 0.3
     assert metrics["agent/value_target_std"] == pytest.approx(float(returns.std(unbiased=False)), rel=1e-4)
+
+
+def test_critic_loss_options_by_hand():
+    """Squared error; Huber (quadratic to delta, then linear); value clipping keeps the worse of the value's
+    and the clipped value's loss, as MAPPO does."""
+    target, old = torch.tensor([0.0, 0.0, 0.0]), torch.tensor([1.0, 1.0, -3.0])
+    value = torch.tensor([2.0, 0.9, 0.0])
+    _, mse, _ = setup("mappo")
+    torch.testing.assert_close(mse.critic_error(value, target, old), torch.tensor([4.0, 0.81, 0.0]))
+    _, huber, _ = setup("mappo", critic_loss="huber", huber_delta=1.0)
+    # |2| > 1: 1 * (2 - 0.5) = 1.5; |0.9| <= 1: 0.5 * 0.81.
+    torch.testing.assert_close(huber.critic_error(value, target, old), torch.tensor([1.5, 0.405, 0.0]))
+    _, clipped, _ = setup("mappo", value_clip=0.2)
+    # Clipped to within 0.2 of old: 1.2 (loss 1.44 < 4: 4 counts), 0.9 (unchanged), -2.8 (7.84 > 0: counts).
+    torch.testing.assert_close(clipped.critic_error(value, target, old), torch.tensor([4.0, 0.81, 7.84]))
+    with pytest.raises(MarlkitError, match="huber_delta must be > 0"):
+        setup("mappo", huber_delta=0.0)
+
+
+@pytest.mark.parametrize("extra", [{"critic_loss": "huber"}, {"value_clip": 0.2, "value_norm": True}])
+def test_critic_options_train(extra):
+    _, learner, collector = setup("mappo", critic_epochs=50, **extra)
+    metrics = learner.update(collector.collect()[0])
+    assert metrics["agent/critic_ev"] > metrics["agent/critic_ev_before"], metrics

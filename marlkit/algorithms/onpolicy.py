@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
+import torch.nn.functional as F
 from tensordict import TensorDictBase
 from torch import nn
 
@@ -90,6 +91,11 @@ class OnPolicyConfig:
     critic_minibatches: int = option(1, "critic minibatches per epoch")
     critic_max_grad_norm: float = option(10.0, "critic gradient-norm clip")
     value_norm: bool = option(False, "normalize critic targets with running statistics")
+    critic_loss: Literal["mse", "huber"] = option("mse", "critic loss on the value error (HARL/MAPPO: huber)")
+    huber_delta: float = option(10.0, "huber: the error beyond which the loss grows linearly (HARL/MAPPO: 10)")
+    value_clip: float = option(
+        0.0, "clip each value to within this of its value at collection, the worse loss counts (0: off; MAPPO: 0.2)"
+    )
     obs_norm: bool = option(False, "normalize observations (and state) with running statistics")
     hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of actors and critics (gru: the actor's encoder)")
     network: Literal["mlp", "gru"] = option("mlp", "actor network: feed-forward, or an MLP encoder followed by a GRU")
@@ -109,9 +115,9 @@ class OnPolicyConfig:
         )
         require_at_least(self, positive, 1, key)
         require(0 < self.gamma <= 1 and 0 <= self.gae_lambda <= 1, "algo.gamma must be in (0, 1], gae_lambda in [0, 1]")
-        for name in ("clip_eps", "max_grad_norm", "critic_max_grad_norm"):  # 0 would freeze the networks
+        for name in ("clip_eps", "max_grad_norm", "critic_max_grad_norm", "huber_delta"):  # 0 would freeze them
             require(getattr(self, name) > 0, f"{key(name)} must be > 0, got {getattr(self, name)}")
-        require_at_least(self, ("entropy_coef", "factor_clip"), 0, key)
+        require_at_least(self, ("entropy_coef", "factor_clip", "value_clip"), 0, key)
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
         require(
             self.critic_network == "mlp" or self.network == "gru",
@@ -627,6 +633,22 @@ class OnPolicy(Learner):
             out[f"{g}/value_target_std"] = d.target_std
         return out
 
+    def critic_error(self, value: torch.Tensor, target: torch.Tensor, old: torch.Tensor | None) -> torch.Tensor:
+        """The per-entry critic loss: squared error or Huber, and with ``value_clip`` the larger of the
+        losses of the value and of the value clipped to within ``value_clip`` of ``old`` (its value at
+        collection), as MAPPO and HARL do."""
+        cfg = self.cfg
+
+        def loss(v: torch.Tensor) -> torch.Tensor:
+            if cfg.critic_loss == "huber":
+                return F.huber_loss(v, target, reduction="none", delta=cfg.huber_delta)
+            return (v - target).pow(2)
+
+        if cfg.value_clip <= 0 or old is None:
+            return loss(value)
+        clipped = old + (value - old).clamp(-cfg.value_clip, cfg.value_clip)
+        return torch.maximum(loss(value), loss(clipped))
+
     def _update_critics(self, data: dict[str, GroupBatch]) -> dict[str, float]:
         n = next(iter(data.values())).alive.shape[0]
         losses = []
@@ -637,7 +659,11 @@ class OnPolicy(Learner):
                 loss = torch.stack(
                     [
                         masked_mean(
-                            (self.value(g, d.critic_in[idx], self._index(d.critic_memory, idx)) - d.target[idx]).pow(2),
+                            self.critic_error(
+                                self.value(g, d.critic_in[idx], self._index(d.critic_memory, idx)),
+                                d.target[idx],
+                                None if d.value is None else d.value[idx],
+                            ),
                             d.alive[idx],
                         )
                         for g, d in data.items()
