@@ -27,14 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import stats as scipy_stats
 
 from marlkit import stats
 from marlkit.errors import MarlkitError
 from marlkit.games import GAME_TASKS, crossplay
-from marlkit.stats import iqm
-
-BOOTSTRAP_SAMPLES = 10_000
+from marlkit.stats import bootstrap_ci, iqm, t_ci
 
 
 @dataclass
@@ -91,26 +88,6 @@ def load_runs(root: str | Path, measure: str = "eval_return_mean") -> list[Run]:
     if not runs:
         raise MarlkitError(f"no run directories with evaluations under {root}")
     return runs
-
-
-def bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
-    """95% percentile bootstrap CI of the mean over resampled runs (the learning curves' bands)."""
-    x = np.asarray(values, dtype=float)
-    if len(x) < 2:
-        return float(x.mean()), float(x.mean())
-    rng = np.random.default_rng(seed)
-    samples = x[rng.integers(0, len(x), size=(BOOTSTRAP_SAMPLES, len(x)))]
-    low, high = np.percentile(samples.mean(1), [2.5, 97.5])
-    return float(low), float(high)
-
-
-def t_ci(values: np.ndarray) -> tuple[float, float]:
-    """95% Student-t CI of the mean (a point for one run or no spread)."""
-    x = np.asarray(values, dtype=float)
-    if len(x) < 2 or np.ptp(x) == 0:
-        return float(x.mean()), float(x.mean())
-    low, high = scipy_stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=scipy_stats.sem(x))
-    return float(low), float(high)
 
 
 @dataclass

@@ -42,6 +42,30 @@ POWER = 0.8
 EXACT_LIMIT = 20_000
 RESAMPLES = 4_999
 BOOTSTRAP_SAMPLES = 2_000
+CURVE_BOOTSTRAP_SAMPLES = 10_000
+
+
+# ------------------------------------------------------------------ one algorithm
+def bootstrap_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float]:
+    """95% percentile bootstrap CI of the mean over resampled runs: the report's learning-curve bands, and
+    the per-algorithm CIs whose overlap the report used before this protocol (no test of a difference)."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return float(x.mean()), float(x.mean())
+    rng = np.random.default_rng(seed)
+    samples = x[rng.integers(0, len(x), size=(CURVE_BOOTSTRAP_SAMPLES, len(x)))]
+    low, high = np.percentile(samples.mean(1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def t_ci(values: np.ndarray) -> tuple[float, float]:
+    """95% Student-t CI of the mean (a point for one run or no spread): honest at 3 seeds, where the
+    percentile bootstrap of the mean is about [min, max]."""
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2 or np.ptp(x) == 0:
+        return float(x.mean()), float(x.mean())
+    low, high = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=stats.sem(x))
+    return float(low), float(high)
 
 
 # ------------------------------------------------------------------ one pair of algorithms
@@ -175,6 +199,10 @@ class Pair:
     def winner(self) -> str | None:
         return (self.a if self.diff > 0 else self.b) if self.significant else None
 
+    @property
+    def loser(self) -> str | None:
+        return (self.b if self.diff > 0 else self.a) if self.significant else None
+
     def detectable(self) -> float:
         """The difference this test finds with 80% power at these seeds and this spread."""
         return detectable(self.sd, self.n_a, self.n_b, self.level)
@@ -207,6 +235,11 @@ def compare_task(finals: Mapping[str, Sequence[float] | np.ndarray]) -> list[Pai
     ]  # fmt: skip
 
 
+def claims(finals: Mapping[str, Sequence[float] | np.ndarray]) -> list[tuple[str, str]]:
+    """The protocol's decisions on one task: ``(better, worse)`` for every pair it calls different."""
+    return [(p.winner, p.loser) for p in compare_task(finals) if p.winner is not None and p.loser is not None]
+
+
 def verdict(finals: Mapping[str, Sequence[float] | np.ndarray]) -> str:
     """The task's sentence: the differences the protocol claims, or why nothing is claimed."""
     if len(finals) < 2:
@@ -224,11 +257,11 @@ def verdict(finals: Mapping[str, Sequence[float] | np.ndarray]) -> str:
     rest = [p for p in pairs if not p.significant]
     family = f"permutation test, Holm over {len(pairs)} pair{'s' if len(pairs) > 1 else ''}"
     if found:
-        claims = "; ".join(f"{p.winner} > {p.b if p.winner == p.a else p.a}: {p.text()}" for p in found)
+        claimed = "; ".join(f"{p.winner} > {p.loser}: {p.text()}" for p in found)
         tail = ""
         if rest:
             tail = f" Not separated at {at}: " + "; ".join(f"{p.text()} ({_detectable(p)})" for p in rest) + "."
-        return f"Different at {at} ({family}, 5%): {claims}.{tail}"
+        return f"Different at {at} ({family}, 5%): {claimed}.{tail}"
     largest = max(pairs, key=lambda p: abs(p.diff))
     n = largest.seeds_needed()
     needed = (
@@ -295,6 +328,8 @@ def performance_profile(values: np.ndarray, thresholds: np.ndarray) -> np.ndarra
 __all__ = [
     "ALPHA",
     "Pair",
+    "bootstrap_ci",
+    "claims",
     "compare_task",
     "detectable",
     "holm",
@@ -306,6 +341,7 @@ __all__ = [
     "power",
     "seeds_needed",
     "stratified_bootstrap",
+    "t_ci",
     "verdict",
     "welch_ci",
 ]

@@ -503,8 +503,7 @@ class Teams(Learner):
             typing_scripted(self.players[name]).load_generator_state(generator_state)
         self.fresh.clear()
         self._load_opponents()
-        for name, acting in state["players"].items():  # after the pool players took their snapshots' state
-            typing_player(self.players[name]).learner.load_acting_state(acting)
+        self._load_players_acting(state["players"])  # after the pool players took their snapshots' state
 
     def acting_state(self) -> dict[str, Any]:
         """Every learning team's acting state, and the fixed players': a frozen copy of a whole teams run
@@ -518,7 +517,10 @@ class Teams(Learner):
     def load_acting_state(self, state: Mapping[str, Any]) -> None:
         for name, learner in self.learners.items():
             learner.load_acting_state(state["teams"][name])
-        for name, acting in state["players"].items():
+        self._load_players_acting(state["players"])
+
+    def _load_players_acting(self, states: Mapping[str, Any]) -> None:
+        for name, acting in states.items():
             typing_player(self.players[name]).learner.load_acting_state(acting)
 
     def run_summary(self) -> dict[str, float]:

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from marlkit.cli import main
-from marlkit.report import bootstrap_ci, iqm, load_runs, write_report
+from marlkit.report import load_runs, write_report
+from marlkit.stats import bootstrap_ci, iqm
 from marlkit.sweep import compare
 
 TINY = {

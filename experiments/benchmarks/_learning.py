@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 from _report import write_section  # noqa: E402
 
 from marlkit.experiment import Experiment, build_config  # noqa: E402
-from marlkit.report import bootstrap_ci  # noqa: E402
+from marlkit.stats import bootstrap_ci  # noqa: E402
 from marlkit.stats import verdict as significance  # noqa: E402
 
 

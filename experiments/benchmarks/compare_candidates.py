@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 from _report import write_section
 
-from marlkit.report import bootstrap_ci, load_runs
+from marlkit.report import load_runs
+from marlkit.stats import bootstrap_ci
 from marlkit.stats import verdict as significance
 from marlkit.sweep import DEFAULT_ALGOS, DEFAULT_SEEDS, compare
 

@@ -38,7 +38,7 @@ from marlkit.evaluation import episode_returns
 from marlkit.experiment import Experiment
 from marlkit.games import Lineup
 from marlkit.learner import EnvInfo
-from marlkit.report import bootstrap_ci
+from marlkit.stats import bootstrap_ci
 from marlkit.teams import Scripted, load_player
 
 warnings.filterwarnings("ignore")
