@@ -1,10 +1,36 @@
-"""marlkit: multi-agent RL over agent groups and batched TensorDicts."""
+"""marlkit: multi-agent RL over agent groups and batched TensorDicts.
+
+The Python API (README: "Use marlkit from Python"): :func:`train`, :func:`resume`, :func:`compare` and
+:func:`report` run experiments and return their results as data; :func:`load` gives a finished run's
+:class:`Policy`, which :func:`export` writes as TorchScript or ONNX; :func:`make_env` builds any task.
+"""
 
 from marlkit import keys
 from marlkit.adapters import make_env
 from marlkit.adapters.base import MultiAgentEnv
+from marlkit.api import CompareResult, TrainResult, compare, report, resume, train
+from marlkit.deploy import Policy, export, load
 from marlkit.errors import MarlkitError
+from marlkit.report import ReportTables
 from marlkit.specs import Box, Discrete, GroupSpec
 
-__all__ = ["Box", "Discrete", "GroupSpec", "MarlkitError", "MultiAgentEnv", "keys", "make_env"]
+__all__ = [
+    "Box",
+    "CompareResult",
+    "Discrete",
+    "GroupSpec",
+    "MarlkitError",
+    "MultiAgentEnv",
+    "Policy",
+    "ReportTables",
+    "TrainResult",
+    "compare",
+    "export",
+    "keys",
+    "load",
+    "make_env",
+    "report",
+    "resume",
+    "train",
+]
 __version__ = "0.1.0"

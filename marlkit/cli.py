@@ -71,43 +71,35 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from marlkit.config import build_config, load_config_file
-    from marlkit.experiment import Experiment
+    from marlkit.api import train
+    from marlkit.config import load_config_file
     from marlkit.teams import TEAMS, parse_team_flags
 
-    names, overrides = load_config_file(args.config) if args.config else ({}, {})
+    overrides: dict[str, object] = {}
     if args.team:  # marlkit train ENV --team red=mappo --team blue=sac
+        names = load_config_file(args.config)[0] if args.config else {}
         if (args.algo or names.get("algo_name", TEAMS)) != TEAMS:
             raise MarlkitError(f"--team makes a teams run, but ALGO is '{args.algo}'; leave ALGO out or give 'teams'")
         args.algo = TEAMS
         overrides.update(parse_team_flags(args.team))
-    args.algo = args.algo or names.get("algo_name")
-    args.env = args.env or names.get("env_name")
-    if not args.algo or not args.env:
-        raise MarlkitError("train needs ALGO and ENV (as arguments or algo_name/env_name in --config)")
     overrides.update(parse_overrides(args.overrides))
-    for flag, key in (("frames", "experiment.frames"), ("seed", "experiment.seed"), ("device", "experiment.device")):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    config = build_config(args.algo, args.env, overrides)
-    out = args.out or f"runs/{args.algo}-{args.env.replace('/', '_').replace(':', '_')}-s{config.experiment.seed}"
-    summary = Experiment(config, out).run()
-    print(json.dumps({**summary, "run_dir": out}, indent=2))
-    return 130 if summary.get("interrupted") else 0
+    run = train(args.algo, args.env, frames=args.frames, seed=args.seed, out=args.out, device=args.device,
+                config=args.config, **overrides)  # fmt: skip
+    print(json.dumps({**run.summary, "run_dir": str(run.dir)}, indent=2))
+    return 130 if run.interrupted else 0
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from marlkit.config import read_run_config
-    from marlkit.experiment import Experiment
+    from marlkit.api import resume
 
     run = Path(args.run_dir)
-    config = read_run_config(run)
-    if (run / "summary.json").exists():
-        print(json.dumps({**json.loads((run / "summary.json").read_text()), "run_dir": str(run), "resumed": False}))
+    finished = (run / "summary.json").exists()
+    result = resume(run)
+    if finished:
+        print(json.dumps({**result.summary, "run_dir": str(run), "resumed": False}))
         return 0
-    summary = Experiment(config, run).run(resume=True)
-    print(json.dumps({**summary, "run_dir": str(run)}, indent=2))
-    return 130 if summary.get("interrupted") else 0
+    print(json.dumps({**result.summary, "run_dir": str(run)}, indent=2))
+    return 130 if result.interrupted else 0
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -213,6 +205,13 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"marl-eval: {export(args.dir, absolute=args.absolute)}")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from marlkit.deploy import export, load
+
+    path = export(load(args.run_dir, args.checkpoint), args.path, args.batch)
+    print(json.dumps({"export": str(path), "about": f"{path}.json"}))
+
+
 def print_config_help(algo: str | None = None) -> None:
     """Every option with its type, default and doc; with ``algo``, that algorithm's preset defaults."""
     from marlkit.algorithms import ALGORITHMS, algorithm
@@ -252,6 +251,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     from marlkit.adapters import FAMILIES, MAMUJOCO_EXAMPLES, mpe_env_names, user_scenarios
     from marlkit.adapters.vmas import vmas_scenario_names
     from marlkit.algorithms import ALGORITHMS, plugins
+    from marlkit.extras import installed
 
     print("algorithms:")
     for name, spec in ALGORITHMS.items():
@@ -260,10 +260,12 @@ def cmd_list(args: argparse.Namespace) -> None:
         print(f"  {name:<8} {import_path} (installed plugin)")
     print("  or any module.path:LearnerClass (see README: Write your own algorithm)")
     print("env families:", ", ".join(f"{f}/<name>" for f in FAMILIES), "or module.path:Attr")
-    print("vmas:", ", ".join(vmas_scenario_names()))
-    print("mpe:", ", ".join(mpe_env_names()))
-    print("mamujoco (examples):", ", ".join(MAMUJOCO_EXAMPLES))
-    print("gym: any registered Gymnasium id, e.g. gym/Pendulum-v1")
+    for family, names in (("vmas", vmas_scenario_names()), ("mpe", mpe_env_names())):
+        print(f"{family}:", ", ".join(names) or f"not installed (pip install 'marlkit[{family}]')")
+    print("mamujoco (examples):", ", ".join(MAMUJOCO_EXAMPLES), "" if installed("gymnasium_robotics") else
+          "(not installed: pip install 'marlkit[mamujoco]')")  # fmt: skip
+    print("gym: any registered Gymnasium id, e.g. gym/Pendulum-v1", "" if installed("pettingzoo") else
+          "(not installed: pip install 'marlkit[gym]')")  # fmt: skip
     for name, path in user_scenarios().items():
         print(f"envs/{name}: {path}")
 
@@ -331,6 +333,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="export without absolute_metrics (the best policy re-evaluated over 10x the evaluation episodes)",
     )
     rep.set_defaults(func=cmd_report)
+    exp = sub.add_parser("export", help="write a run's deterministic actor as TorchScript (.pt) or ONNX (.onnx)")
+    exp.add_argument("run_dir")
+    exp.add_argument("path", help="OUT.pt (TorchScript) or OUT.onnx (pip install 'marlkit[export]')")
+    exp.add_argument("--checkpoint", default="last", help="last or best")
+    exp.add_argument("--batch", type=int, default=1, help="observations per call of a TorchScript file")
+    exp.set_defaults(func=cmd_export)
     resume = sub.add_parser("resume", help="continue an interrupted run from its newest good checkpoint")
     resume.add_argument("run_dir")
     resume.set_defaults(func=cmd_resume)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -24,7 +24,7 @@ from marlkit.config import RunConfig, read_run_config
 from marlkit.errors import MarlkitError
 from marlkit.games import WINNER_TASKS, side_results
 from marlkit.keys import DONE, REWARD
-from marlkit.learner import Actor, Learner
+from marlkit.learner import Actor, EnvInfo, Learner
 from marlkit.rollout import carry_recurrent_state
 from marlkit.teams import Teams, acting_weights
 
@@ -100,24 +100,47 @@ def checkpoint_candidates(run: Path, which: str) -> list[Path]:
     return present
 
 
-def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Learner, Path]:
-    """The run's learner with the weights of its ``which`` checkpoint. An unreadable checkpoint (a
-    corrupted file) is skipped for the next older one, as ``resume`` does; none usable is one line."""
+class LoadedRun(NamedTuple):
+    config: RunConfig
+    learner: Learner
+    checkpoint: Path
+    acting_state: bool
+    """Whether the learner's acting state (exploration schedules, noise, planners) was restored too."""
+    info: EnvInfo
+
+
+def load_run(run: Path, which: str = "last", acting: bool = False) -> LoadedRun:
+    """The run's learner (in eval mode) with the weights of its ``which`` checkpoint and, with ``acting``,
+    the acting state that its sampled actions read, where the checkpoint has one (``best.pt`` holds
+    weights only). An unreadable checkpoint (a corrupted file) is skipped for the next older one, as
+    ``resume`` does; none usable is one line."""
     config = read_run_config(run)
     candidates = checkpoint_candidates(run, which)
     probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
+    info = EnvInfo.of(probe)
+    probe.close()
     spec = algorithm(config.algo_name)
-    learner = spec.build(config.algo, probe, config.experiment.seed)
+    learner = spec.build(config.algo, info, config.experiment.seed)
+    restored = []
 
     def use(state: dict[str, Any]) -> None:
         learner.load_state_dict(acting_weights(state["learner"]))
+        if acting and "training" in state:
+            learner.load_acting_state(state["training"])
+            restored.append(True)
 
     path = use_first_usable(
         candidates,
         use,
         f"no usable {which} checkpoint in {run / 'checkpoints'} (tried {', '.join(p.name for p in candidates)})",
     )
-    return config, learner.eval(), path
+    return LoadedRun(config, learner.eval(), path, bool(restored), info)
+
+
+def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Learner, Path]:
+    """The run's learner with the weights of its ``which`` checkpoint (see :func:`load_run`)."""
+    loaded = load_run(run, which)
+    return loaded.config, loaded.learner, loaded.checkpoint
 
 
 def evaluate_run(

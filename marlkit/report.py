@@ -25,6 +25,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -167,7 +168,6 @@ def write_report(
         listed = ", ".join(f"`{r.path.relative_to(root)}` ({r.frames[-1]} frames)" for r in unfinished)
         lines += [f"**Unfinished runs, left out of every table and figure:** {listed}.", ""]
     for task in tasks:
-        improving = task.best > task.initial
         lines += [
             f"## {task.env}",
             "",
@@ -180,16 +180,12 @@ def write_report(
         ]
         fig, ax = plt.subplots(figsize=(6, 4))
         for algo, algo_runs in task.by_algo.items():
-            finals = np.array([r.final for r in algo_runs])
-            low, high = t_ci(finals)
-            hits = [time_to(r, task.target, improving) for r in algo_runs]
-            reached = [(f, w) for f, w in hits if f is not None]
-            frames_txt = f"{int(np.median([f for f, _ in reached]))}" if reached else "-"
-            walls = [w for _, w in reached if w is not None]
-            wall_txt = f"{np.median(walls):.0f}" if walls else "-"
+            row = algo_row(task, algo, algo_runs)
+            frames_txt = f"{int(row['frames_to_target'])}" if row["frames_to_target"] is not None else "-"
+            wall_txt = f"{row['wall_s_to_target']:.0f}" if row["wall_s_to_target"] is not None else "-"
             lines.append(
-                f"| {algo} | {len(algo_runs)} | {finals.mean():.4g} [{low:.4g}, {high:.4g}] | {iqm(finals):.4g} | "
-                f"{frames_txt} | {wall_txt} | {len(reached)}/{len(algo_runs)} |"
+                f"| {algo} | {row['seeds']} | {row['mean']:.4g} [{row['ci_low']:.4g}, {row['ci_high']:.4g}] | "
+                f"{row['iqm']:.4g} | {frames_txt} | {wall_txt} | {row['reached']}/{row['seeds']} |"
             )
             _plot_curve(ax, algo, algo_runs)
         ax.set_xlabel("frames")
@@ -209,6 +205,59 @@ def write_report(
     path = root / "report.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def algo_row(task: TaskSummary, algo: str, runs: list[Run]) -> dict[str, Any]:
+    """One algorithm's numbers on one task: seeds, mean final return with its 95% t-CI, IQM, and the median
+    frames and wall-clock to the task's target over the seeds that reached it (None where none did)."""
+    finals = np.array([r.final for r in runs])
+    low, high = t_ci(finals)
+    hits = [time_to(r, task.target, task.best > task.initial) for r in runs]
+    reached = [(f, w) for f, w in hits if f is not None]
+    walls = [w for _, w in reached if w is not None]
+    return {
+        "task": task.env,
+        "algorithm": algo,
+        "seeds": len(runs),
+        "mean": float(finals.mean()),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "iqm": float(iqm(finals)),
+        "finals": finals.tolist(),
+        "frames_to_target": int(np.median([f for f, _ in reached])) if reached else None,
+        "wall_s_to_target": float(np.median(walls)) if walls else None,
+        "reached": len(reached),
+    }
+
+
+@dataclass(frozen=True)
+class ReportTables:
+    """What ``report.md`` says, as data: a row per algorithm and task (:func:`algo_row`), a row per pair
+    of algorithms on a task (the statistics protocol's :class:`marlkit.stats.Pair`), and each task's
+    one-sentence verdict."""
+
+    path: Path
+    measure: str
+    algorithms: list[dict[str, Any]]
+    pairs: list[dict[str, Any]]
+    verdicts: dict[str, str]
+
+
+def report_tables(root: str | Path, measure: str = "eval_return_mean", fraction: float = 0.9) -> ReportTables:
+    """The report's tables for the finished runs under ``root`` (``report.md`` itself: :func:`write_report`)."""
+    runs = [r for r in load_runs(root, measure) if r.finished]
+    if not runs:
+        raise MarlkitError(f"no finished runs under {root}")
+    rows, pairs, verdicts = [], [], {}
+    for task in summarize(runs, fraction):
+        rows += [algo_row(task, algo, algo_runs) for algo, algo_runs in task.by_algo.items()]
+        finals = {algo: np.array([r.final for r in rs]) for algo, rs in task.by_algo.items()}
+        for p in stats.compare_task(finals):
+            pairs.append({"task": task.env, "a": p.a, "b": p.b, "difference": p.diff, "ci_low": p.ci[0],
+                          "ci_high": p.ci[1], "p": p.p, "p_holm": p.p_holm, "claimed": p.significant,
+                          "detectable": p.detectable()})  # fmt: skip
+        verdicts[task.env] = stats.verdict(finals)
+    return ReportTables(Path(root) / "report.md", measure, rows, pairs, verdicts)
 
 
 def _plot_curve(ax, algo: str, runs: list[Run]) -> None:

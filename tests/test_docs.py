@@ -32,7 +32,7 @@ def test_readme_main_command_is_the_default_comparison(tmp_path):
     from marlkit import sweep
 
     command = README.split("<!-- main-command -->")[1].split("```bash\n")[1].split("\n")[0]
-    assert command.endswith("pip install -e . && marlkit compare")
+    assert command.endswith('pip install -e ".[all]" && marlkit compare')
     jobs = sweep.plan(
         sweep.DEFAULT_ALGOS,
         sweep.DEFAULT_ENVS,

@@ -2,7 +2,7 @@
 
 The command is read from README.md (after ``<!-- main-command -->``) and run in a fresh clone of this
 repository's HEAD under a temporary directory: with ``--fresh-venv`` (the default) the whole line,
-virtualenv and ``pip install -e .`` included, else only its ``marlkit ...`` part with this environment's
+virtualenv and ``pip install -e ".[all]"`` included, else only its ``marlkit ...`` part with this environment's
 marlkit. The install and the run are timed separately. The report's tables and significance sentences
 go into docs/benchmarks.md, and the README's time claim (between ``<!-- main-command-time -->`` markers)
 is rewritten from the measurement.

@@ -32,9 +32,20 @@ import torch
 
 from marlkit.adapters.base import MultiAgentEnv, canonical_device
 from marlkit.errors import MarlkitError, first_line, suggest
+from marlkit.extras import as_missing, installed, missing_error, require
 from marlkit.imports import import_attr
 
 FAMILIES = ("vmas", "mpe", "mamujoco", "gym", "lbf", "rware", "envs")
+# The package each family needs (its extra: marlkit.extras); a scenario file's own imports are checked as
+# it loads.
+FAMILY_MODULES = {
+    "vmas": "vmas",
+    "mpe": "mpe2",
+    "mamujoco": "gymnasium_robotics",
+    "gym": "pettingzoo",
+    "lbf": "lbforaging",
+    "rware": "rware",
+}
 # Options consumed by marlkit itself; everything else goes to the scenario.
 ADAPTER_OPTIONS = ("group_map", "pad_observations")
 
@@ -70,6 +81,9 @@ def make_env(
     except MarlkitError:
         raise
     except Exception as err:
+        missing = as_missing(err, f"env '{name}'")  # a simulator (or a scenario's import) not installed
+        if missing is not None:
+            raise missing from err
         cause = f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
         raise MarlkitError(
             f"env '{name}' failed to build with kwargs {env_kwargs}: {cause} (MARLKIT_DEBUG=1 shows the traceback)"
@@ -96,6 +110,8 @@ def _make_env(
             f"unknown env '{name}'.{suggest(name, known_env_names())} Families: "
             f"{', '.join(f + '/<name>' for f in FAMILIES)}, or module.path:Attr"
         )
+    if family in FAMILY_MODULES:
+        require(FAMILY_MODULES[family], f"env '{name}'")
     if family == "vmas":
         from marlkit.adapters.vmas import VmasEnv
 
@@ -135,6 +151,8 @@ def _factory(family: str, task: str, kwargs: dict[str, Any]) -> Callable[[], Any
             return GymAsParallel(gym.make(task, **kwargs))
         except TypeError as err:
             raise MarlkitError(f"bad env kwargs for 'gym/{task}': {err}") from None
+        except gym.error.DependencyNotInstalled as err:  # e.g. MuJoCo tasks without mujoco
+            raise missing_error("mujoco" if "mujoco" in str(err).lower() else task, f"env 'gym/{task}'") from None
 
     make()  # fail on bad kwargs now, not inside the copies loop
     return make
@@ -145,12 +163,7 @@ def _tuple_agents(family: str, task: str, kwargs: dict[str, Any]) -> Callable[[]
 
     from marlkit.adapters.tuple_agents import PACKAGES, TERMINAL, TupleAgentsAsParallel
 
-    try:
-        importlib.import_module(PACKAGES[family])  # registers the ids
-    except ImportError:
-        raise MarlkitError(
-            f"{family}/ needs the '{PACKAGES[family]}' package (a marlkit dependency): pip install -e ."
-        ) from None
+    importlib.import_module(PACKAGES[family])  # registers the ids (installed: make_env checked)
     valid = sorted(k for k in gym.registry if k.startswith("Foraging" if family == "lbf" else "rware"))
     if task not in valid:
         raise MarlkitError(f"unknown {family} id '{task}'.{suggest(task, valid)} e.g. {', '.join(valid[:4])}")
@@ -195,9 +208,7 @@ def _from_object(
     name: str, obj: Any, num_envs: int, device: torch.device, seed: int, workers: int, kwargs: dict[str, Any]
 ) -> MultiAgentEnv:
     """A VMAS scenario class, or a factory of PettingZoo envs."""
-    from vmas.simulator.scenario import BaseScenario
-
-    if inspect.isclass(obj) and issubclass(obj, BaseScenario):
+    if installed("vmas") and _is_vmas_scenario(obj):  # without VMAS, no class can be a VMAS scenario
         from marlkit.adapters.vmas import VmasEnv
 
         return VmasEnv(obj(), num_envs, device, seed, name=name, **kwargs)
@@ -205,7 +216,14 @@ def _from_object(
         raise MarlkitError(f"'{name}' is neither a VMAS BaseScenario subclass nor a PettingZoo env factory")
     options = {k: kwargs.pop(k) for k in ADAPTER_OPTIONS if k in kwargs}
     _check_kwargs(name, kwargs, obj)
+    require("pettingzoo", f"env '{name}' (a PettingZoo env factory)")
     return _pettingzoo(name, partial(obj, **kwargs), num_envs, device, seed, workers, options)
+
+
+def _is_vmas_scenario(obj: Any) -> bool:
+    from vmas.simulator.scenario import BaseScenario
+
+    return inspect.isclass(obj) and issubclass(obj, BaseScenario)
 
 
 # ------------------------------------------------------------- user scenarios
@@ -263,12 +281,19 @@ def _load_file(path: Path) -> ModuleType:
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]  # a failed load (e.g. its simulator missing) is retried next time
+        raise
     return module
 
 
 # ---------------------------------------------------------------- listings
 def mpe_env_names() -> list[str]:
+    """The MPE envs of ``mpe2``; none where it is not installed."""
+    if not installed("mpe2"):
+        return []
     import mpe2
 
     return sorted(m.name for m in pkgutil.iter_modules(mpe2.__path__) if m.name.endswith(("_v1", "_v3", "_v4")))

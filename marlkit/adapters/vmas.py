@@ -21,12 +21,16 @@ from tensordict import TensorDict
 
 from marlkit.adapters.base import MultiAgentEnv, stack_state
 from marlkit.errors import MarlkitError, suggest
+from marlkit.extras import installed
 from marlkit.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
 
 DEFAULT_MAX_STEPS = 100
 
 
 def vmas_scenario_names() -> list[str]:
+    """VMAS's scenarios; none where VMAS is not installed."""
+    if not installed("vmas"):
+        return []
     import vmas
 
     return sorted({*vmas.scenarios, *vmas.debug_scenarios, *vmas.mpe_scenarios})
