@@ -1,7 +1,7 @@
 """marlkit: multi-agent RL over agent groups and batched TensorDicts.
 
 The Python API (README: "Use marlkit from Python"): :func:`train`, :func:`resume`, :func:`compare` and
-:func:`report` run experiments and return their results as data; :func:`load` gives a finished run's
+:func:`report` and :func:`tune` run experiments and return their results as data; :func:`load` gives a finished run's
 :class:`Policy`, which :func:`export` writes as TorchScript or ONNX; :func:`make_env` builds any task.
 """
 
@@ -13,6 +13,7 @@ from marlkit.deploy import Policy, export, load
 from marlkit.errors import MarlkitError
 from marlkit.report import ReportTables
 from marlkit.specs import Box, Discrete, GroupSpec
+from marlkit.tune import TuneResult, tune
 
 __all__ = [
     "Box",
@@ -24,6 +25,7 @@ __all__ = [
     "Policy",
     "ReportTables",
     "TrainResult",
+    "TuneResult",
     "compare",
     "export",
     "keys",
@@ -32,5 +34,6 @@ __all__ = [
     "report",
     "resume",
     "train",
+    "tune",
 ]
 __version__ = "0.1.0"

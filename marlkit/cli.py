@@ -205,6 +205,22 @@ def cmd_report(args: argparse.Namespace) -> None:
         print(f"marl-eval: {export(args.dir, absolute=args.absolute)}")
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from marlkit.tune import tune
+
+    seeds = _csv(args.seeds, "--seeds") or ["0", "1"]
+    try:
+        seed_values = [int(s) for s in seeds]
+    except ValueError:
+        raise MarlkitError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
+    result = tune(args.algo, args.env, args.space, args.trials, seed_values, args.frames, args.out, args.jobs,
+                  parse_overrides(args.overrides), args.measure, args.pruner, args.seed)  # fmt: skip
+    print(json.dumps({"best": result.best_params, "score": result.best_value, "importance": result.importances,
+                      "report": str(result.report)}))  # fmt: skip
+    print(f"report: {result.report}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> None:
     from marlkit.deploy import export, load
 
@@ -333,6 +349,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="export without absolute_metrics (the best policy re-evaluated over 10x the evaluation episodes)",
     )
     rep.set_defaults(func=cmd_report)
+    tun = sub.add_parser("tune", help="hyperparameter search with Optuna (pip install 'marlkit[tune]')")
+    tun.add_argument("algo")
+    tun.add_argument("env")
+    tun.add_argument("--space", required=True, help="YAML/TOML/JSON: config keys and their ranges")
+    tun.add_argument("--trials", type=int, default=20, help="finished (complete or pruned) trials to reach")
+    tun.add_argument("--seeds", help="comma-separated seeds every trial trains (default 0,1)")
+    tun.add_argument("--frames", type=int)
+    tun.add_argument("--out", default="runs/tune", help="the study (study.db), its runs and tune.md")
+    tun.add_argument("--jobs", type=int, help="trials in parallel (default 1)")
+    tun.add_argument("--measure", default="eval_return_mean", help="eval_return_mean or eval_return_team")
+    tun.add_argument("--pruner", default="median", help="median (Optuna's median rule) or none")
+    tun.add_argument("--seed", type=int, default=0, help="the sampler's seed")
+    tun.set_defaults(func=cmd_tune)
     exp = sub.add_parser("export", help="write a run's deterministic actor as TorchScript (.pt) or ONNX (.onnx)")
     exp.add_argument("run_dir")
     exp.add_argument("path", help="OUT.pt (TorchScript) or OUT.onnx (pip install 'marlkit[export]')")
@@ -364,7 +393,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = extra
     if args.command == "demo":  # its key=value tokens are scenario kwargs
         args.kwargs, overrides = [*args.kwargs, *overrides], []
-    if unknown or (overrides and args.command not in ("train", "compare")):
+    if unknown or (overrides and args.command not in ("train", "compare", "tune")):
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
     if args.command == "train" and args.team and args.algo and not args.env:

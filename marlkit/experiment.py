@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from marlkit.rundir import contents, exclusive, remove_partial_writes
 from marlkit.teams import Teams
 
 __all__ = ["Experiment", "RunConfig", "build_config", "load_checkpoint", "read_run_config"]
+EvalHook = Callable[[int, float], bool]  # after each evaluation: (frames, eval return) -> stop here?
 
 
 class Experiment:
@@ -47,12 +49,11 @@ class Experiment:
     counters and the metric rows. Every checkpoint also starts new episodes in all env copies (seeded
     from the run seed and the checkpoint number), in the uninterrupted run as in a resumed one, so a
     run killed at any point and resumed from its last checkpoint reproduces ``metrics.csv`` and the
-    final parameters bit for bit on CPU. Wall-clock goes to ``timing.csv``, apart from the
-    deterministic metrics.
-    """
+    final parameters bit for bit on CPU. Wall-clock goes to ``timing.csv``, apart from the metrics."""
 
-    def __init__(self, config: RunConfig, out_dir: str | Path) -> None:
+    def __init__(self, config: RunConfig, out_dir: str | Path, on_eval: EvalHook | None = None) -> None:
         self.config = config
+        self.on_eval = on_eval
         self.out = Path(out_dir)
         exp = config.experiment
         if exp.torch_threads:
@@ -194,6 +195,8 @@ class Experiment:
             if self.last_eval > self.best_eval:
                 self.best_eval = self.last_eval
                 self._save_weights(self.checkpoint_dir / "best.pt")
+            if self.on_eval is not None and self.on_eval(self.frames, self.last_eval):
+                self._stop.requested = True  # checkpoint and return `interrupted`, as on Ctrl-C (tune prunes)
         self.wall_s = time.perf_counter() - start
         self.rows.append(row)
         self.timing.append(

@@ -18,13 +18,16 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from multiprocessing import active_children, get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from marlkit.config import RunConfig, build_config
 from marlkit.errors import MarlkitError
 from marlkit.rundir import contents, exclusive
+
+if TYPE_CHECKING:
+    from marlkit.experiment import EvalHook
 
 # The default comparison: `marlkit compare` with no arguments (83 s of runs on 2 CPU cores at 5 seeds).
 # Why this task: of the candidates measured (experiments/benchmarks/compare_candidates.py,
@@ -110,9 +113,10 @@ def _check_buildable(jobs: list[Job]) -> None:
         env.close()
 
 
-def run_job(config_json: dict[str, Any], run_dir: str, threads: int) -> dict[str, Any]:
+def run_job(config_json: dict[str, Any], run_dir: str, threads: int, on_eval: EvalHook | None = None) -> dict[str, Any]:
     """One run in a worker: fresh, resumed from its checkpoints, or skipped if it finished. Its status is
-    ``interrupted`` when Ctrl-C stopped it (checkpointed, unfinished)."""
+    ``interrupted`` when Ctrl-C (or ``on_eval``, see :class:`Experiment`) stopped it (checkpointed,
+    unfinished)."""
     import torch
 
     from marlkit.experiment import Experiment
@@ -132,7 +136,7 @@ def run_job(config_json: dict[str, Any], run_dir: str, threads: int) -> dict[str
             for item in contents(path):  # started but never checkpointed: nothing to keep
                 shutil.rmtree(item) if item.is_dir() else item.unlink()
         (path / "error.txt").unlink(missing_ok=True)
-        summary = Experiment(config, path).run(resume=resumable)
+        summary = Experiment(config, path, on_eval).run(resume=resumable)
     if summary.get("interrupted"):
         return {**summary, "status": "interrupted"}
     return {**summary, "status": "resumed" if resumable else "done"}
@@ -197,7 +201,7 @@ FINISHED = ("done", "resumed", "skipped")
 STOP_GRACE_S = 300.0
 
 
-def _worker_setup(parent: int, stop: Any) -> None:
+def worker_setup(parent: int, stop: Any) -> None:
     """Runs first in every local worker: die with the parent, stop with the sweep.
 
     On Linux the kernel kills the worker when the parent dies (PR_SET_PDEATHSIG), whatever killed the
@@ -250,7 +254,7 @@ def _run_local(
     context = get_context("spawn")
     stop = context.Event()
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_worker_setup, initargs=(os.getpid(), stop)
+        max_workers=workers, mp_context=context, initializer=worker_setup, initargs=(os.getpid(), stop)
     )
     pending: dict[Future, Job] = {}
     interrupted = False
