@@ -20,6 +20,7 @@ from tensordict import TensorDict
 import marlkit
 from marlkit.algorithms import algorithm
 from marlkit.api import overrides_of
+from marlkit.cli import main
 from marlkit.config import build_config
 from marlkit.deploy import Policy, example_inputs
 from marlkit.errors import MarlkitError
@@ -235,7 +236,11 @@ def test_train_load_compare_and_report_return_what_the_runs_hold(tmp_path):
     assert rows[-1]["eval_return_mean"] == pytest.approx(run.summary["final_eval_return_mean"])
     assert marlkit.resume(run.dir).summary == run.summary
     policy = marlkit.load(run.dir)
-    assert policy.agents == ["red_0", "blue_0"] or set(policy.agents) == {"red_0", "blue_0"}
+    assert set(policy.agents) == {"red_0", "blue_0"}
+    assert main(["export", str(run.dir), str(tmp_path / "duel.pt"), "--checkpoint", "best"]) == 0
+    exported = torch.jit.load(str(tmp_path / "duel.pt"))
+    inputs, _, _ = example_inputs(marlkit.load(run.dir, "best"))
+    assert [tuple(t.shape) for t in exported(*inputs)] == [(1, 1), (1, 1)]  # one agent per team, discrete
 
     result = marlkit.compare(["ppo", "mappo"], ["envs/duel"], seeds=[0, 1], frames=400, out=tmp_path / "cmp",
                              jobs=1, progress=False, experiment=experiment, algo={"rollout_steps": 50})  # fmt: skip

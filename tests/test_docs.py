@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from marlkit import make_env
 from marlkit.keys import REWARD
 
@@ -65,3 +67,17 @@ def test_readme_learner_example_trains_by_import_path(tmp_path, monkeypatch, cap
     monkeypatch.setattr("marlkit.algorithms.ALGORITHMS", dict(ALGORITHMS))  # the registration ends with the test
     register("vanilla_pg_test", AlgorithmSpec(spec.learner, spec.config, {"lr": 3e-3}))
     assert algorithm("vanilla_pg_test").default_config().lr == 3e-3
+
+
+@pytest.mark.slow
+def test_readme_python_api_examples_run(tmp_path, monkeypatch):
+    blocks = README.split("<!-- api-example -->")[1:]
+    assert len(blocks) == 3
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        code = block.split("```python\n", 1)[1].split("```", 1)[0]
+        exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "runs" / "api-balance" / "actor.onnx").exists()
+    assert (tmp_path / "runs" / "api-cmp" / "report.md").exists()
+    assert {r["algorithm"] for r in namespace["tables"].algorithms} == {"ippo", "mappo"}

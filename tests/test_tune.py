@@ -84,6 +84,6 @@ def test_bad_search_spaces_are_one_line(space, message):
 
 
 def test_unknown_keys_fail_before_anything_is_written(tmp_path):
-    with pytest.raises(MarlkitError, match="unknown key 'algo.lr'"):
+    with pytest.raises(MarlkitError, match=r"unknown key 'algo\.lr'"):
         tune("ppo", "gym/CartPole-v1", {"algo.lr": [1e-3]}, trials=1, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()

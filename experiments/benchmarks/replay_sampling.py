@@ -5,6 +5,8 @@ Rows are joint transitions of vmas/navigation with 3 agents (every key the off-p
 Interleaved repeats, medians; prints JSON and writes docs/benchmarks.md.
 
     python experiments/benchmarks/replay_sampling.py [--rows 100000] [--repeats 7]
+
+TorchRL is not a marlkit dependency: `pip install -e ".[bench]"` first.
 """
 
 from __future__ import annotations
