@@ -28,7 +28,7 @@ from gymnasium import spaces
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from pettingzoo import ParallelEnv
 
-from marlkit.adapters.pettingzoo import CopyBlock, Layout
+from marlkit.adapters.copies import CopyBlock, Layout
 from marlkit.errors import MarlkitError
 from marlkit.interrupts import die_with_parent
 from marlkit.specs import Discrete
