@@ -63,11 +63,13 @@ def main() -> None:
                            "--out", f"run-{name}", "algo.rollout_steps=50", "experiment.progress=false"]  # fmt: skip
                 run = subprocess.run(command, cwd=elsewhere, capture_output=True, text=True)
                 trained = run.returncode == 0
+            torch_dir = next(env_dir.glob("lib/python3*/site-packages/torch"))
             results[name] = {
                 "pip_install": f"pip install marlkit-*.whl{extra}",
                 "install_s": round(seconds, 1),
                 "size_mib": round(du_mib(env_dir) - empty, 1),
                 "packages": len(json.loads(packages)),
+                "torch_mib": round(du_mib(torch_dir), 1),
                 "marlkit_list_ok": listed.returncode == 0,
                 "short_train_ok": trained,
             }
@@ -91,7 +93,8 @@ def main() -> None:
     )
     text = README.read_text()
     head, rest = text.split(BEGIN, 1)
-    README.write_text(f"{head}{BEGIN}{sentence} (torch alone is most of the core; docs/benchmarks.md){END}"
+    torch_gib = results["core"]["torch_mib"] / 1024
+    README.write_text(f"{head}{BEGIN}{sentence} (torch alone is {torch_gib:.2f} GiB; docs/benchmarks.md){END}"
                       f"{rest.split(END, 1)[1]}")  # fmt: skip
 
 
