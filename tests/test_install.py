@@ -4,6 +4,7 @@ folder, from the command line and from Python, and names the extra a task withou
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -26,6 +27,16 @@ policy = marlkit.load(run.dir)
 env = marlkit.make_env("envs/private_goals", num_envs=2)
 td = env.step(policy(env.reset()))
 print("api ok", run.summary["frames"], sorted(policy.act({"agent_0": td["agent", "observation"][0, 0].numpy()})))
+"""
+CHECKS = """
+import contextlib, io, json
+from marlkit.cli import main
+out = []
+for task in ("envs/duel", "envs/nowhere"):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        out.append([main(["train", "ppo", task, "--frames", "200"]), err.getvalue()])
+print(json.dumps(out))
 """
 
 
@@ -66,14 +77,13 @@ def test_a_wheel_with_the_vmas_extra_runs_in_a_fresh_venv_from_another_folder(tm
     by_path = run("train", "ppo", "marlkit.envs.private_goals:Scenario", "--frames", "200", "--out", "by_path",
                   "algo.rollout_steps=50", *QUIET)  # fmt: skip
     assert by_path.returncode == 0, by_path.stderr
-    api = subprocess.run([str(python), "-c", API], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    api = subprocess.run([str(python), "-c", API + CHECKS], cwd=elsewhere, env=env, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
     assert api.returncode == 0 and "api ok 400 ['agent_0']" in api.stdout, api.stderr
-    # Without its extra, a task says which one to install; an unknown scenario says where it looked.
-    duel = run("train", "ppo", "envs/duel", "--frames", "200")
-    assert duel.returncode == 2 and "pip install 'marlkit[pettingzoo]'" in duel.stderr, duel.stderr
-    assert duel.stderr.count("\n") == 1
-    missing = run("train", "ppo", "envs/nowhere", "--frames", "200")
-    assert missing.returncode == 2 and missing.stderr.count("\n") == 1
     site = Path(next(env_dir.glob("lib/python3*/site-packages")))
-    assert f"Searched {elsewhere / 'envs'}, {site / 'marlkit' / 'envs'}" in missing.stderr, missing.stderr
-    assert "found cue_recall, duel" in missing.stderr
+    duel, missing = json.loads(api.stdout.splitlines()[-1])
+    # Without its extra, a task says which one to install; an unknown scenario says where it looked.
+    assert duel[0] == 2 and "pip install 'marlkit[pettingzoo]'" in duel[1] and duel[1].count("\n") == 1, duel
+    assert missing[0] == 2 and missing[1].count("\n") == 1
+    assert f"Searched {elsewhere / 'envs'}, {site / 'marlkit' / 'envs'}" in missing[1], missing
+    assert "found cue_recall, duel" in missing[1]
