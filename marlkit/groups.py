@@ -19,6 +19,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 
 import torch
+import torch.nn.functional as F
 from tensordict import TensorDictBase
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
@@ -37,32 +38,64 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def mlp(in_dim: int, out_dim: int, hidden: Sequence[int] = (64, 64), activation: str = "tanh") -> nn.Sequential:
-    """A plain MLP; the last layer has no activation."""
+INITS = ("default", "orthogonal")
+
+
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden: Sequence[int] = (64, 64),
+    activation: str = "tanh",
+    layer_norm: bool = False,
+    init: str = "default",
+) -> nn.Sequential:
+    """A plain MLP; the last layer has no activation.
+
+    ``layer_norm``: a LayerNorm on the input and after each hidden layer's activation (HARL's MLPBase).
+    ``init="orthogonal"``: orthogonal weights with the activation's gain (the output layer's gain 1) and
+    zero biases, as HARL and MAPPO initialize; ``"default"`` keeps PyTorch's."""
     if activation not in ACTIVATIONS:
         raise MarlkitError(
             f"unknown activation '{activation}'.{suggest(activation, ACTIVATIONS)} Valid: {', '.join(ACTIVATIONS)}"
         )
-    layers: list[nn.Module] = []
+    if init not in INITS:
+        raise MarlkitError(f"unknown init '{init}'; valid: {', '.join(INITS)}")
+    layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if layer_norm else []
     sizes = [in_dim, *hidden]
     for a, b in itertools.pairwise(sizes):
         layers += [nn.Linear(a, b), ACTIVATIONS[activation]()]
+        if layer_norm:
+            layers.append(nn.LayerNorm(b))
     layers.append(nn.Linear(sizes[-1], out_dim))
-    return nn.Sequential(*layers)
+    net = nn.Sequential(*layers)
+    if init == "orthogonal":
+        linears = [m for m in net if isinstance(m, nn.Linear)]
+        # calculate_gain knows tanh, relu and leaky_relu; the other ReLU-like activations take ReLU's.
+        gain = nn.init.calculate_gain("tanh") if activation == "tanh" else nn.init.calculate_gain("relu")
+        if activation == "leaky_relu":
+            gain = nn.init.calculate_gain("leaky_relu")
+        with torch.no_grad():
+            for i, linear in enumerate(linears):
+                nn.init.orthogonal_(linear.weight, gain if i < len(linears) - 1 else 1.0)
+                nn.init.zeros_(linear.bias)
+    return net
 
 
 _STATELESS_ACTIVATIONS = tuple(ACTIVATIONS.values())
 
 
 def _mlp_plan(net: nn.Module) -> list[tuple[str, str | None, nn.Module | None]] | None:
-    """``(weight name, bias name, None)`` per Linear and ``("", None, activation)`` per activation, or
-    None when ``net`` is not a plain Sequential of those (it then runs through vmap)."""
+    """``(weight name, bias name, None)`` per Linear, ``(weight name, bias name, norm)`` per LayerNorm and
+    ``("", None, activation)`` per activation, or None when ``net`` is not a plain Sequential of those (it
+    then runs through vmap)."""
     if not isinstance(net, nn.Sequential) or any(True for _ in net.buffers()):
         return None
     plan: list[tuple[str, str | None, nn.Module | None]] = []
     for i, layer in enumerate(net):
         if isinstance(layer, nn.Linear):
             plan.append((f"{i}.weight", f"{i}.bias" if layer.bias is not None else None, None))
+        elif isinstance(layer, nn.LayerNorm) and layer.elementwise_affine and layer.bias is not None:
+            plan.append((f"{i}.weight", f"{i}.bias", layer))
         elif isinstance(layer, _STATELESS_ACTIVATIONS):
             plan.append(("", None, layer))
         else:
@@ -142,9 +175,13 @@ class GroupModule(nn.Module):
         assert self._plan is not None
         lead = x.shape[1:-1]
         h = x.reshape(x.shape[0], -1, x.shape[-1])
-        for weight, bias, activation in self._plan:
-            if activation is not None:
-                h = activation(h)
+        for weight, bias, layer in self._plan:
+            if isinstance(layer, nn.LayerNorm):
+                assert bias is not None
+                normed = F.layer_norm(h, layer.normalized_shape, eps=layer.eps)
+                h = torch.addcmul(params[bias].unsqueeze(1), normed, params[weight].unsqueeze(1))
+            elif layer is not None:
+                h = layer(h)
             elif bias is None:
                 h = torch.bmm(h, params[weight].transpose(1, 2))
             else:

@@ -36,9 +36,18 @@ ActorMode = Literal["sample", "mean", "explore"]
 class GaussianNet(nn.Module):
     """Mean MLP plus a state-independent log-std; outputs ``[loc, log_std]`` along the last dim."""
 
-    def __init__(self, in_dim: int, act_dim: int, hidden: Sequence[int], activation: str, init_log_std: float):
+    def __init__(
+        self,
+        in_dim: int,
+        act_dim: int,
+        hidden: Sequence[int],
+        activation: str,
+        init_log_std: float,
+        layer_norm: bool = False,
+        init: str = "default",
+    ):
         super().__init__()
-        self.mean = mlp(in_dim, act_dim, hidden, activation)
+        self.mean = mlp(in_dim, act_dim, hidden, activation, layer_norm, init)
         _shrink_last_layer(self.mean)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
 
@@ -104,7 +113,10 @@ class GroupPolicy(nn.Module):
         share_params: bool = False,
         init_log_std: float = 0.0,
         memory: int = 0,
+        layer_norm: bool = False,
+        init: str = "default",
     ) -> None:
+        """``layer_norm`` and ``init``: see :func:`marlkit.groups.mlp` (feed-forward policies only)."""
         super().__init__()
         self.spec = spec
         self.memory = memory
@@ -116,7 +128,7 @@ class GroupPolicy(nn.Module):
             def make() -> nn.Module:
                 if memory:
                     return GRUGaussianNet(GRUNet(spec.obs_dim, act_dim, hidden, memory, activation), init_log_std)
-                return GaussianNet(spec.obs_dim, act_dim, hidden, activation, init_log_std)
+                return GaussianNet(spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init)
         else:
             n = spec.action.n
 
@@ -126,7 +138,7 @@ class GroupPolicy(nn.Module):
                     net = GRUNet(spec.obs_dim, n, hidden, memory, activation)
                     _shrink_last_layer(net.head)
                 else:
-                    net = mlp(spec.obs_dim, n, hidden, activation)
+                    net = mlp(spec.obs_dim, n, hidden, activation, layer_norm, init)
                     _shrink_last_layer(net)
                 return net
 

@@ -124,3 +124,35 @@ def test_joint_actions_round_trip_continuous_bounds():
     assert mixed.shape == (3, 2, 4)
     assert torch.equal(mixed[:, 0], torch.tensor([1.0, 1, 0, 0]).expand(3, 4))
     assert torch.equal(mixed[:, 1], torch.tensor([0.0, 0, 1, 1]).expand(3, 4))
+
+
+@pytest.mark.parametrize(("activation", "gain"), [("tanh", 5 / 3), ("relu", 2**0.5), ("silu", 2**0.5)])
+def test_orthogonal_init_gives_orthogonal_rows_with_the_activation_gain(activation, gain):
+    torch.manual_seed(0)
+    net = mlp(10, 3, (8, 6), activation, init="orthogonal")
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for linear, expected in zip(linears, (gain, gain, 1.0), strict=True):
+        w = linear.weight  # [out, in] with out <= in: orthonormal rows, scaled by the gain
+        # float32 QR: orthonormal up to rounding
+        torch.testing.assert_close(w @ w.T, expected**2 * torch.eye(w.shape[0]), rtol=0, atol=1e-5)
+        assert torch.equal(linear.bias, torch.zeros_like(linear.bias))
+
+
+def test_layer_norm_mlps_keep_the_batched_path_and_equal_each_agents_own_network():
+    torch.manual_seed(0)
+    group = GroupModule(lambda: mlp(5, 2, (16, 16), "relu", layer_norm=True), 3, False)
+    norms = [m for m in mlp(5, 2, (16, 16), "relu", layer_norm=True) if isinstance(m, torch.nn.LayerNorm)]
+    assert len(norms) == 3 and group._plan is not None  # input, and after each hidden layer
+    with torch.no_grad():  # LayerNorm starts as the identity affine map: make it matter
+        for p in group.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    x = torch.randn(7, 3, 5)
+    out = group(x)
+    for i in range(3):
+        own = mlp(5, 2, (16, 16), "relu", layer_norm=True)
+        own.load_state_dict(group.agent_state_dict(i))
+        # batched matmuls against one agent's network: other kernels, equal up to float rounding
+        torch.testing.assert_close(out[:, i], own(x[:, i]), rtol=1e-5, atol=1e-6)
+    plan, group._plan = group._plan, None  # the vmap path computes the same
+    torch.testing.assert_close(group(x), out, rtol=1e-5, atol=1e-6)
+    group._plan = plan

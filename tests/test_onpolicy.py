@@ -211,3 +211,32 @@ def test_critic_options_train(extra):
     _, learner, collector = setup("mappo", critic_epochs=50, **extra)
     metrics = learner.update(collector.collect()[0])
     assert metrics["agent/critic_ev"] > metrics["agent/critic_ev_before"], metrics
+
+
+@pytest.mark.parametrize("algo", ["mappo", "hatrpo"])
+def test_layer_norm_and_orthogonal_init_train_actors_and_critics(algo, tmp_path):
+    from marlkit.experiment import Experiment, build_config
+
+    overrides = {"algo.layer_norm": True, "algo.init": "orthogonal", "algo.activation": "relu",
+                 "algo.rollout_steps": 50, "env.n_agents": 2, "experiment.num_envs": 4, "experiment.frames": 400,
+                 "experiment.progress": False, "experiment.tensorboard": False}  # fmt: skip
+    experiment = Experiment(build_config(algo, "vmas/navigation", overrides), tmp_path / algo)
+    learner = experiment.learner
+    for module in (learner.policies["agent"].net, learner.critics["agent"]):
+        # a stacked GroupModule's networks are its template (parameters stacked apart from it)
+        inner = module._template[0] if getattr(module, "share_params", True) is False else module
+        assert any(isinstance(m, torch.nn.LayerNorm) for m in inner.modules())
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    summary = experiment.run()
+    assert summary["frames"] == 400
+    moved = [k for k, v in learner.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    assert any("mean__0__weight" in k or "mean.0.weight" in k for k in moved)  # the actors' input LayerNorm learns
+    assert any("critics" in k for k in moved)
+
+
+def test_layer_norm_is_refused_for_recurrent_networks():
+    from marlkit.config import build_config
+    from marlkit.errors import MarlkitError
+
+    with pytest.raises(MarlkitError, match="apply to feed-forward networks"):
+        build_config("mappo", "vmas/navigation", {"algo.layer_norm": True, "algo.network": "gru"})

@@ -103,6 +103,10 @@ class OnPolicyConfig:
     gru_hidden: int = option(64, "gru: units of each GRU (its hidden state per env copy and agent)")
     chunk_len: int = option(0, "gru: length of the training sequences, dividing rollout_steps (0 = whole rollouts)")
     activation: str = option("tanh", "activation of actors and critics")
+    layer_norm: bool = option(False, "LayerNorm on the input and after each hidden layer of actors and critics (HARL)")
+    init: Literal["default", "orthogonal"] = option(
+        "default", "weights of actors and critics: PyTorch's init, or orthogonal with the activation's gain (HARL)"
+    )
     init_log_std: float = option(0.0, "initial log standard deviation of Gaussian policies")
 
     def validate(self, key: KeyFn) -> None:
@@ -119,6 +123,11 @@ class OnPolicyConfig:
             require(getattr(self, name) > 0, f"{key(name)} must be > 0, got {getattr(self, name)}")
         require_at_least(self, ("entropy_coef", "factor_clip", "value_clip"), 0, key)
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
+        require(
+            (not self.layer_norm and self.init == "default") or (self.network, self.critic_network) == ("mlp", "mlp"),
+            f"{key('layer_norm')} and {key('init')} apply to feed-forward networks; "
+            f"{key('network')} and {key('critic_network')} must be mlp",
+        )
         require(
             self.critic_network == "mlp" or self.network == "gru",
             f"{key('critic_network')}=gru trains on sequences, which a feed-forward actor does not collect; "
@@ -210,9 +219,17 @@ class StateValues(nn.Module):
     """V_i(s) of every agent i of a group: one MLP over the state whose last layer has one output per
     agent. Its parameter names match a shared GroupModule's, so with one agent it is that same network."""
 
-    def __init__(self, state_dim: int, n_agents: int, hidden: tuple[int, ...], activation: str) -> None:
+    def __init__(
+        self,
+        state_dim: int,
+        n_agents: int,
+        hidden: tuple[int, ...],
+        activation: str,
+        layer_norm: bool = False,
+        init: str = "default",
+    ) -> None:
         super().__init__()
-        self.net = mlp(state_dim, n_agents, hidden, activation)
+        self.net = mlp(state_dim, n_agents, hidden, activation, layer_norm, init)
 
     def forward(self, state: torch.Tensor) -> torch.Tensor:
         """``[..., state_dim]`` -> ``[..., n_agents, 1]``, shaped like a GroupModule's output."""
@@ -237,6 +254,8 @@ class OnPolicy(Learner):
                     cfg.share_actor,
                     cfg.init_log_std,
                     cfg.gru_hidden if cfg.network == "gru" else 0,
+                    cfg.layer_norm,
+                    cfg.init,
                 )
                 for g, s in groups.items()
             }
@@ -272,18 +291,17 @@ class OnPolicy(Learner):
         return typing.cast(RunningNorm, norms[g])
 
     def _make_critic(self, spec: GroupSpec, state_dim: int) -> nn.Module:
-        if self.cfg.critic_network == "gru":
-            in_dim = spec.obs_dim if self.cfg.critic == "local" else state_dim + self._critic_ids(spec.n_agents)
-            cfg = self.cfg
+        cfg = self.cfg
+        if cfg.critic_network == "gru":
+            in_dim = spec.obs_dim if cfg.critic == "local" else state_dim + self._critic_ids(spec.n_agents)
             return GroupModule(
                 lambda: GRUNet(in_dim, 1, cfg.hidden, cfg.gru_hidden, cfg.activation), spec.n_agents, cfg.share_critic
             )
         if self._state_trunk:
-            return StateValues(state_dim, spec.n_agents, self.cfg.hidden, self.cfg.activation)
-        in_dim = spec.obs_dim if self.cfg.critic == "local" else state_dim
-        return GroupModule(
-            lambda: mlp(in_dim, 1, self.cfg.hidden, self.cfg.activation), spec.n_agents, self.cfg.share_critic
-        )
+            return StateValues(state_dim, spec.n_agents, cfg.hidden, cfg.activation, cfg.layer_norm, cfg.init)
+        in_dim = spec.obs_dim if cfg.critic == "local" else state_dim
+        make = lambda: mlp(in_dim, 1, cfg.hidden, cfg.activation, cfg.layer_norm, cfg.init)
+        return GroupModule(make, spec.n_agents, cfg.share_critic)
 
     @property
     def _state_trunk(self) -> bool:
