@@ -139,6 +139,15 @@ def _csv(text: str | None, flag: str) -> list[str] | None:
     return values
 
 
+def _seeds(text: str | None, default: Sequence[int]) -> list[int]:
+    """``--seeds 0,1,2``: integers, or ``default`` when not given."""
+    seeds = _csv(text, "--seeds")
+    try:
+        return [int(s) for s in seeds] if seeds else list(default)
+    except ValueError:
+        raise MarlkitError(f"--seeds must be comma-separated integers, got '{text}'") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from marlkit import sweep
     from marlkit.config import load_config_file
@@ -151,11 +160,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     args.frames = args.frames or names.get("frames")
     default = not (args.algos or args.envs or args.seeds or args.frames or args.overrides or args.config)
     overrides = {**file_overrides, **parse_overrides(args.overrides)} if not default else dict(sweep.DEFAULT_OVERRIDES)
-    seeds = _csv(args.seeds, "--seeds")
-    try:
-        seed_values = [int(s) for s in seeds] if seeds else list(sweep.DEFAULT_SEEDS)
-    except ValueError:
-        raise MarlkitError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
+    seed_values = _seeds(args.seeds, sweep.DEFAULT_SEEDS)
     result = sweep.compare(
         algos=_csv(args.algos, "--algos") or list(sweep.DEFAULT_ALGOS),
         envs=_csv(args.envs, "--envs") or list(sweep.DEFAULT_ENVS),
@@ -208,11 +213,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 def cmd_tune(args: argparse.Namespace) -> int:
     from marlkit.tune import tune
 
-    seeds = _csv(args.seeds, "--seeds") or ["0", "1"]
-    try:
-        seed_values = [int(s) for s in seeds]
-    except ValueError:
-        raise MarlkitError(f"--seeds must be comma-separated integers, got '{args.seeds}'") from None
+    seed_values = _seeds(args.seeds, (0, 1))
     result = tune(args.algo, args.env, args.space, args.trials, seed_values, args.frames, args.out, args.jobs,
                   parse_overrides(args.overrides), args.measure, args.pruner, args.seed)  # fmt: skip
     print(json.dumps({"best": result.best_params, "score": result.best_value, "importance": result.importances,

@@ -223,7 +223,7 @@ def tune(
         for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             study.tell(t.number, state=optuna.trial.TrialState.FAIL)  # left by a crash: run its values again
             study.enqueue_trial(t.params, user_attrs={"repeats": t.number})
-        done = len(study.get_trials(deepcopy=False, states=_FINISHED(optuna)))
+        done = len(study.get_trials(deepcopy=False, states=_finished_states(optuna)))
         remaining = max(trials - done, 0)
         cores = os.cpu_count() or 1
         workers = max(1, min(jobs or 1, remaining or 1))
@@ -248,7 +248,7 @@ def tune(
         return write_tune_report(out, settings)
 
 
-def _FINISHED(optuna: Any) -> tuple[Any, ...]:  # the finished states (Optuna is an optional import)
+def _finished_states(optuna: Any) -> tuple[Any, ...]:  # the finished states (Optuna is an optional import)
     return (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 
