@@ -97,6 +97,25 @@ RUNS: dict[str, tuple[str, str, dict]] = {
             "algo.target_period": 200,
         },
     ),
+    # GRU policies in each family that has them (sequences in the on-policy batch, in replay, and
+    # QMIX's recurrent agents), and a GRU central critic.
+    "mappo_gru": (
+        "mappo",
+        "vmas/navigation",
+        {**ONPOLICY, "algo.network": "gru", "algo.critic_network": "gru", "algo.gru_hidden": 16, "algo.chunk_len": 25},
+    ),
+    "masac_gru": ("masac", "vmas/navigation", {**OFFPOLICY, "algo.network": "gru", "algo.gru_hidden": 16}),
+    "qmix_gru": (
+        "qmix",
+        "vmas/navigation",
+        {
+            **{k: v for k, v in OFFPOLICY.items() if k != "algo.hidden"},
+            "env.continuous_actions": False,
+            "algo.eps_decay_frames": 1_000,
+            "algo.network": "gru",
+            "algo.gru_hidden": 16,
+        },
+    ),
     # Teams: a PPO team snapshotting into its pool, played by the other side (self-play on envs/duel).
     "teams": (
         "teams",
@@ -112,6 +131,26 @@ RUNS: dict[str, tuple[str, str, dict]] = {
             "algo.red.snapshot_every": 800,
             "algo.blue.play": "pool",
             "algo.blue.opponent": "red",
+        },
+    ),
+    # Teams: an off-policy team with short slices beside an on-policy one (simple_tag's two groups).
+    "teams_mixed": (
+        "teams",
+        "vmas/simple_tag",
+        {
+            "experiment.num_envs": 4,
+            "experiment.frames": 1_600,
+            "experiment.eval_every": 800,
+            "experiment.eval_episodes": 4,
+            "env.max_steps": 50,
+            "algo.adversary.play": "maddpg",
+            "algo.adversary.rollout_steps": 10,
+            "algo.adversary.hidden": [32, 32],
+            "algo.adversary.batch_size": 64,
+            "algo.adversary.warmup_frames": 200,
+            "algo.agent.play": "mappo",
+            "algo.agent.rollout_steps": 50,
+            "algo.agent.hidden": [32, 32],
         },
     ),
 }
