@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from marlkit import sweep
-from marlkit.config import RunConfig, build_config, load_config_file, read_run_config
+from marlkit.config import RunConfig, build_config, load_config_file
 from marlkit.errors import MarlkitError
 from marlkit.experiment import Experiment
 from marlkit.report import ReportTables, report_tables, write_report
+from marlkit.runs import read_run_config
 
 SECTIONS = ("algo", "env", "experiment")
 

@@ -12,7 +12,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from marlkit import deploy, marl_eval, sweep
+from marlkit.adapters import FAMILIES, make_env, user_scenarios
+from marlkit.algorithms import ALGORITHMS, AlgorithmSpec, algorithm, available, plugins
+from marlkit.api import resume, train
+from marlkit.config import ExperimentConfig, load_config_file, require_seed
 from marlkit.errors import MarlkitError
+from marlkit.evaluation import evaluate_run
+from marlkit.extras import EXTRAS, installed
+from marlkit.games import evaluate_against
+from marlkit.options import describe, with_overrides
+from marlkit.report import write_report
+from marlkit.rollout import RolloutCollector
+from marlkit.tune import tune
 
 
 def _parse_value(text: str) -> object:
@@ -37,11 +51,6 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, object]:
 
 def cmd_demo(args: argparse.Namespace) -> None:
     """A random-policy rollout: prints frames/s and the mean episode return."""
-    import torch
-
-    from marlkit import make_env
-    from marlkit.config import require_seed
-    from marlkit.rollout import RolloutCollector
 
     if args.steps < 1:
         raise MarlkitError(f"--steps must be >= 1, got {args.steps}")
@@ -71,17 +80,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from marlkit.api import train
-    from marlkit.config import load_config_file
-    from marlkit.teams import TEAMS, parse_team_flags
 
     overrides: dict[str, object] = {}
     if args.team:  # marlkit train ENV --team red=mappo --team blue=sac
+        name, spec = flag_algorithm("team")
         names = load_config_file(args.config)[0] if args.config else {}
-        if (args.algo or names.get("algo_name", TEAMS)) != TEAMS:
-            raise MarlkitError(f"--team makes a teams run, but ALGO is '{args.algo}'; leave ALGO out or give 'teams'")
-        args.algo = TEAMS
-        overrides.update(parse_team_flags(args.team))
+        if (args.algo or names.get("algo_name", name)) != name:
+            raise MarlkitError(f"--team makes a {name} run, but ALGO is '{args.algo}'; leave ALGO out or give '{name}'")
+        args.algo = name
+        assert spec.flags is not None
+        overrides.update(spec.flags(args.team))
     overrides.update(parse_overrides(args.overrides))
     run = train(args.algo, args.env, frames=args.frames, seed=args.seed, out=args.out, device=args.device,
                 config=args.config, **overrides)  # fmt: skip
@@ -90,7 +98,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from marlkit.api import resume
 
     run = Path(args.run_dir)
     finished = (run / "summary.json").exists()
@@ -103,15 +110,12 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from marlkit.evaluation import evaluate_run
 
     if args.episodes < 1:
         raise MarlkitError(f"--episodes must be >= 1, got {args.episodes}")
     if args.checkpoint not in ("last", "best"):
         raise MarlkitError(f"--checkpoint must be 'last' or 'best', got '{args.checkpoint}'")
     if args.against:
-        from marlkit.games import evaluate_against
-
         if args.video or args.checkpoint != "last":
             raise MarlkitError("--against plays last checkpoints without video; leave out --video and --checkpoint")
         result = evaluate_against(args.run_dir, args.against, args.episodes)
@@ -149,8 +153,6 @@ def _seeds(text: str | None, default: Sequence[int]) -> list[int]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from marlkit import sweep
-    from marlkit.config import load_config_file
 
     names, file_overrides = load_config_file(args.config) if args.config else ({}, {})
     for key in ("algos", "envs", "seeds"):
@@ -199,19 +201,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from marlkit.report import write_report
 
     if args.crossplay_episodes < 0:
         raise MarlkitError(f"--crossplay-episodes must be >= 0, got {args.crossplay_episodes}")
     print(f"report: {write_report(args.dir, args.measure, args.fraction, args.crossplay_episodes)}")
     if args.export == "marl-eval":
-        from marlkit.marl_eval import export
-
-        print(f"marl-eval: {export(args.dir, absolute=args.absolute)}")
+        print(f"marl-eval: {marl_eval.export(args.dir, absolute=args.absolute)}")
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-    from marlkit.tune import tune
 
     seed_values = _seeds(args.seeds, (0, 1))
     result = tune(args.algo, args.env, args.space, args.trials, seed_values, args.frames, args.out, args.jobs,
@@ -223,36 +221,37 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    from marlkit.deploy import export, load
 
-    path = export(load(args.run_dir, args.checkpoint), args.path, args.batch)
+    path = deploy.export(deploy.load(args.run_dir, args.checkpoint), args.path, args.batch)
     print(json.dumps({"export": str(path), "about": f"{path}.json"}))
+
+
+def flag_algorithm(flag: str) -> tuple[str, AlgorithmSpec]:
+    """The algorithm whose spec turns the CLI flag ``--FLAG`` into its options (``--team``: a learner per team)."""
+    for name, spec in available().items():
+        if spec.flag_name == flag and spec.flags is not None:
+            return name, spec
+    raise MarlkitError(f"no algorithm takes --{flag}")
 
 
 def print_config_help(algo: str | None = None) -> None:
     """Every option with its type, default and doc; with ``algo``, that algorithm's preset defaults."""
-    from marlkit.algorithms import ALGORITHMS, algorithm
-    from marlkit.config import ExperimentConfig
-    from marlkit.options import describe, with_overrides
-
-    print("algorithms: " + ", ".join(f"{k} ({v.summary})" for k, v in ALGORITHMS.items()))
+    print("algorithms: " + ", ".join(f"{k} ({v.summary})" for k, v in available().items()))
     experiment = ExperimentConfig()
-    if algo == "teams":
-        from marlkit.teams import TeamConfig
-
-        print("\nteam keys of a teams run (algo.TEAM.KEY=VALUE; any other key is the team algorithm's option):")
-        for name, tp, default, doc in describe(TeamConfig(), "algo.TEAM."):
-            if name != "algo.TEAM.algo":
-                print(f"  {name:<30} {tp:<28} default {default!r:<14} {doc}")
+    spec = algorithm(algo) if algo is not None else None
+    if spec is not None and spec.option_help is not None:
+        title, rows = spec.option_help()
+        print(f"\n{title}:")
+        for name, tp, default, doc in rows:
+            print(f"  {name:<30} {tp:<28} default {default!r:<14} {doc}")
         configs = []
-    elif algo is not None:
-        spec = algorithm(algo)
+    elif spec is not None:
         configs = [(f"algo.* of {algo}", "algo", spec.default_config())]
         experiment = with_overrides(experiment, spec.experiment, "experiment")
     else:
         families: dict[type, str] = {}
-        for name, spec in ALGORITHMS.items():
-            families.setdefault(spec.config, name)
+        for name, registered in ALGORITHMS.items():
+            families.setdefault(registered.config, name)
         configs = [
             (f"algo.* of {name} and its family", "algo", ALGORITHMS[name].default_config())
             for name in families.values()
@@ -265,24 +264,17 @@ def print_config_help(algo: str | None = None) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    from marlkit.adapters import FAMILIES, MAMUJOCO_EXAMPLES, mpe_env_names, user_scenarios
-    from marlkit.adapters.vmas import vmas_scenario_names
-    from marlkit.algorithms import ALGORITHMS, plugins
-    from marlkit.extras import installed
-
+    installed_plugins = plugins()
     print("algorithms:")
-    for name, spec in ALGORITHMS.items():
-        print(f"  {name:<8} {spec.summary}")
-    for name, import_path in plugins().items():
-        print(f"  {name:<8} {import_path} (installed plugin)")
+    for name, spec in available().items():
+        print(f"  {name:<8} {spec.summary}" + (" (installed plugin)" if name in installed_plugins else ""))
     print("  or any module.path:LearnerClass (see README: Write your own algorithm)")
     print("env families:", ", ".join(f"{f}/<name>" for f in FAMILIES), "or module.path:Attr")
-    for family, names in (("vmas", vmas_scenario_names()), ("mpe", mpe_env_names())):
-        print(f"{family}:", ", ".join(names) or f"not installed (pip install 'marlkit[{family}]')")
-    print("mamujoco (examples):", ", ".join(MAMUJOCO_EXAMPLES), "" if installed("gymnasium_robotics") else
-          "(not installed: pip install 'marlkit[mamujoco]')")  # fmt: skip
-    print("gym: any registered Gymnasium id, e.g. gym/Pendulum-v1", "" if installed("pettingzoo") else
-          "(not installed: pip install 'marlkit[gym]')")  # fmt: skip
+    for name, family in FAMILIES.items():
+        if family.module is not None and not installed(family.module):
+            print(f"{name}: not installed (pip install 'marlkit[{EXTRAS[family.module]}]')")
+        elif name != "envs":  # scenario files are listed with their paths below
+            print(f"{name}:", ", ".join(family.names()))
     for name, path in user_scenarios().items():
         print(f"envs/{name}: {path}")
 
@@ -398,7 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(unknown or overrides)}")
     args.overrides = overrides
     if args.command == "train" and args.team and args.algo and not args.env:
-        args.algo, args.env = "teams", args.algo  # marlkit train ENV --team ...
+        args.algo, args.env = flag_algorithm("team")[0], args.algo  # marlkit train ENV --team ...
     if args.command == "train" and (args.help or ((not args.algo or not args.env) and not args.config)):
         print("usage: marlkit train ALGO ENV [--frames N] [--seed S] [--out DIR] [--device D] [key=value ...]")
         print("       marlkit train ENV --team TEAM=ALGO --team TEAM=ALGO [...]   (a learner per team)")

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from marlkit.adapters.base import canonical_device
-from marlkit.algorithms import algorithm
-from marlkit.errors import MarlkitError, first_line, suggest
+from marlkit.algorithms.registry import algorithm
+from marlkit.errors import MarlkitError, suggest
 from marlkit.options import KeyFn, flatten, leaf_keys, option, require, to_dict, with_overrides
-from marlkit.teams import TEAMS, TeamsConfig
 
 SECTIONS = ("algo", "env", "experiment")
 # Below this many copies per slice, the step's round trip to the workers outweighs the parallel work
@@ -93,7 +92,7 @@ class RunConfig:
             "algo_name": self.algo_name,
             "env_name": self.env_name,
             "experiment": to_dict(self.experiment),
-            "algo": self.algo.to_json() if isinstance(self.algo, TeamsConfig) else to_dict(self.algo),
+            "algo": algorithm(self.algo_name).config_to_json(self.algo),
             "env": dict(self.env_kwargs),
         }
 
@@ -133,24 +132,6 @@ def _upgrade_format_1(algo_name: str, algo: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_run_config(run: Path) -> RunConfig:
-    """The config a run directory was made with (its ``config.json``)."""
-    path = run / "config.json"
-    if not path.exists():
-        raise MarlkitError(f"{run} is not a run directory (no config.json)")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise TypeError("not a mapping")
-        return RunConfig.from_json(data)
-    except MarlkitError:
-        raise
-    except (ValueError, KeyError, TypeError, AttributeError) as err:  # JSON and UTF-8 errors are ValueErrors
-        raise MarlkitError(
-            f"{path} is not a readable marlkit config ({type(err).__name__}: {first_line(err)})"
-        ) from None
-
-
 EXAMPLE = {"algorithm": "mappo", "env": "vmas/navigation"}
 
 
@@ -180,10 +161,7 @@ def build_config(algo_name: str, env_name: str, overrides: Mapping[str, Any]) ->
                 f"did you mean '{home}.{key}'?"
             )
         by_section[section][name] = value  # a nested table (algo.model={lr: ...}) is flattened by with_overrides
-    if algo_name == TEAMS:
-        algo_cfg: Any = TeamsConfig.from_overrides(by_section["algo"])
-    else:
-        algo_cfg = with_overrides(spec.default_config(), by_section["algo"], "algo")
+    algo_cfg = spec.config_from_overrides(by_section["algo"])
     exp_cfg = with_overrides(ExperimentConfig(), {**spec.experiment, **by_section["experiment"]}, "experiment")
     return RunConfig(algo_name, env_name, exp_cfg, algo_cfg, by_section["env"])
 

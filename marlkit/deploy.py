@@ -36,12 +36,12 @@ from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
 from marlkit.errors import MarlkitError
-from marlkit.evaluation import load_run
 from marlkit.extras import require
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, OBS, RECURRENT_STATE, RECURRENT_STATE_OUT, STATE
 from marlkit.learner import EnvInfo, Learner
 from marlkit.recurrent import reset_state
 from marlkit.rollout import CARRIED
+from marlkit.runs import load_run
 from marlkit.specs import Box, GroupSpec
 
 

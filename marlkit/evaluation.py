@@ -9,24 +9,21 @@ package ``libosmesa6``). ``.gif`` is written with Pillow; ``.mp4`` needs ``pip i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
-from marlkit.adapters import make_env
+from marlkit.adapters import make_env, task_facts
 from marlkit.adapters.base import MultiAgentEnv
-from marlkit.algorithms import algorithm
-from marlkit.checkpoint import use_first_usable
-from marlkit.config import RunConfig, read_run_config
+from marlkit.config import RunConfig
 from marlkit.errors import MarlkitError
-from marlkit.games import WINNER_TASKS, side_results
 from marlkit.keys import DONE, REWARD
-from marlkit.learner import Actor, EnvInfo, Learner
+from marlkit.learner import Actor, Learner
 from marlkit.rollout import carry_recurrent_state
-from marlkit.teams import Teams, acting_weights
+from marlkit.runs import load_learner
 
 
 @torch.no_grad()
@@ -60,9 +57,11 @@ def episode_returns(
     return {g: r.cpu() for g, r in returns.items()}
 
 
-def evaluate(learner: Learner, env: MultiAgentEnv, seed: int, max_steps: int) -> dict[str, float]:
-    """Per-group and overall means of :func:`episode_returns`."""
-    return summarize_returns(learner, env, episode_returns(learner, env, seed, max_steps))
+def evaluate(
+    learner: Actor, env: MultiAgentEnv, seed: int, max_steps: int, sides: Mapping[str, Sequence[str]] | None = None
+) -> dict[str, float]:
+    """Per-group and overall means of :func:`episode_returns` (and per side, for a game's ``sides``)."""
+    return summarize_returns(episode_returns(learner, env, seed, max_steps), sides, env.name)
 
 
 def per_episode(returns: dict[str, torch.Tensor]) -> tuple[list[float], list[float]]:
@@ -72,75 +71,35 @@ def per_episode(returns: dict[str, torch.Tensor]) -> tuple[list[float], list[flo
     return agents.mean(-1).tolist(), agents.sum(-1).tolist()
 
 
-def summarize_returns(learner: Learner, env: MultiAgentEnv, returns: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Per-group and overall means of per-episode returns ``[episodes, n_agents]`` per group."""
+def summarize_returns(
+    returns: dict[str, torch.Tensor], sides: Mapping[str, Sequence[str]] | None = None, task: str = ""
+) -> dict[str, float]:
+    """Per-group and overall means of per-episode returns ``[episodes, n_agents]`` per group; for a
+    game's ``sides``, each side's return, and who won where the task ``task`` names a winner."""
     result = {f"eval_return_{g}": float(r.mean()) for g, r in returns.items()}
     agent_returns = torch.cat(list(returns.values()), dim=-1)
     result["eval_return_mean"] = float(agent_returns.mean())
     result["eval_return_team"] = float(agent_returns.sum(-1).mean())
     result["eval_episodes"] = int(agent_returns.shape[0])
-    if isinstance(learner, Teams):  # a game: each team's return, and who won where the task says
-        result.update(side_results(returns, learner.team_groups, env.name in WINNER_TASKS))
+    if sides is not None:
+        result.update(side_results(returns, sides, task_facts(task).decisive))
     return result
 
 
-def checkpoint_candidates(run: Path, which: str) -> list[Path]:
-    """The checkpoints to try for ``which``, best first: ``best.pt`` alone, or ``final.pt`` then the
-    periodic checkpoints, newest first."""
-    checkpoints = run / "checkpoints"
-    if which == "best":
-        candidates = [checkpoints / "best.pt"]
-    elif which == "last":
-        candidates = [checkpoints / "final.pt", *sorted(checkpoints.glob("ckpt-*.pt"), reverse=True)]
-    else:
-        raise MarlkitError(f"--checkpoint must be 'last' or 'best', got '{which}'")
-    present = [p for p in candidates if p.exists()]
-    if not present:
-        raise MarlkitError(f"{run} has no {which} checkpoint (looked for {', '.join(p.name for p in candidates)})")
-    return present
+def side_results(
+    returns: Mapping[str, torch.Tensor], sides: Mapping[str, Sequence[str]], decisive: bool, prefix: str = "eval_"
+) -> dict[str, float]:
+    """Per side, the mean of its agents' episode returns; with ``decisive`` and two sides, win rates.
 
-
-class LoadedRun(NamedTuple):
-    config: RunConfig
-    learner: Learner
-    checkpoint: Path
-    acting_state: bool
-    """Whether the learner's acting state (exploration schedules, noise, planners) was restored too."""
-    info: EnvInfo
-
-
-def load_run(run: Path, which: str = "last", acting: bool = False) -> LoadedRun:
-    """The run's learner (in eval mode) with the weights of its ``which`` checkpoint and, with ``acting``,
-    the acting state that its sampled actions read, where the checkpoint has one (``best.pt`` holds
-    weights only). An unreadable checkpoint (a corrupted file) is skipped for the next older one, as
-    ``resume`` does; none usable is one line."""
-    config = read_run_config(run)
-    candidates = checkpoint_candidates(run, which)
-    probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
-    info = EnvInfo.of(probe)
-    probe.close()
-    spec = algorithm(config.algo_name)
-    learner = spec.build(config.algo, info, config.experiment.seed)
-    restored = []
-
-    def use(state: dict[str, Any]) -> None:
-        learner.load_state_dict(acting_weights(state["learner"]))
-        if acting and "training" in state:
-            learner.load_acting_state(state["training"])
-            restored.append(True)
-
-    path = use_first_usable(
-        candidates,
-        use,
-        f"no usable {which} checkpoint in {run / 'checkpoints'} (tried {', '.join(p.name for p in candidates)})",
-    )
-    return LoadedRun(config, learner.eval(), path, bool(restored), info)
-
-
-def load_learner(run: Path, which: str = "last") -> tuple[RunConfig, Learner, Path]:
-    """The run's learner with the weights of its ``which`` checkpoint (see :func:`load_run`)."""
-    loaded = load_run(run, which)
-    return loaded.config, loaded.learner, loaded.checkpoint
+    ``returns``: per group ``[episodes, n_agents]``."""
+    per_side = {s: torch.cat([returns[g] for g in groups], -1).mean(-1) for s, groups in sides.items()}
+    out = {f"{prefix}return_{s}": float(r.mean()) for s, r in per_side.items()}
+    if decisive and len(sides) == 2:
+        (a, ra), (b, rb) = per_side.items()
+        out[f"{prefix}win_{a}"] = float((ra > rb).float().mean())
+        out[f"{prefix}win_{b}"] = float((rb > ra).float().mean())
+        out[f"{prefix}draw"] = float((ra == rb).float().mean())
+    return out
 
 
 def evaluate_run(

@@ -27,17 +27,16 @@ from marlkit.checkpoint import (
     set_rng_state,
     use_first_usable,
 )
-from marlkit.config import RunConfig, build_config, read_run_config
+from marlkit.config import RunConfig, build_config
 from marlkit.errors import MarlkitError
 from marlkit.evaluation import episode_returns, per_episode, summarize_returns
 from marlkit.interrupts import StopRequest
-from marlkit.learner import Learner
+from marlkit.learner import EnvInfo, Learner
 from marlkit.loggers import MetricFiles, make_loggers
 from marlkit.rollout import RolloutCollector
 from marlkit.rundir import contents, exclusive, remove_partial_writes
-from marlkit.teams import Teams
 
-__all__ = ["Experiment", "RunConfig", "build_config", "load_checkpoint", "read_run_config"]
+__all__ = ["Experiment", "RunConfig", "build_config", "load_checkpoint"]
 EvalHook = Callable[[int, float], bool]  # after each evaluation: (frames, eval return) -> stop here?
 
 
@@ -64,6 +63,7 @@ class Experiment:
         self.env = make_env(config.env_name, exp.num_envs, exp.device, exp.seed, workers=workers, **config.env_kwargs)
         self.eval_env = make_env(config.env_name, exp.eval_episodes, exp.device, exp.seed + 10_000, **config.env_kwargs)
         self.learner: Learner = spec.build(config.algo, self.env, exp.seed).to(exp.device)
+        self.sides = spec.game_sides(config.algo, EnvInfo.of(self.env))  # a game's, returned per side
         self.collector = RolloutCollector(self.env, self.learner.act, self.learner.steps_per_collection)
         self.loggers = make_loggers(config, self.out)  # fails here (before any write) if wandb is missing
         self.frames = 0
@@ -125,8 +125,7 @@ class Experiment:
                 self.rows.append({"frames": 0, **self._evaluate()})
                 self.timing.append({"frames": 0, "wall_s": 0.0, "eval_s": 0.0, "fps": 0.0})
             self._start_episodes()
-            if isinstance(self.learner, Teams):
-                self.learner.write_pool(self.out, self.config.to_json())  # the snapshots taken at frame 0
+            self.learner.write_files(self.out, self.config.to_json())  # e.g. pool snapshots taken at frame 0
         self.files.rewrite()
         self.loggers.open(purge_step=self.frames if resume else None)
         bar = tqdm(
@@ -182,9 +181,8 @@ class Experiment:
         for g, spec in self.env.groups.items():
             if spec.n_agents > 1:
                 row.update({f"return_{a}": float(r) for a, r in zip(spec.agents, stats.agent_returns[g], strict=True)})
-        if isinstance(self.learner, Teams):
-            row.update(self.learner.training_returns(stats.agent_returns))
-            self.learner.write_pool(self.out, self.config.to_json())
+        row.update(self.learner.collection_metrics(stats.agent_returns))
+        self.learner.write_files(self.out, self.config.to_json())
         row.update(metrics)
         if self.frames >= self.next_eval or self.frames >= exp.frames:
             eval_start = time.perf_counter()
@@ -223,7 +221,7 @@ class Experiment:
             {"frames": self.frames, "episode": i, "return_mean": m, "return_team": t}
             for i, (m, t) in enumerate(zip(means, teams, strict=True))
         ]
-        return summarize_returns(self.learner, self.eval_env, returns)
+        return summarize_returns(returns, self.sides, self.eval_env.name)
 
     def _start_episodes(self) -> None:
         # Checkpoint k starts new episodes from seed (seed, k) in every run, resumed or not.

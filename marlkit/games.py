@@ -3,7 +3,8 @@
 In a competitive or mixed game the mean over all agents means nothing (zero-sum: it is 0 whatever
 happens), so results are given per *side*: the teams of a teams run, else one side per group. A
 side's return is the mean episode return of its agents. Where a task's returns name a winner (the
-side with the higher return, :data:`WINNER_TASKS`), win, draw and loss rates are given too.
+side with the higher return: the task's ``decisive`` fact, :func:`marlkit.adapters.task_facts`), win,
+draw and loss rates are given too.
 
 ``marlkit eval RUN --against OTHER`` plays each side of RUN against OTHER's policies on the other
 sides; :func:`crossplay` plays every run's policy of each side against every run's policies of the
@@ -16,41 +17,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
 from tensordict import TensorDictBase
 
+from marlkit.adapters import make_env, task_facts
 from marlkit.errors import MarlkitError
-from marlkit.learner import EnvInfo
-
-# Tasks whose episode returns decide a game: the side with the higher return wins.
-WINNER_TASKS = {"envs/duel"}
-# Competitive and mixed tasks: the report adds per-side tables and cross-play for them.
-GAME_TASKS = {
-    "mpe/simple_tag_v3",
-    "mpe/simple_adversary_v3",
-    "mpe/simple_push_v3",
-    "mpe/simple_crypto_v3",
-    "mpe/simple_world_comm_v3",
-    "vmas/simple_tag",
-    "vmas/football",
-    *WINNER_TASKS,
-}
-
-
-def side_results(
-    returns: Mapping[str, torch.Tensor], sides: Mapping[str, Sequence[str]], decisive: bool, prefix: str = "eval_"
-) -> dict[str, float]:
-    """Per side, the mean of its agents' episode returns; with ``decisive`` and two sides, win rates.
-
-    ``returns``: per group ``[episodes, n_agents]``."""
-    per_side = {s: torch.cat([returns[g] for g in groups], -1).mean(-1) for s, groups in sides.items()}
-    out = {f"{prefix}return_{s}": float(r.mean()) for s, r in per_side.items()}
-    if decisive and len(sides) == 2:
-        (a, ra), (b, rb) = per_side.items()
-        out[f"{prefix}win_{a}"] = float((ra > rb).float().mean())
-        out[f"{prefix}win_{b}"] = float((rb > ra).float().mean())
-        out[f"{prefix}draw"] = float((ra == rb).float().mean())
-    return out
+from marlkit.evaluation import episode_returns, side_results
+from marlkit.runs import env_info_of, load_player, run_sides
 
 
 class Lineup:
@@ -65,18 +37,6 @@ class Lineup:
         return td
 
 
-def run_sides(run: Path) -> tuple[Any, dict[str, list[str]]]:
-    """A run's config and its sides: its teams, or one side per group of its env."""
-    from marlkit.config import read_run_config
-    from marlkit.teams import TeamsConfig, assign_groups
-
-    config = read_run_config(run)
-    info = env_info_of(config)
-    if isinstance(config.algo, TeamsConfig):
-        return config, assign_groups(config.algo, info)
-    return config, {g: [g] for g in info.groups}
-
-
 def _check_same_task(runs: Sequence[Path], configs: Sequence[Any]) -> None:
     first = configs[0]
     for run, config in zip(runs, configs, strict=True):
@@ -89,22 +49,16 @@ def _check_same_task(runs: Sequence[Path], configs: Sequence[Any]) -> None:
 
 def play(lineup: Lineup, env: Any, config: Any, sides: Mapping[str, Sequence[str]], seed: int) -> dict[str, float]:
     """One match on ``env`` (one episode per env copy), reset from ``seed``."""
-    from marlkit.evaluation import episode_returns
-
     returns = episode_returns(lineup, env, seed, config.experiment.eval_max_steps)
-    return side_results(returns, sides, config.env_name in WINNER_TASKS, prefix="")
+    return side_results(returns, sides, task_facts(config.env_name).decisive, prefix="")
 
 
 def match_env(config: Any, episodes: int, seed: int) -> Any:
-    from marlkit.adapters import make_env
-
     return make_env(config.env_name, episodes, "cpu", seed, **config.env_kwargs)
 
 
 def evaluate_against(run: str | Path, other: str | Path, episodes: int = 16, seed: int = 123_456) -> dict[str, Any]:
     """Each side of ``run`` (its last checkpoint) against ``other``'s policies on every other side."""
-    from marlkit.teams import load_player
-
     run, other = Path(run), Path(other)
     config, sides = run_sides(run)
     other_config, _ = run_sides(other) if other.is_dir() else (config, sides)
@@ -122,27 +76,15 @@ def evaluate_against(run: str | Path, other: str | Path, episodes: int = 16, see
     return result
 
 
-def env_info_of(config: Any) -> EnvInfo:
-    """The EnvInfo of a run's task, from a one-copy probe env."""
-    from marlkit.adapters import make_env
-
-    probe = make_env(config.env_name, 1, "cpu", 0, **config.env_kwargs)
-    info = EnvInfo.of(probe)
-    probe.close()
-    return info
-
-
 def crossplay(runs: Sequence[str | Path], episodes: int = 16, seed: int = 123_456) -> dict[str, Any]:
     """``matrix[side][i][j]``: the return of ``side`` played by run i against the other sides played by
     run j (sides from the first run). With a winner, also ``wins[side][i][j]``."""
-    from marlkit.teams import load_player
-
     paths = [Path(r) for r in runs]
     loaded = [run_sides(p) for p in paths]
     _check_same_task(paths, [c for c, _ in loaded])
     config, sides = loaded[0]
     info = env_info_of(config)
-    decisive = config.env_name in WINNER_TASKS
+    decisive = task_facts(config.env_name).decisive
     matrix: dict[str, list[list[float]]] = {}
     wins: dict[str, list[list[float]]] = {}
     env = match_env(config, episodes, seed)  # one env for every match: each resets it from the same seed

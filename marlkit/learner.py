@@ -10,6 +10,7 @@ A learner is built as ``MyLearner(cfg, env, seed)`` from its frozen config and o
     checkpoint: learner.state_dict() + learner.training_state(); resume: load_training_state, load_state_dict
     a frozen copy (an opponent): load_state_dict + load_acting_state (the exploration state act() reads)
     evaluation: learner.act(td, deterministic=True); end of run: learner.run_summary()
+    optional, per collection: learner.collection_metrics(agent returns) and learner.write_files(run dir)
 
 Subclass :class:`Learner` (it is an ``nn.Module``: parameters and buffers go in ``state_dict``),
 implement the three abstract members, and register it (:func:`marlkit.algorithms.register`) or name
@@ -21,10 +22,11 @@ from __future__ import annotations
 from abc import ABCMeta, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from tensordict import TensorDictBase
-from torch import nn
+from torch import Tensor, nn
 
 from marlkit.specs import GroupSpec
 
@@ -74,7 +76,7 @@ class Learner(nn.Module, metaclass=ABCMeta):
 
     replays: ClassVar[bool] = False
     """True when :meth:`update` may learn from actions of an older policy (replay buffers, models): a
-    teams run (:mod:`marlkit.teams`) may then hand it several slices of one longer collection."""
+    teams run (:mod:`marlkit.algorithms.teams`) may then hand it several slices of one longer collection."""
 
     @property
     @abstractmethod
@@ -118,3 +120,13 @@ class Learner(nn.Module, metaclass=ABCMeta):
     def run_summary(self) -> dict[str, float]:
         """Extra numbers for ``summary.json`` at the end of a run (e.g. planning wall-clock)."""
         return {}
+
+    def collection_metrics(self, agent_returns: Mapping[str, Tensor]) -> dict[str, float]:
+        """Extra ``metrics.csv`` columns computed from a collection's per-agent returns of the episodes
+        that ended in it (per group, ``[n_agents]``), e.g. a team's return over several groups."""
+        return {}
+
+    def write_files(self, run: Path, config: dict[str, Any]) -> None:
+        """Write files of the learner's own into the run directory ``run`` (``config`` is its
+        ``config.json``): called when a new run starts and after every collection's update. Write
+        atomically (:func:`marlkit.checkpoint.save_checkpoint`): a run may be killed at any point."""

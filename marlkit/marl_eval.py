@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from marlkit.adapters import make_env
-from marlkit.config import read_run_config
 from marlkit.errors import MarlkitError
-from marlkit.evaluation import episode_returns, load_learner, per_episode
+from marlkit.evaluation import episode_returns, per_episode
 from marlkit.report import load_runs, run_label
+from marlkit.runs import load_learner, read_run_config
 
 METRIC = "episode_return"
 ABSOLUTE_SEED = 987_654  # evaluation seeds apart from training's (seed + 10_000)

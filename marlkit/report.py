@@ -30,8 +30,10 @@ from typing import Any
 import numpy as np
 
 from marlkit import stats
+from marlkit.adapters import task_facts
+from marlkit.algorithms.registry import algorithm
 from marlkit.errors import MarlkitError
-from marlkit.games import GAME_TASKS, crossplay
+from marlkit.games import crossplay
 from marlkit.stats import bootstrap_ci, iqm, t_ci
 
 
@@ -52,10 +54,13 @@ class Run:
 
 
 def run_label(config: dict) -> str:
-    """The algorithm a run is reported under: its name, or ``adversary=maddpg,agent=ddpg`` for teams."""
-    if config["algo_name"] != "teams":
+    """The algorithm a run is reported under: its name, or what its algorithm's ``label`` hook makes of
+    its config (a teams run: ``adversary=maddpg,agent=ddpg``)."""
+    try:
+        spec = algorithm(config["algo_name"])
+    except MarlkitError:  # an algorithm this process cannot import: its name
         return config["algo_name"]
-    return ",".join(f"{team}={table.get('play')}" for team, table in config["algo"].items())
+    return spec.label(config["algo"]) if spec.label is not None else config["algo_name"]
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -199,7 +204,7 @@ def write_report(
         finals_by_algo = {algo: np.array([r.final for r in rs]) for algo, rs in task.by_algo.items()}
         verdict = stats.verdict(finals_by_algo)
         lines += ["", *pairs_table(finals_by_algo), verdict, "", f"![learning curves]({figure})", ""]
-        if task.env in GAME_TASKS or any("=" in algo for algo in task.by_algo):
+        if task_facts(task.env).game or any("=" in algo for algo in task.by_algo):
             lines += game_section(task, root, plt, crossplay_episodes)
     lines += _aggregate(tasks, root, plt)
     path = root / "report.md"

@@ -11,23 +11,29 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import active_children, get_context
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import torch
 from tqdm.auto import tqdm
 
+from marlkit.adapters import make_env
+from marlkit.algorithms import algorithm
 from marlkit.config import RunConfig, build_config
 from marlkit.errors import MarlkitError
+from marlkit.experiment import EvalHook, Experiment
+from marlkit.interrupts import STOP, die_with_parent
+from marlkit.report import write_report
 from marlkit.rundir import contents, exclusive
-
-if TYPE_CHECKING:
-    from marlkit.experiment import EvalHook
 
 # The default comparison: `marlkit compare` with no arguments (83 s of runs on 2 CPU cores at 5 seeds).
 # Why this task: of the candidates measured (experiments/benchmarks/compare_candidates.py,
@@ -94,9 +100,6 @@ def plan(
 def _check_buildable(jobs: list[Job]) -> None:
     """Build every distinct env (one copy) and learner once, so that a bad env name, env kwarg or an
     algorithm that cannot run on an env fails before the sweep writes or starts anything."""
-    from marlkit.adapters import make_env
-    from marlkit.algorithms import algorithm
-
     envs: dict[str, Any] = {}
     seen: set[str] = set()
     for job in jobs:
@@ -117,17 +120,11 @@ def run_job(config_json: dict[str, Any], run_dir: str, threads: int, on_eval: Ev
     """One run in a worker: fresh, resumed from its checkpoints, or skipped if it finished. Its status is
     ``interrupted`` when Ctrl-C (or ``on_eval``, see :class:`Experiment`) stopped it (checkpointed,
     unfinished)."""
-    import torch
-
-    from marlkit.experiment import Experiment
-
     torch.set_num_threads(threads)
     path = Path(run_dir)
     if (path / "summary.json").exists():
         return {**json.loads((path / "summary.json").read_text()), "status": "skipped"}
     config = RunConfig.from_json(config_json)
-    from marlkit.interrupts import STOP
-
     with exclusive(path):  # a live writer of this directory (an earlier sweep's run) makes this fail at once
         if STOP.is_set():  # the sweep is stopping: do not start another run
             return {"status": "interrupted", "frames": 0}
@@ -183,8 +180,6 @@ def compare(
     unfinished = [str(job.run_dir) for job in grid if results.get(str(job.run_dir), {}).get("status") not in FINISHED]
     report = None
     if not interrupted and any(r.get("status") in FINISHED for r in results.values()):
-        from marlkit.report import write_report
-
         report = str(write_report(out))
     return {
         "runs": results,
@@ -207,12 +202,6 @@ def worker_setup(parent: int, stop: Any) -> None:
     On Linux the kernel kills the worker when the parent dies (PR_SET_PDEATHSIG), whatever killed the
     parent; a watcher thread also notices a changed parent PID (other systems), and turns the sweep's
     stop event into :data:`marlkit.interrupts.STOP` (the run checkpoints and returns ``interrupted``)."""
-    import signal
-    import threading
-    import time
-
-    from marlkit.interrupts import STOP, die_with_parent
-
     die_with_parent(parent)  # a run's own handler still catches Ctrl-C sent to this worker
 
     def watch() -> None:

@@ -225,7 +225,8 @@ def test_private_goals_reward_is_computed_from_what_the_agents_see(kind):
 def test_lbf_terminates_when_all_food_is_collected_and_passes_rewards_per_agent():
     import gymnasium as gym
 
-    from marlkit.adapters.tuple_agents import TupleAgentsAsParallel, lbf_terminal
+    from marlkit.adapters.families import lbf_terminal
+    from marlkit.adapters.tuple_agents import TupleAgentsAsParallel
 
     env = TupleAgentsAsParallel(gym.make("Foraging-8x8-2p-2f-coop-v3", disable_env_checker=True), lbf_terminal)
     twin = gym.make("Foraging-8x8-2p-2f-coop-v3", disable_env_checker=True)

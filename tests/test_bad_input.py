@@ -248,7 +248,8 @@ def test_the_table_covers_at_least_40_cases():
 
 # The same through the Python API: MarlkitError, never a raw TypeError/ValueError/OSError.
 def _api_cases(tmp_path):
-    from marlkit.config import build_config, load_config_file, read_run_config
+    from marlkit.config import build_config, load_config_file
+    from marlkit.runs import read_run_config
     from marlkit.evaluation import evaluate_run
     from marlkit.experiment import Experiment
     from marlkit.sweep import compare
@@ -320,7 +321,8 @@ def test_a_gpu_runs_config_still_reads_on_a_cpu_machine(tmp_path):
     # eval` of a run trained on CUDA works on a laptop without one.
     import json
 
-    from marlkit.config import build_config, read_run_config
+    from marlkit.config import build_config
+    from marlkit.runs import read_run_config
 
     data = build_config("itrpo", "vmas/navigation", {}).to_json()
     data["experiment"]["device"] = "cuda:1"

@@ -16,7 +16,7 @@ import torch
 
 from marlkit import make_env
 from marlkit.algorithms import algorithm
-from marlkit.config import read_run_config
+from marlkit.runs import read_run_config
 from marlkit.devicecheck import count_syncs, off_device, syncs_by_file, undocumented_marlkit_syncs
 from marlkit.experiment import Experiment, build_config
 from marlkit.rollout import RolloutCollector

@@ -17,9 +17,10 @@ import pytest
 
 from marlkit import MarlkitError
 from marlkit.cli import main
-from marlkit.config import build_config, read_run_config
+from marlkit.config import build_config
 from marlkit.evaluation import evaluate_run
 from marlkit.experiment import Experiment
+from marlkit.runs import read_run_config
 from marlkit.sweep import compare
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}

@@ -18,7 +18,7 @@ from marlkit.experiment import Experiment
 from marlkit.games import crossplay, evaluate_against
 from marlkit.learner import EnvInfo
 from marlkit.rollout import RolloutCollector
-from marlkit.teams import Teams, TeamsConfig
+from marlkit.algorithms.teams import Teams, TeamsConfig
 
 ADVERSARY = "mpe/simple_adversary_v3"
 SMALL = {"hidden": [16, 16]}

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from marlkit.termination import KNOWN, known_termination, never
+from marlkit.adapters.families import FAMILIES, never
+from marlkit.termination import known_termination
 
 
 @pytest.mark.parametrize("task", ["InvertedPendulum-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "HalfCheetah-v5"])
@@ -35,4 +36,4 @@ def test_known_termination_matches_the_env(task):
 def test_unknown_tasks_have_no_function_and_never_is_all_false():
     assert known_termination("gym/NoSuchTask-v0") is None
     assert not never(torch.zeros(3, 2), torch.zeros(3, 1), torch.zeros(3, 2)).any()
-    assert "gym/Pendulum-v1" in KNOWN
+    assert FAMILIES["gym"].task_facts("Pendulum-v1").termination is never

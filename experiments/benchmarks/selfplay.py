@@ -39,7 +39,8 @@ from marlkit.experiment import Experiment
 from marlkit.games import Lineup
 from marlkit.learner import EnvInfo
 from marlkit.stats import bootstrap_ci
-from marlkit.teams import Scripted, load_player
+from marlkit.algorithms.teams import Scripted
+from marlkit.runs import load_player
 
 warnings.filterwarnings("ignore")
 ENV = "envs/duel"

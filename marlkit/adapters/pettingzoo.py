@@ -27,6 +27,7 @@ from tensordict import TensorDict
 
 from marlkit.adapters.base import MultiAgentEnv, StateSource
 from marlkit.adapters.copies import DONE_KEY, NEXT_STATE_KEY, STATE_KEY, Copies, CopyBlock, Layout
+from marlkit.adapters.workers import WorkerPool
 from marlkit.errors import MarlkitError
 from marlkit.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
 
@@ -82,8 +83,6 @@ class PettingZooEnv(MultiAgentEnv):
         self.workers = min(workers, num_envs - 1)  # the parent steps a slice too
         self._copies: Copies
         if self.workers:
-            from marlkit.adapters.workers import WorkerPool
-
             self._copies = WorkerPool(build, self.layout, num_envs, self.workers, first)
         else:
             self._copies = CopyBlock([first] + [build() for _ in range(num_envs - 1)], 0, self.layout)

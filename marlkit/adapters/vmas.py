@@ -20,6 +20,7 @@ import torch
 from tensordict import TensorDict
 
 from marlkit.adapters.base import MultiAgentEnv, stack_state
+from marlkit.adapters.facts import RewardFn, TaskFacts
 from marlkit.errors import MarlkitError, suggest
 from marlkit.extras import installed
 from marlkit.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
@@ -213,3 +214,54 @@ def _check_navigation_fits(kwargs: Mapping[str, Any]) -> None:
             f"vmas/navigation cannot place {n} agents and their goals (radius {r}) in [-{x}, {x}] x [-{y}, {y}]: "
             f"set env.world_spawning_x and env.world_spawning_y to at least {math.ceil(side * 10) / 10}"
         )
+
+
+# ------------------------------------------------------------------------ what marlkit knows of tasks
+# Known reward functions restate the task's reward from its live scenario object, so that scenario
+# options (shaping factor, penalties, radii) are read, not assumed (marlkit.rewards says why a model
+# needs them).
+def vmas_navigation(scenario: Any, agent_order: list[str]) -> RewardFn:
+    """VMAS navigation: progress towards the goal (every agent's, summed, when ``shared_rew``), a
+    final reward once all agents are on their goals, and a penalty for each agent touched."""
+    agents = scenario.world.agents
+    n = len(agents)
+    if agent_order != [a.name for a in agents]:
+        raise MarlkitError(
+            "the known vmas/navigation reward needs the agents in scenario order; use algo.reward=learned"
+        )
+    radius, goal_radius = agents[0].shape.radius, agents[0].goal.shape.radius
+    if any(a.shape.radius != radius or a.goal.shape.radius != goal_radius for a in agents):
+        raise MarlkitError("the known vmas/navigation reward needs equal agent and goal radii; use algo.reward=learned")
+    # Observation: position, velocity, position minus goal (each agent's goal with observe_all_goals), lidar.
+    goal_at = [4 + 2 * (i if scenario.observe_all_goals else 0) for i in range(n)]
+    goal_cols = torch.tensor([[c, c + 1] for c in goal_at])  # [n, 2]
+    # VMAS penalizes a pair whose spheres overlap. It also penalizes gaps up to min_collision_distance,
+    # but only in batches where the pair overlaps in some other env copy (World.collides looks at the
+    # whole batch), which no function of one transition can know.
+    contact = 2 * radius
+    others = ~torch.eye(n, dtype=torch.bool)
+    rows = torch.arange(n).unsqueeze(1)
+
+    def reward(obs: torch.Tensor, action: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        before, after = obs.view(len(obs), n, -1), next_obs.view(len(next_obs), n, -1)
+        at = (rows.to(obs.device), goal_cols.to(obs.device))  # no-ops on CPU; tiny copies on a GPU
+        to_goal_before = before[:, at[0], at[1]].norm(dim=-1)  # [B, n]
+        to_goal_after = after[:, at[0], at[1]].norm(dim=-1)
+        progress = (to_goal_before - to_goal_after) * scenario.pos_shaping_factor
+        total = progress.sum(-1, keepdim=True).expand(-1, n) if scenario.shared_rew else progress
+        total = total + scenario.final_reward * (to_goal_after < goal_radius).all(-1, keepdim=True)
+        if scenario.collisions:
+            pos = after[..., :2]
+            gap = (pos.unsqueeze(2) - pos.unsqueeze(1)).norm(dim=-1)  # [B, n, n]
+            touched = ((gap <= contact) & others.to(gap.device)).sum(-1)
+            total = total + scenario.agent_collision_penalty * touched
+        return total
+
+    return reward
+
+
+VMAS_TASKS = {
+    "navigation": TaskFacts(reward=vmas_navigation),
+    "simple_tag": TaskFacts(game=True),
+    "football": TaskFacts(game=True),
+}

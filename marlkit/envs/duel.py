@@ -26,6 +26,8 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 RELOAD, SHOOT, BLOCK = 0, 1, 2
+GAME = True  # competitive: reports give per-side results and cross-play
+DECISIVE = True  # the side with the higher return wins: evaluations give win rates
 
 
 class DuelEnv(ParallelEnv):

@@ -34,20 +34,21 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import torch
-from tensordict import TensorDict, TensorDictBase
+from tensordict import TensorDictBase
 from torch import nn
 
+from marlkit.algorithms.registry import AlgorithmSpec, algorithm
 from marlkit.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from marlkit.errors import MarlkitError, suggest
-from marlkit.keys import ACTION, ACTION_MASK, ALIVE, CRITIC_STATE, NEXT, OBS, RECURRENT_STATE
+from marlkit.imports import import_attr
+from marlkit.keys import ACTION, ACTION_MASK, NEXT
 from marlkit.learner import Actor, EnvInfo, Learner
-from marlkit.options import option, require, to_dict, with_overrides
-from marlkit.specs import Discrete, GroupSpec
+from marlkit.options import describe, option, require, to_dict, with_overrides
+from marlkit.runs import Player, acting_weights, check_groups, load_player
+from marlkit.specs import GroupSpec
 
 TEAMS = "teams"
 FIXED_PLAYS = ("frozen", "scripted", "pool")
-# A shielded group's recurrent states belong to another player (another size, even).
-MEMORY_KEYS = (RECURRENT_STATE, CRITIC_STATE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,8 +113,6 @@ class TeamsConfig:
 
     @classmethod
     def from_overrides(cls, overrides: Mapping[str, Any]) -> TeamsConfig:
-        from marlkit.algorithms import algorithm
-
         by_team: dict[str, dict[str, Any]] = {}
         for key, value in overrides.items():
             team_name, dot, rest = key.partition(".")
@@ -171,46 +170,6 @@ def parse_team_flags(flags: Sequence[str]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- players
-class Player(nn.Module):
-    """Acts for some env groups with a learner that may know other groups, or know them by other names.
-
-    ``pairs`` maps the learner's groups to the env groups they play. The learner's other groups see
-    the env's data where the specs agree and zeros where they do not (their actions are discarded),
-    without the recurrent states of whoever plays them. A ``greedy`` player always acts deterministically;
-    otherwise it acts as its learner's exploration state (:meth:`Learner.acting_state`) says, and
-    deterministically when asked to (evaluation)."""
-
-    def __init__(
-        self,
-        learner: Learner,
-        pairs: Sequence[tuple[str, str]],
-        known: Mapping[str, GroupSpec],
-        env: Mapping[str, GroupSpec],
-        greedy: bool = False,
-    ) -> None:
-        super().__init__()
-        self.learner = learner
-        self.greedy = greedy
-        self.pairs = list(pairs)
-        played = {src for src, _ in pairs}
-        self.shielded = [g for g, s in known.items() if g not in played and g in env and same_spec(s, env[g])]
-        self.absent = {g: s for g, s in known.items() if g not in played and g not in self.shielded}
-
-    def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase:
-        groups = [k for k in td.keys() if isinstance(td.get(k), TensorDictBase)]
-        view = td.exclude(*groups)
-        for g in self.shielded:
-            view.set(g, td[g].exclude(*MEMORY_KEYS))
-        for g, spec in self.absent.items():
-            view.set(g, placeholder(spec, td.batch_size, td.device))
-        for src, dst in self.pairs:
-            view.set(src, td[dst].clone(recurse=False))
-        self.learner.act(view, deterministic or self.greedy)
-        for src, dst in self.pairs:
-            td[dst].update(view[src])
-        return td
-
-
 Snapshot = tuple[int, dict[str, torch.Tensor], dict[str, Any]]
 """A pool entry: frames when taken, acting weights, acting state (:meth:`Learner.acting_state`)."""
 
@@ -226,118 +185,11 @@ def clone_state(state: Any) -> Any:
     return state
 
 
-def placeholder(spec: GroupSpec, batch: Sequence[int], device: Any) -> TensorDict:
-    """Zero observations of living agents with every action allowed."""
-    n = spec.n_agents
-    td = TensorDict(
-        {
-            OBS: torch.zeros(*batch, n, *spec.obs_shape, device=device),
-            ALIVE: torch.ones(*batch, n, dtype=torch.bool, device=device),
-        },
-        batch_size=batch,
-    )
-    if spec.has_action_mask and isinstance(spec.action, Discrete):
-        td.set(ACTION_MASK, torch.ones(*batch, n, spec.action.n, dtype=torch.bool, device=device))
-    return td
-
-
-def acting_weights(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A learner's weights less what only training uses: PPO-clip keeps optimizer copies of its actor
-    rows in its state_dict (``actor_rows.``), made at its first update."""
-    return {k: v for k, v in state.items() if "actor_rows." not in k}
-
-
-def same_spec(a: GroupSpec, b: GroupSpec) -> bool:
-    return (a.n_agents, a.obs_shape, a.action, a.has_action_mask) == (
-        b.n_agents,
-        b.obs_shape,
-        b.action,
-        b.has_action_mask,
-    )
-
-
-def describe_spec(s: GroupSpec) -> str:
-    return f"{s.n_agents} agents, observation {tuple(s.obs_shape)}, action {s.action}"
-
-
-def check_groups(
-    where: str, source: Mapping[str, GroupSpec], pairs: Sequence[tuple[str, str]], env: Mapping[str, GroupSpec]
-) -> None:
-    """Each ``(src, dst)``: ``source[src]`` exists and has ``env[dst]``'s spec; otherwise one line."""
-    for src, dst in pairs:
-        if src not in source:
-            raise MarlkitError(
-                f"{where} has no group '{src}' (its groups: {', '.join(source)}); it cannot play '{dst}'"
-            )
-        if not same_spec(source[src], env[dst]):
-            raise MarlkitError(
-                f"group '{src}' of {where} has {describe_spec(source[src])}, but this env's '{dst}' has "
-                f"{describe_spec(env[dst])}"
-            )
-
-
-def checkpoint_file(source: str) -> Path:
-    """A run directory's last checkpoint, or the file itself."""
-    from marlkit.evaluation import checkpoint_candidates
-
-    path = Path(source)
-    if path.is_dir():
-        return checkpoint_candidates(path, "last")[0]
-    if not path.is_file():
-        raise MarlkitError(f"opponent {source} is neither a run directory nor a checkpoint file")
-    return path
-
-
-def load_player(
-    source: str, groups: Sequence[str], env: EnvInfo, play: Sequence[str] | None = None, greedy: bool = False
-) -> Player:
-    """The policy of ``groups`` from a run directory, a checkpoint, or a pool snapshot of another run,
-    checked against ``env``'s specs; it acts for the env groups ``play`` (default: ``groups``) only,
-    so a symmetric game's red policy can play blue. It acts as the saved learner did (its acting state:
-    past its warm-up, at the exploration level it had reached), or always greedily."""
-    from marlkit.algorithms import algorithm
-    from marlkit.checkpoint import load_checkpoint
-    from marlkit.config import RunConfig
-    from marlkit.games import env_info_of
-
-    path = checkpoint_file(source)
-    pairs = list(zip(groups, play if play is not None else groups, strict=True))
-    try:
-        state = load_checkpoint(path)
-        config = RunConfig.from_json(state["config"])
-    except MarlkitError:
-        raise
-    except Exception as err:  # a truncated or foreign file: what it is, in one line
-        raise MarlkitError(f"cannot read opponent checkpoint {path}: {type(err).__name__}: {err}") from None
-    info = env_info_of(config)
-    if "team" in state:  # a pool snapshot: one team's learner
-        team = config.algo.team(state["team"])
-        info = dataclasses.replace(info, groups={g: info.groups[g] for g in team.groups})
-        check_groups(f"pool snapshot {path} (team '{state['team']}')", info.groups, pairs, env.groups)
-        learner = algorithm(team.play).build(team.algo, info, config.experiment.seed)
-        acting = state.get("acting")
-    else:
-        check_groups(f"checkpoint {path}", info.groups, pairs, env.groups)
-        learner = algorithm(config.algo_name).build(config.algo, info, config.experiment.seed)
-        acting = state["training"]
-    learner.load_state_dict(acting_weights(state["learner"]))
-    if acting is None and learner.acting_state():
-        raise MarlkitError(
-            f"pool snapshot {path} has no acting state (written before marlkit kept one), so its "
-            f"{config.algo.team(state['team']).play} policy would act as if untrained; load a run checkpoint instead"
-        )
-    if acting is not None:
-        learner.load_acting_state(acting)
-    return Player(learner.eval(), pairs, info.groups, env.groups, greedy)
-
-
 class Scripted(nn.Module):
     """``random``: uniform mask-respecting actions from a seeded generator; else a user's function."""
 
     def __init__(self, source: str, groups: Mapping[str, GroupSpec], seed: int) -> None:
         super().__init__()
-        from marlkit.imports import import_attr
-
         self.groups = dict(groups)
         self.generator = torch.Generator().manual_seed(seed)
         self.function: Callable[..., Any] | None = (
@@ -380,8 +232,6 @@ class Teams(Learner):
 
     def __init__(self, cfg: TeamsConfig, env: EnvInfo, seed: int) -> None:
         super().__init__()
-        from marlkit.algorithms import algorithm
-
         self.cfg = cfg
         self.env_info = env
         self.team_groups = assign_groups(cfg, env)
@@ -417,8 +267,6 @@ class Teams(Learner):
         self._draw_opponents()
 
     def _mirror(self, name: str, team: TeamConfig, env: EnvInfo, seed: int) -> Player:
-        from marlkit.algorithms import algorithm
-
         teams = dict(self.cfg.teams)
         source = teams.get(team.opponent)
         if source is None or not source.learns or not source.snapshot_every:
@@ -561,7 +409,7 @@ class Teams(Learner):
         """``(frames, weights, acting state)`` snapshots of a learning team, oldest first."""
         return self.pools[team]
 
-    def write_pool(self, run: Path, config: dict[str, Any]) -> None:
+    def write_files(self, run: Path, config: dict[str, Any]) -> None:
         """Snapshots taken since the last call go to ``run/pool/<team>/snapshot-<frames>.pt`` (written
         atomically; a resumed run writes the same files again), each loadable as a frozen opponent."""
         for team, (frames, weights, acting) in self.fresh:
@@ -576,7 +424,7 @@ class Teams(Learner):
             save_checkpoint(run / "pool" / team / f"snapshot-{frames:012d}.pt", state)
         self.fresh = []
 
-    def training_returns(self, agent_returns: Mapping[str, torch.Tensor]) -> dict[str, float]:
+    def collection_metrics(self, agent_returns: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Each team's mean training return over its agents, for teams of several groups (a team that is
         one group of its name already has its column)."""
         return {
@@ -625,14 +473,44 @@ def typing_scripted(module: nn.Module) -> Scripted:
     return module
 
 
+def members(cfg: TeamsConfig, name: str) -> tuple[str, Any, tuple[str, ...]]:
+    """A learning team's algorithm, config and groups: how one of its pool snapshots loads on its own."""
+    team = cfg.team(name)
+    return team.play, team.algo, team.groups
+
+
+def label(algo: Mapping[str, Any]) -> str:
+    """``adversary=maddpg,agent=ddpg``: what a report names a teams run by (from ``config.json``)."""
+    return ",".join(f"{team}={table.get('play')}" for team, table in algo.items())
+
+
+def option_help() -> tuple[str, list[tuple[str, str, Any, str]]]:
+    title = "team keys of a teams run (algo.TEAM.KEY=VALUE; any other key is the team algorithm's option)"
+    return title, [row for row in describe(TeamConfig(), "algo.TEAM.") if row[0] != "algo.TEAM.algo"]
+
+
+SPEC = AlgorithmSpec(
+    Teams,
+    TeamsConfig,
+    summary="a learner per team: algo.TEAM.play=ALGO|frozen|scripted|pool (or --team TEAM=ALGO)",
+    read_config=TeamsConfig.from_overrides,
+    write_config=TeamsConfig.to_json,
+    sides=lambda cfg, env: assign_groups(cfg, env),
+    label=label,
+    members=members,
+    flags=parse_team_flags,
+    flag_name="team",
+    option_help=option_help,
+)
+
+
 __all__ = [
+    "SPEC",
     "TEAMS",
-    "Player",
     "Scripted",
     "TeamConfig",
     "Teams",
     "TeamsConfig",
     "assign_groups",
-    "load_player",
     "parse_team_flags",
 ]
