@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.algorithms.qlearning import QLearning, QMixer
+from marlkit.algorithms.mixers import QMixer
+from marlkit.algorithms.qlearning import QLearning
 from marlkit.errors import MarlkitError
 from marlkit.keys import ACTION, ACTION_MASK, N_STEP_DISCOUNT, N_STEP_RETURN, NEXT, OBS
 from marlkit.learner import EnvInfo

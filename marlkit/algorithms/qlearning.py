@@ -23,7 +23,6 @@ and fails in one line where they differ; ``sum`` and ``mean`` combine per-agent 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -32,7 +31,8 @@ import torch.nn.functional as F
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
-from marlkit.algorithms.offpolicy import polyak_
+from marlkit.algorithms.mixers import QMixer
+from marlkit.algorithms.replay_learner import ReplayLearner, polyak_
 from marlkit.errors import MarlkitError
 from marlkit.groups import GroupModule, mlp
 from marlkit.keys import (
@@ -45,20 +45,19 @@ from marlkit.keys import (
     NEXT,
     OBS,
     RECURRENT_STATE,
-    RECURRENT_STATE_OUT,
     REWARD,
     STATE,
     TERMINATED,
     TRUNCATED,
 )
-from marlkit.learner import EnvInfo, Learner
+from marlkit.learner import EnvInfo
 from marlkit.normalizers import RunningNorm
 from marlkit.options import KeyFn, option, require, require_at_least, validate
 from marlkit.policies import Memory
-from marlkit.recurrent import GRUNet, entering_state, reach, resets_before, unroll
-from marlkit.replay import ReplayBuffer, ReplayOptions
+from marlkit.recurrent import GRUNet, reach, unroll
+from marlkit.replay import ReplayOptions
 from marlkit.returns import n_step_returns
-from marlkit.schedules import UpdateSchedule, linear
+from marlkit.schedules import linear
 from marlkit.specs import Discrete
 
 MIXER_NAMES = {"none": "DQN/IQL", "vdn": "VDN", "qmix": "QMIX"}
@@ -129,24 +128,6 @@ class QLearningConfig(ReplayOptions):
             require(0 <= value <= 1, f"{key(name)} must be in [0, 1], got {value}")
 
 
-class QMixer(nn.Module):
-    """``Q_tot = w2(s) . elu(W1(s)^T q + b1(s)) + b2(s)`` with ``|W1|`` and ``|w2|``: monotone in every ``q_i``."""
-
-    def __init__(self, n_agents: int, state_dim: int, embed: int, hyper_hidden: int) -> None:
-        super().__init__()
-        self.n_agents, self.embed = n_agents, embed
-        self.w1 = mlp(state_dim, n_agents * embed, (hyper_hidden,), "relu")
-        self.b1 = nn.Linear(state_dim, embed)
-        self.w2 = mlp(state_dim, embed, (hyper_hidden,), "relu")
-        self.b2 = mlp(state_dim, 1, (embed,), "relu")
-
-    def forward(self, q: torch.Tensor, state: torch.Tensor) -> torch.Tensor:
-        """``q [B, N]``, ``state [B, S]`` -> ``Q_tot [B]``."""
-        w1 = self.w1(state).abs().view(-1, self.n_agents, self.embed)
-        hidden = F.elu(torch.bmm(q.unsqueeze(1), w1).squeeze(1) + self.b1(state))
-        return (hidden * self.w2(state).abs()).sum(-1) + self.b2(state).squeeze(-1)
-
-
 def legal(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Q values with illegal actions at -inf (a row with no legal action is left as it is)."""
     if mask is None:
@@ -155,14 +136,13 @@ def legal(q: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return q.masked_fill(~mask, float("-inf"))
 
 
-class QLearning(Learner):
+class QLearning(ReplayLearner):
     Config: ClassVar[type] = QLearningConfig
-    replays: ClassVar[bool] = True
+    cfg: QLearningConfig
 
     def __init__(self, cfg: QLearningConfig, env: EnvInfo, seed: int = 0) -> None:
-        super().__init__()
+        super().__init__(cfg, env)
         validate(cfg, "algo.")
-        self.cfg, self.groups, self.state_dim = cfg, dict(env.groups), env.state_dim
         for g, s in self.groups.items():
             if not isinstance(s.action, Discrete):
                 raise MarlkitError(
@@ -186,20 +166,14 @@ class QLearning(Learner):
         if self.target_mixer is not None:
             self.target_mixer.requires_grad_(False)
         self.opt = torch.optim.Adam(self._online_params(), lr=cfg.lr)
-        self.recurrent = cfg.network == "gru"
-        self.seq_len = cfg.chunk_len if self.recurrent else 1  # replay rows are sequences of this many steps
-        self.replay = ReplayBuffer(cfg.buffer_size // self.seq_len, None, seed, cfg.prioritized, cfg.priority_alpha,
-                                   cfg.priority_beta, item_dims=int(self.recurrent))  # fmt: skip
-        self.schedule = UpdateSchedule(cfg.warmup_frames, cfg.updates_per_frame)
-        self.grad_steps = 0
+        self.init_replay(cfg.buffer_size, seed, cfg.network == "gru", cfg.chunk_len)
         # EPyMARL's standardise_rewards without its mean shift: a constant added to every reward changes
         # which policy is optimal where episodes terminate, a common scale does not. Returns are linear in
         # the rewards, so stored n-step returns are scaled by the current statistics when sampled.
         self.reward_stats = RunningNorm(()) if cfg.reward_norm else None
 
-    @property
-    def steps_per_collection(self) -> int:
-        return self.cfg.rollout_steps
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
 
     def _online_params(self) -> list[nn.Parameter]:
         return [*self.q.parameters(), *(self.mixer.parameters() if self.mixer is not None else [])]
@@ -273,7 +247,10 @@ class QLearning(Learner):
         for g, spec in self.groups.items():
             group = td[g]
             mask = group.get(ACTION_MASK, None) if spec.has_action_mask else None
-            q = self._recurrent_step(g, group) if self.recurrent else self.agent_q(self.q, g, group[OBS])
+            if self.recurrent:
+                q = self._head(self.recurrent_step(self.q[g], self._inputs(g, group[OBS]), group, self._out_dim(g)))
+            else:
+                q = self.agent_q(self.q, g, group[OBS])
             greedy = legal(q, mask).argmax(-1)
             if eps > 0:
                 uniform = spec.random_action(group.batch_size[:-1], None, greedy.device, mask)
@@ -282,26 +259,9 @@ class QLearning(Learner):
             group[ACTION] = greedy
         return td
 
-    def _recurrent_step(self, g: str, group: TensorDictBase) -> torch.Tensor:
-        """One GRU step of group ``g``'s agents: writes the state entering the step (zeros after a reset,
-        zeroed for agents that are not alive) and the state it produced; returns the utilities."""
-        x = self._inputs(g, group[OBS])
-        h = entering_state(group, RECURRENT_STATE, self.cfg.gru_hidden)
-        y = self.q[g](torch.cat([x, h], -1))
-        group[RECURRENT_STATE], group[RECURRENT_STATE_OUT] = h, y[..., self._out_dim(g) :]
-        return self._head(y[..., : self._out_dim(g)])
-
     # ----------------------------------------------------------------- update
-    def update(self, batch: TensorDictBase) -> dict[str, float]:
-        self.store(batch)
-        if self.schedule.warming_up:
-            return {"replay_size": float(len(self.replay)), "epsilon": self.epsilon()}
-        metrics: dict[str, torch.Tensor] = {}
-        for _ in range(self.schedule.due(batch.numel(), batch.shape[0])):
-            metrics = self.gradient_step()
-        out = {k: float(v) for k, v in metrics.items()}
-        out.update(replay_size=float(len(self.replay)), grad_steps=float(self.grad_steps), epsilon=self.epsilon())
-        return out
+    def schedule_metrics(self, learning: bool) -> dict[str, float]:
+        return {"epsilon": self.epsilon()}
 
     def team_reward(self, batch: TensorDictBase) -> torch.Tensor:
         """One reward per env step ``[E, T]`` from every group's per-agent rewards (see the module doc)."""
@@ -357,11 +317,9 @@ class QLearning(Learner):
             reached[STATE] = _at(batch[NEXT, STATE], last)
         rows[NEXT] = reached
         stored = TensorDict(rows, batch_size=batch.shape)
-        if self.recurrent:  # consecutive chunks of each env copy's steps; DONE marks the resets inside them
+        if self.recurrent:  # DONE marks the resets inside the replayed sequences
             stored[DONE] = done
-            stored = stored.reshape(batch.shape[0] * (batch.shape[1] // self.seq_len), self.seq_len)
-        self.replay.extend(stored)
-        self.schedule.record(batch.numel())
+        self.keep(stored)
 
     @torch.no_grad()
     def next_values(
@@ -382,11 +340,8 @@ class QLearning(Learner):
     def _sample(self) -> tuple[TensorDictBase, torch.Tensor, torch.Tensor | None, dict[str, Memory] | None]:
         """Replay rows (flattened steps), their indices and weights, and for recurrent agents each group's
         stored first-step states and resets of the sampled sequences ``[S, L]``."""
-        rows, index, weights = self.replay.sample(self.cfg.batch_size // self.seq_len)
-        if not self.recurrent:
-            return rows, index, weights, None
-        memory = {g: Memory(rows[g, RECURRENT_STATE][:, 0], resets_before(rows, g)) for g in self.groups}
-        return rows, index, weights, memory
+        rows, index, weights = self.sample_sequences()
+        return rows, index, weights, self.memory(rows) if self.recurrent else None
 
     def gradient_step(self) -> dict[str, torch.Tensor]:
         cfg = self.cfg
@@ -439,34 +394,6 @@ class QLearning(Learner):
         if self.cfg.td_loss == "huber":
             return F.huber_loss(error, torch.zeros_like(error), reduction="none")
         return error.pow(2)
-
-    # ------------------------------------------------------------- checkpoints
-    def training_state(self, include_replay: bool = True) -> dict[str, object]:
-        state: dict[str, object] = {
-            "opt": self.opt.state_dict(),
-            "frames": self.schedule.frames,
-            "grad_steps": self.grad_steps,
-            "update_credit": self.schedule.credit,
-        }
-        if include_replay:
-            state["replay"] = self.replay.state_dict()
-        return state
-
-    def load_training_state(self, state: Mapping) -> None:
-        self.opt.load_state_dict(state["opt"])
-        self.grad_steps = int(state["grad_steps"])
-        self.schedule.credit = float(state["update_credit"])
-        self.load_acting_state(state)
-        if "replay" in state:
-            device = next(self.q.parameters()).device
-            self.replay.load_state_dict(state["replay"], device=device)
-
-    def acting_state(self) -> dict[str, object]:
-        """Frames seen: warm-up and the epsilon schedule."""
-        return {"frames": self.schedule.frames}
-
-    def load_acting_state(self, state: Mapping) -> None:
-        self.schedule.frames = int(state["frames"])
 
 
 def _at(x: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
