@@ -47,8 +47,8 @@ def learning_tests():
 def run(name: str, seed: int, threads: int, extra: dict) -> dict:
     import torch
 
-    from marlkit.config import build_config
-    from marlkit.experiment import Experiment
+    from marlkit.training.config import build_config
+    from marlkit.training.experiment import Experiment
 
     tests = learning_tests()
     torch.set_num_threads(threads)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from marlkit.experiment import Experiment, build_config
+from marlkit.training.experiment import Experiment, build_config
 
 COMMON = {"experiment.progress": False, "experiment.tensorboard": False, "experiment.torch_threads": 1}
 NAVIGATION = {"env.n_agents": 2, "env.max_steps": 50, "experiment.num_envs": 8, "experiment.eval_episodes": 4}

@@ -8,12 +8,12 @@ The Python API (README: "Use marlkit from Python"): :func:`train`, :func:`resume
 from marlkit import keys
 from marlkit.adapters import make_env
 from marlkit.adapters.base import MultiAgentEnv
+from marlkit.analysis.report import ReportTables
+from marlkit.analysis.tune import TuneResult, tune
 from marlkit.api import CompareResult, TrainResult, compare, report, resume, train
+from marlkit.core.errors import MarlkitError
+from marlkit.core.specs import Box, Discrete, GroupSpec
 from marlkit.deploy import Policy, export, load
-from marlkit.errors import MarlkitError
-from marlkit.report import ReportTables
-from marlkit.specs import Box, Discrete, GroupSpec
-from marlkit.tune import TuneResult, tune
 
 __all__ = [
     "Box",

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from marlkit import sweep
-from marlkit.config import RunConfig, build_config, load_config_file
-from marlkit.errors import MarlkitError
-from marlkit.experiment import Experiment
-from marlkit.report import ReportTables, report_tables, write_report
-from marlkit.runs import read_run_config
+from marlkit.analysis import sweep
+from marlkit.analysis.report import ReportTables, report_tables, write_report
+from marlkit.core.errors import MarlkitError
+from marlkit.training.config import RunConfig, build_config, load_config_file
+from marlkit.training.experiment import Experiment
+from marlkit.training.runs import read_run_config
 
 SECTIONS = ("algo", "env", "experiment")
 

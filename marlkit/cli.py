@@ -14,19 +14,20 @@ from typing import Any
 
 import torch
 
-from marlkit import deploy, marl_eval, sweep
+from marlkit import deploy
 from marlkit.adapters import FAMILIES, make_env, user_scenarios
 from marlkit.algorithms import ALGORITHMS, AlgorithmSpec, algorithm, available, plugins
+from marlkit.analysis import marl_eval, sweep
+from marlkit.analysis.games import evaluate_against
+from marlkit.analysis.report import write_report
+from marlkit.analysis.tune import tune
 from marlkit.api import resume, train
-from marlkit.config import ExperimentConfig, load_config_file, require_seed
-from marlkit.errors import MarlkitError
-from marlkit.evaluation import evaluate_run
-from marlkit.extras import EXTRAS, installed
-from marlkit.games import evaluate_against
-from marlkit.options import describe, with_overrides
-from marlkit.report import write_report
-from marlkit.rollout import RolloutCollector
-from marlkit.tune import tune
+from marlkit.core.errors import MarlkitError
+from marlkit.core.extras import EXTRAS, installed
+from marlkit.core.options import describe, with_overrides
+from marlkit.training.config import ExperimentConfig, load_config_file, require_seed
+from marlkit.training.evaluation import evaluate_run
+from marlkit.training.rollout import RolloutCollector
 
 
 def _parse_value(text: str) -> object:

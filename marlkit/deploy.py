@@ -35,14 +35,14 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 from torch import nn
 
-from marlkit.errors import MarlkitError
-from marlkit.extras import require
+from marlkit.core.errors import MarlkitError
+from marlkit.core.extras import require
+from marlkit.core.specs import Box, GroupSpec
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, OBS, RECURRENT_STATE, RECURRENT_STATE_OUT, STATE
 from marlkit.learner import EnvInfo, Learner
-from marlkit.recurrent import reset_state
-from marlkit.rollout import CARRIED
-from marlkit.runs import load_run
-from marlkit.specs import Box, GroupSpec
+from marlkit.networks.recurrent import reset_state
+from marlkit.training.rollout import CARRIED
+from marlkit.training.runs import load_run
 
 
 def load(run_dir: str | Path, checkpoint: str = "last", device: str | torch.device = "cpu") -> Policy:

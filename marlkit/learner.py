@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from tensordict import TensorDictBase
 from torch import Tensor, nn
 
-from marlkit.specs import GroupSpec
+from marlkit.core.specs import GroupSpec
 
 if TYPE_CHECKING:
     from marlkit.adapters.base import MultiAgentEnv, StateSource
@@ -63,7 +63,7 @@ class EnvInfo:
 
 
 class Actor(Protocol):
-    """Anything that writes actions: a learner, or a lineup of players in a game (:mod:`marlkit.games`)."""
+    """Anything that writes actions: a learner, or a lineup of players in a game (:mod:`marlkit.analysis.games`)."""
 
     def act(self, td: TensorDictBase, deterministic: bool = False) -> TensorDictBase: ...
 
@@ -91,7 +91,8 @@ class Learner(nn.Module, metaclass=ABCMeta):
 
     @abstractmethod
     def update(self, batch: TensorDictBase) -> dict[str, float]:
-        """Learn from a ``[num_envs, T]`` batch (layout: :mod:`marlkit.rollout`); return metrics for ``metrics.csv``.
+        """Learn from a ``[num_envs, T]`` batch (layout: :mod:`marlkit.training.rollout`); return metrics for
+        ``metrics.csv``.
 
         The batch is **borrowed**: the collector writes the next collection into the same memory, so
         it is valid only until ``update`` returns. Copy what you keep (``.clone()``, or a replay
@@ -129,4 +130,4 @@ class Learner(nn.Module, metaclass=ABCMeta):
     def write_files(self, run: Path, config: dict[str, Any]) -> None:
         """Write files of the learner's own into the run directory ``run`` (``config`` is its
         ``config.json``): called when a new run starts and after every collection's update. Write
-        atomically (:func:`marlkit.checkpoint.save_checkpoint`): a run may be killed at any point."""
+        atomically (:func:`marlkit.core.checkpoint.save_checkpoint`): a run may be killed at any point."""

@@ -7,7 +7,7 @@ import torch
 
 from marlkit import Box, Discrete, make_env
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
-from marlkit.rollout import RolloutCollector
+from marlkit.training.rollout import RolloutCollector
 
 # name, kwargs, name of the time-limit kwarg
 ADAPTERS = [
@@ -276,7 +276,7 @@ def test_hidden_observation_entries_are_removed_and_nothing_else_changes(name, k
     ("hide", "message"), [([3], "indices must be in 0..2"), ([0, 1, 2], "removes every"), (2, "list of")]
 )
 def test_bad_hide_fails_in_one_line(hide, message):
-    from marlkit.errors import MarlkitError
+    from marlkit.core.errors import MarlkitError
 
     with pytest.raises(MarlkitError, match=message) as err:
         make_env("gym/Pendulum-v1", num_envs=1, hide=hide)

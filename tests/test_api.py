@@ -21,12 +21,12 @@ import marlkit
 from marlkit.algorithms import algorithm
 from marlkit.api import overrides_of
 from marlkit.cli import main
-from marlkit.config import build_config
+from marlkit.core.errors import MarlkitError
 from marlkit.deploy import Policy, example_inputs
-from marlkit.errors import MarlkitError
 from marlkit.keys import ACTION, ACTION_MASK, DONE, OBS
 from marlkit.learner import EnvInfo
-from marlkit.rollout import carry_recurrent_state
+from marlkit.training.config import build_config
+from marlkit.training.rollout import carry_recurrent_state
 
 QUIET = {"progress": False, "tensorboard": False}
 

@@ -248,11 +248,11 @@ def test_the_table_covers_at_least_40_cases():
 
 # The same through the Python API: MarlkitError, never a raw TypeError/ValueError/OSError.
 def _api_cases(tmp_path):
-    from marlkit.config import build_config, load_config_file
-    from marlkit.runs import read_run_config
-    from marlkit.evaluation import evaluate_run
-    from marlkit.experiment import Experiment
-    from marlkit.sweep import compare
+    from marlkit.analysis.sweep import compare
+    from marlkit.training.config import build_config, load_config_file
+    from marlkit.training.evaluation import evaluate_run
+    from marlkit.training.experiment import Experiment
+    from marlkit.training.runs import read_run_config
 
     (tmp_path / "a_file").write_text("x")
     (tmp_path / "run").mkdir()
@@ -321,8 +321,8 @@ def test_a_gpu_runs_config_still_reads_on_a_cpu_machine(tmp_path):
     # eval` of a run trained on CUDA works on a laptop without one.
     import json
 
-    from marlkit.config import build_config
-    from marlkit.runs import read_run_config
+    from marlkit.training.config import build_config
+    from marlkit.training.runs import read_run_config
 
     data = build_config("itrpo", "vmas/navigation", {}).to_json()
     data["experiment"]["device"] = "cuda:1"
@@ -343,8 +343,8 @@ NEGATIVE_OK = {
 def test_every_numeric_option_refuses_a_sign_it_cannot_take():
     """The audit of option ranges as a test: a new numeric option needs a bound or a reason here."""
     from marlkit.algorithms import ALGORITHMS, algorithm
-    from marlkit.config import ExperimentConfig
-    from marlkit.options import describe, with_overrides
+    from marlkit.core.options import describe, with_overrides
+    from marlkit.training.config import ExperimentConfig
 
     configs = [(algorithm(name).default_config(), "algo") for name in ALGORITHMS if name != "teams"]
     accepted = []

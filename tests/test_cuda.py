@@ -16,10 +16,10 @@ import torch
 
 from marlkit import make_env
 from marlkit.algorithms import algorithm
-from marlkit.runs import read_run_config
-from marlkit.devicecheck import count_syncs, off_device, syncs_by_file, undocumented_marlkit_syncs
-from marlkit.experiment import Experiment, build_config
-from marlkit.rollout import RolloutCollector
+from marlkit.core.devicecheck import count_syncs, off_device, syncs_by_file, undocumented_marlkit_syncs
+from marlkit.training.experiment import Experiment, build_config
+from marlkit.training.rollout import RolloutCollector
+from marlkit.training.runs import read_run_config
 
 # MARLKIT_TEST_DEVICE=cpu runs the same checks on the CPU (the sync counts are then empty).
 DEVICE = os.environ.get("MARLKIT_TEST_DEVICE", "cuda")

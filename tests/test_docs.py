@@ -31,7 +31,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_readme_main_command_is_the_default_comparison(tmp_path):
-    from marlkit import sweep
+    from marlkit.analysis import sweep
 
     command = README.split("<!-- main-command -->")[1].split("```bash\n")[1].split("\n")[0]
     assert command.endswith('pip install -e ".[all]" && marlkit compare')

@@ -10,7 +10,7 @@ import torch
 
 from marlkit import MarlkitError
 from marlkit.cli import main
-from marlkit.experiment import Experiment, RunConfig, build_config, load_checkpoint
+from marlkit.training.experiment import Experiment, RunConfig, build_config, load_checkpoint
 
 SMALL = {
     "env.n_agents": 2,

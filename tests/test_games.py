@@ -10,7 +10,7 @@ import torch
 
 from marlkit import make_env
 from marlkit.keys import REWARD
-from marlkit.rollout import RolloutCollector
+from marlkit.training.rollout import RolloutCollector
 
 LAYOUTS = [
     ("mpe/simple_tag_v3", {}, {"adversary": 3, "agent": 1}),

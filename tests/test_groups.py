@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from marlkit import make_env
-from marlkit.groups import GroupModule, JointActions, central_input, central_input_dim, mlp
+from marlkit.networks.groups import GroupModule, JointActions, central_input, central_input_dim, mlp
 
 
 def make(in_dim=5, out_dim=3):

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from marlkit.config import build_config
-from marlkit.experiment import Experiment
+from marlkit.training.config import build_config
+from marlkit.training.experiment import Experiment
 
 QUIET = {"experiment.eval_every": 0, "experiment.progress": False, "experiment.tensorboard": False}
 NAVIGATION = {**QUIET, "env.n_agents": 3, "env.max_steps": 100, "experiment.num_envs": 20}
@@ -251,7 +251,7 @@ def test_out_of_tree_reinforce_learns_through_compare_by_import_path(tmp_path):
     """Named by import path, the example learner trains in compare's worker processes (seeds 0 and 1)."""
     import csv
 
-    from marlkit.sweep import compare
+    from marlkit.analysis.sweep import compare
 
     algo, env, overrides, threshold = CASES["reinforce"]
     result = compare([algo], [env], [0, 1], tmp_path, overrides=scored(overrides), jobs=2, progress=False)

@@ -8,10 +8,10 @@ import torch
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.errors import MarlkitError
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import with_overrides
 from marlkit.keys import NEXT, OBS, REWARD, STATE
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
+from marlkit.training.rollout import RolloutCollector
 
 SMALL = {
     "hidden": (32, 32),
@@ -119,8 +119,8 @@ def test_mbpo_trains_with_hidden_observations(tmp_path):
     """``env.hide`` (the docs' Pendulum without velocity): the model predicts the hidden observations
     beside the full state, so synthetic rows have the real rows' widths (this used to crash in
     gradient_step: state of 2 entries where the env's has 3)."""
-    from marlkit.config import build_config
-    from marlkit.experiment import Experiment
+    from marlkit.training.config import build_config
+    from marlkit.training.experiment import Experiment
 
     overrides = {f"algo.{k}": v for k, v in SMALL.items()}
     overrides.update({"env.hide": [2], "experiment.frames": 400, "experiment.num_envs": 1,

@@ -14,13 +14,13 @@ from tensordict import TensorDict
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
 from marlkit.algorithms.offpolicy import OffPolicy, polyak_, td_target
+from marlkit.blocks.replay import ReplayBuffer
+from marlkit.core.options import with_overrides
+from marlkit.core.specs import Box, Discrete, GroupSpec
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.learner import EnvInfo
-from marlkit.options import with_overrides
-from marlkit.policies import squashed_log_prob
-from marlkit.replay import ReplayBuffer
-from marlkit.rollout import RolloutCollector
-from marlkit.specs import Box, Discrete, GroupSpec
+from marlkit.networks.policies import squashed_log_prob
+from marlkit.training.rollout import RolloutCollector
 
 
 def make_learner(name: str, groups, state_dim: int, **overrides) -> OffPolicy:
@@ -365,8 +365,8 @@ def test_current_others_actions_train_each_actor_on_its_own_critic_only(algo):
     # must get gradient from its own Q_j only: the others' fresh actions enter Q_i as constants.
     from marlkit import make_env
     from marlkit.algorithms import algorithm
-    from marlkit.options import with_overrides
-    from marlkit.rollout import RolloutCollector
+    from marlkit.core.options import with_overrides
+    from marlkit.training.rollout import RolloutCollector
 
     env = make_env("vmas/navigation", 8, "cpu", 0, n_agents=2, max_steps=20)
     spec = algorithm(algo)

@@ -9,10 +9,10 @@ import torch
 
 from marlkit import MarlkitError, make_env
 from marlkit.algorithms import algorithm
-from marlkit.checkpoint import seed_everything
+from marlkit.core.checkpoint import seed_everything
+from marlkit.core.options import with_overrides
 from marlkit.keys import ACTION, OBS, REWARD
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
+from marlkit.training.rollout import RolloutCollector
 
 
 def setup(
@@ -215,7 +215,7 @@ def test_critic_options_train(extra):
 
 @pytest.mark.parametrize("algo", ["mappo", "hatrpo"])
 def test_layer_norm_and_orthogonal_init_train_actors_and_critics(algo, tmp_path):
-    from marlkit.experiment import Experiment, build_config
+    from marlkit.training.experiment import Experiment, build_config
 
     overrides = {"algo.layer_norm": True, "algo.init": "orthogonal", "algo.activation": "relu",
                  "algo.rollout_steps": 50, "env.n_agents": 2, "experiment.num_envs": 4, "experiment.frames": 400,
@@ -235,8 +235,8 @@ def test_layer_norm_and_orthogonal_init_train_actors_and_critics(algo, tmp_path)
 
 
 def test_layer_norm_is_refused_for_recurrent_networks():
-    from marlkit.config import build_config
-    from marlkit.errors import MarlkitError
+    from marlkit.core.errors import MarlkitError
+    from marlkit.training.config import build_config
 
     with pytest.raises(MarlkitError, match="apply to feed-forward networks"):
         build_config("mappo", "vmas/navigation", {"algo.layer_norm": True, "algo.network": "gru"})

@@ -9,9 +9,9 @@ import torch
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
+from marlkit.core.options import with_overrides
 from marlkit.keys import NEXT, STATE
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
+from marlkit.training.rollout import RolloutCollector
 
 STEPS, COPIES = 6, 2
 # No learning: warm-up never ends, so update() only stores the rows.

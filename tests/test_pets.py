@@ -8,12 +8,12 @@ import torch
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.errors import MarlkitError
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import with_overrides
+from marlkit.core.specs import Discrete, GroupSpec
 from marlkit.keys import ACTION, OBS, STATE
 from marlkit.learner import EnvInfo
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
-from marlkit.specs import Discrete, GroupSpec
+from marlkit.training.rollout import RolloutCollector
 
 SMALL = {
     "warmup_frames": 320,

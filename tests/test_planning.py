@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marlkit.planning import CEMConfig, CEMPlanner
+from marlkit.models.planning import CEMConfig, CEMPlanner
 
 LOW, HIGH = torch.tensor([-1.0, -2.0]), torch.tensor([1.0, 2.0])
 

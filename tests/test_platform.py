@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from marlkit.analysis.report import load_runs, write_report
+from marlkit.analysis.stats import bootstrap_ci, iqm
+from marlkit.analysis.sweep import compare
 from marlkit.cli import main
-from marlkit.report import load_runs, write_report
-from marlkit.stats import bootstrap_ci, iqm
-from marlkit.sweep import compare
 
 TINY = {
     "env.n_agents": 2,
@@ -194,7 +194,7 @@ def test_ray_backend_lands_in_the_same_layout(tmp_path):
 def as_format_1(config: dict) -> dict:
     """A format-2 config.json as marlkit wrote it before configs were nested (flat algo keys, no format)."""
     from marlkit.algorithms import algorithm
-    from marlkit.options import flatten
+    from marlkit.core.options import flatten
 
     renames = {new: old for old, new in getattr(algorithm(config["algo_name"]).config, "LEGACY_KEYS", {}).items()}
     old = {k: v for k, v in config.items() if k != "format"}
@@ -204,7 +204,7 @@ def as_format_1(config: dict) -> dict:
 
 @pytest.mark.parametrize("algo", ["hatrpo", "pets", "mbpo"])
 def test_format_1_configs_load_as_the_same_config(algo):
-    from marlkit.config import RunConfig, build_config
+    from marlkit.training.config import RunConfig, build_config
 
     config = build_config(algo, "gym/Pendulum-v1", {"algo.rollout_steps": 7}).to_json()
     legacy = as_format_1(config)

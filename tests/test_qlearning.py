@@ -12,13 +12,13 @@ from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
 from marlkit.algorithms.mixers import QMixer
 from marlkit.algorithms.qlearning import QLearning
-from marlkit.errors import MarlkitError
+from marlkit.blocks.returns import n_step_returns
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import with_overrides
+from marlkit.core.specs import Box, Discrete, GroupSpec
 from marlkit.keys import ACTION, ACTION_MASK, N_STEP_DISCOUNT, N_STEP_RETURN, NEXT, OBS
 from marlkit.learner import EnvInfo
-from marlkit.options import with_overrides
-from marlkit.returns import n_step_returns
-from marlkit.rollout import RolloutCollector
-from marlkit.specs import Box, Discrete, GroupSpec
+from marlkit.training.rollout import RolloutCollector
 
 
 def make_learner(name: str, groups, state_dim: int, **overrides) -> QLearning:

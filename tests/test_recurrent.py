@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from marlkit import make_env
 from marlkit.algorithms import algorithm
 from marlkit.algorithms.onpolicy import masked_mean
-from marlkit.checkpoint import seed_everything
-from marlkit.errors import MarlkitError
+from marlkit.core.checkpoint import seed_everything
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import with_overrides
 from marlkit.keys import CRITIC_STATE, DONE, RECURRENT_STATE, RECURRENT_STATE_OUT
-from marlkit.options import with_overrides
-from marlkit.recurrent import GRUNet, RecurrentGroup, reset_state, unroll
-from marlkit.rollout import RolloutCollector
+from marlkit.networks.recurrent import GRUNet, RecurrentGroup, reset_state, unroll
+from marlkit.training.rollout import RolloutCollector
 
 
 def test_gru_cell_matches_torch():

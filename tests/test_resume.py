@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from marlkit.experiment import Experiment, RunConfig, build_config, load_checkpoint
+from marlkit.training.experiment import Experiment, RunConfig, build_config, load_checkpoint
 
 pytestmark = pytest.mark.slow  # every test here trains runs twice (and kills one)
 
@@ -218,7 +218,7 @@ def test_ctrl_c_saves_a_checkpoint_and_exits_cleanly(tmp_path):
 
 DIE_WHILE_WRITING = """
 import os, signal, sys
-import marlkit.checkpoint as checkpoint
+import marlkit.core.checkpoint as checkpoint
 from marlkit.cli import main
 
 real, seen = checkpoint.atomic_write_bytes, []

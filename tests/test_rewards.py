@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from marlkit.adapters import make_env
-from marlkit.errors import MarlkitError
-from marlkit.groups import joint_observations
+from marlkit.core.errors import MarlkitError
 from marlkit.keys import NEXT, REWARD
-from marlkit.rewards import known_reward
-from marlkit.rollout import RolloutCollector
+from marlkit.models.rewards import known_reward
+from marlkit.networks.groups import joint_observations
+from marlkit.training.rollout import RolloutCollector
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from marlkit import make_env
 from marlkit.adapters import user_scenarios
 from marlkit.cli import main
 from marlkit.keys import ACTION, DONE, NEXT, OBS, REWARD, STATE
-from marlkit.rollout import RolloutCollector
+from marlkit.training.rollout import RolloutCollector
 
 ROOT = Path(__file__).resolve().parents[1]
 

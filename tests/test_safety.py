@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from marlkit import MarlkitError
+from marlkit.analysis.sweep import compare
 from marlkit.cli import main
-from marlkit.config import build_config
-from marlkit.evaluation import evaluate_run
-from marlkit.experiment import Experiment
-from marlkit.runs import read_run_config
-from marlkit.sweep import compare
+from marlkit.training.config import build_config
+from marlkit.training.evaluation import evaluate_run
+from marlkit.training.experiment import Experiment
+from marlkit.training.runs import read_run_config
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 SMALL = {
@@ -112,7 +112,7 @@ def test_second_writer_fails_at_once_naming_the_holder_and_stale_locks_do_not_bl
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    from marlkit.rundir import exclusive
+    from marlkit.core.rundir import exclusive
 
     # The killed holder left its lock file behind; the kernel dropped its lock, so nothing is blocked.
     assert f"pid {proc.pid}" in (run / ".lock").read_text()
@@ -201,7 +201,7 @@ def test_workers_die_with_a_sigkilled_sweep(tmp_path):
         proc.wait(timeout=30)
     assert not left_after(workers, 20), "orphaned workers"
     # Their run directories are free again: a re-run takes them over instead of sharing them.
-    from marlkit.rundir import exclusive
+    from marlkit.core.rundir import exclusive
 
     for lock in out.rglob(".lock"):
         with exclusive(lock.parent):
@@ -309,7 +309,7 @@ def test_nan_in_a_config_file_fails_before_writing(tmp_path, capsys, monkeypatch
 def test_disk_full_mid_run_is_one_line_and_the_run_resumes_after(tmp_path, monkeypatch, capsys):
     import errno
 
-    import marlkit.checkpoint as checkpoint
+    import marlkit.core.checkpoint as checkpoint
 
     run = tmp_path / "run"
     overrides = {**SMALL, "experiment.frames": 1_600, "experiment.checkpoint_every": 400, "experiment.eval_every": 800}

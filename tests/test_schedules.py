@@ -7,7 +7,7 @@ import math
 from hypothesis import given
 from hypothesis import strategies as st
 
-from marlkit.schedules import UpdateSchedule, linear
+from marlkit.blocks.schedules import UpdateSchedule, linear
 
 batches = st.lists(st.tuples(st.integers(1, 64), st.integers(1, 50)), min_size=1, max_size=30)  # (copies, steps)
 
@@ -50,8 +50,8 @@ def test_zero_length_ramp_is_a_step_at_its_start():
 
 def test_epsilon_without_decay_is_final_right_after_warmup(tmp_path):
     """``algo.eps_decay_frames=0`` trains (it raised ZeroDivisionError at the first step after warm-up)."""
-    from marlkit.config import build_config
-    from marlkit.experiment import Experiment
+    from marlkit.training.config import build_config
+    from marlkit.training.experiment import Experiment
 
     overrides = {
         "experiment.frames": 400,

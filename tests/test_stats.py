@@ -1,4 +1,4 @@
-"""The statistics protocol (marlkit.stats): its decisions checked by simulation, its pieces by hand."""
+"""The statistics protocol (marlkit.analysis.stats): its decisions checked by simulation, its pieces by hand."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from marlkit import stats
+from marlkit.analysis import stats
 
 ALGOS = ("a", "b", "c")
 SIMULATIONS = 500
@@ -19,9 +19,7 @@ def test_no_more_false_claims_than_5_percent_under_the_null(seeds):
     """Three identical algorithms (iid normal final returns): the share of tasks with any claim stays at
     most 5%, plus twice the simulation's own standard error (sqrt(0.05 * 0.95 / 500) = 0.0097)."""
     rng = np.random.default_rng(seeds)
-    false = sum(
-        bool(stats.claims({a: rng.normal(0.0, 1.0, seeds) for a in ALGOS})) for _ in range(SIMULATIONS)
-    )
+    false = sum(bool(stats.claims({a: rng.normal(0.0, 1.0, seeds) for a in ALGOS})) for _ in range(SIMULATIONS))
     assert false / SIMULATIONS <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / SIMULATIONS), false
 
 
@@ -116,8 +114,8 @@ def test_marl_eval_export_of_a_real_compare_run(tmp_path, capsys):
     import csv
     import json
 
+    from marlkit.analysis.sweep import compare
     from marlkit.cli import main
-    from marlkit.sweep import compare
 
     small = {"env.n_agents": 2, "env.max_steps": 25, "experiment.num_envs": 4, "experiment.eval_every": 200,
              "experiment.eval_episodes": 3, "experiment.tensorboard": False, "algo.rollout_steps": 25,

@@ -11,14 +11,14 @@ import torch
 
 from marlkit import make_env
 from marlkit.algorithms import algorithm
-from marlkit.checkpoint import load_checkpoint
-from marlkit.config import RunConfig, build_config
-from marlkit.errors import MarlkitError
-from marlkit.experiment import Experiment
-from marlkit.games import crossplay, evaluate_against
-from marlkit.learner import EnvInfo
-from marlkit.rollout import RolloutCollector
 from marlkit.algorithms.teams import Teams, TeamsConfig
+from marlkit.analysis.games import crossplay, evaluate_against
+from marlkit.core.checkpoint import load_checkpoint
+from marlkit.core.errors import MarlkitError
+from marlkit.learner import EnvInfo
+from marlkit.training.config import RunConfig, build_config
+from marlkit.training.experiment import Experiment
+from marlkit.training.rollout import RolloutCollector
 
 ADVERSARY = "mpe/simple_adversary_v3"
 SMALL = {"hidden": [16, 16]}

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from marlkit.adapters.families import FAMILIES, never
-from marlkit.termination import known_termination
+from marlkit.models.termination import known_termination
 
 
 @pytest.mark.parametrize("task", ["InvertedPendulum-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "HalfCheetah-v5"])

@@ -9,10 +9,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marlkit.policies import GroupPolicy, Memory
-from marlkit.returns import gae
-from marlkit.specs import Box, Discrete, GroupSpec
-from marlkit.trust_region import TrustRegionConfig, conjugate_gradient, make_fvp, trust_region_step
+from marlkit.blocks.returns import gae
+from marlkit.blocks.trust_region import TrustRegionConfig, conjugate_gradient, make_fvp, trust_region_step
+from marlkit.core.specs import Box, Discrete, GroupSpec
+from marlkit.networks.policies import GroupPolicy, Memory
 
 torch.set_default_dtype(torch.float32)
 
@@ -235,7 +235,7 @@ def test_categorical_kl_is_exact_and_respects_masks():
 
 
 def test_running_norm_matches_batch_statistics_and_round_trips():
-    from marlkit.normalizers import RunningNorm
+    from marlkit.networks.normalizers import RunningNorm
 
     torch.manual_seed(0)
     data = torch.randn(300, 4) * torch.tensor([1.0, 2.0, 5.0, 0.1]) + torch.tensor([0.0, 3.0, -2.0, 7.0])

@@ -8,10 +8,10 @@ import json
 import optuna
 import pytest
 
-from marlkit.config import build_config, load_config_file
-from marlkit.errors import MarlkitError
-from marlkit.experiment import Experiment
-from marlkit.tune import STUDY, _storage, parse_space, tune
+from marlkit.analysis.tune import STUDY, _storage, parse_space, tune
+from marlkit.core.errors import MarlkitError
+from marlkit.training.config import build_config, load_config_file
+from marlkit.training.experiment import Experiment
 
 SPACE = {
     "algo.actor_lr": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},

@@ -16,7 +16,7 @@ import torch
 
 from marlkit import MarlkitError, make_env
 from marlkit.keys import ALIVE
-from marlkit.rollout import RolloutCollector
+from marlkit.training.rollout import RolloutCollector
 
 HERE = Path(__file__).parent
 # Uneven slices (7 copies, capacity 4: 4 + 3), auto-resets mid-rollout, agents leaving, action masks,
@@ -132,7 +132,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_training_with_workers_writes_the_same_metrics(tmp_path):
-    from marlkit.experiment import Experiment, build_config
+    from marlkit.training.experiment import Experiment, build_config
 
     csv = {}
     for workers in (0, 2):
@@ -156,7 +156,7 @@ def test_training_with_workers_writes_the_same_metrics(tmp_path):
 
 
 def test_auto_workers_follow_the_runs_share_of_the_cores():
-    from marlkit.config import AUTO_WORKERS_MIN_COPIES, ExperimentConfig
+    from marlkit.training.config import AUTO_WORKERS_MIN_COPIES, ExperimentConfig
 
     many = ExperimentConfig(num_envs=2 * AUTO_WORKERS_MIN_COPIES)
     assert many.env_worker_count(threads=2) == 1  # the run steps a slice on the other core
@@ -166,7 +166,7 @@ def test_auto_workers_follow_the_runs_share_of_the_cores():
 
 
 def test_bad_env_workers_option_fails_in_one_line():
-    from marlkit.experiment import build_config
+    from marlkit.training.experiment import build_config
 
     with pytest.raises(MarlkitError, match=r"^experiment.env_workers must be >= 0, or -1 for auto, got -2$"):
         build_config("mappo", "mpe/simple_spread_v3", {"experiment.env_workers": -2})

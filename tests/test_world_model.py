@@ -9,8 +9,8 @@ import io
 import pytest
 import torch
 
-from marlkit.errors import MarlkitError
-from marlkit.world_model import EnsembleWorldModel, WorldModelConfig, gaussian_nll
+from marlkit.core.errors import MarlkitError
+from marlkit.models.world_model import EnsembleWorldModel, WorldModelConfig, gaussian_nll
 
 SMALL = WorldModelConfig(ensemble_size=5, elites=3, hidden=(64, 64), max_epochs=100, patience=20, batch_size=64)
 
@@ -116,7 +116,7 @@ def test_deterministic_mode_predicts_means_only():
 
 
 def test_model_rollout_respects_termination(fitted):
-    from marlkit.world_model import ModelRollout
+    from marlkit.models.world_model import ModelRollout
 
     model, _ = fitted
     # Terminate as soon as s_0 exceeds 0.5; actions push s_0 up (ds_0 = 0.1 (sin 3 s_0 + a)).
@@ -155,7 +155,7 @@ def test_each_particle_runs_through_its_own_member(fitted):
 
 
 def test_learned_termination_head_predicts_the_terminal_region_and_ends_rollouts():
-    from marlkit.world_model import ModelRollout
+    from marlkit.models.world_model import ModelRollout
 
     s, a, s2, r = data(3000, seed=8)
     terminated = s2[:, 0] > 0.5  # the task ends once s_0 passes 0.5

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 from _report import write_section  # noqa: E402
 
-from marlkit.experiment import Experiment, build_config  # noqa: E402
-from marlkit.stats import bootstrap_ci  # noqa: E402
-from marlkit.stats import verdict as significance  # noqa: E402
+from marlkit.analysis.stats import bootstrap_ci  # noqa: E402
+from marlkit.analysis.stats import verdict as significance  # noqa: E402
+from marlkit.training.experiment import Experiment, build_config  # noqa: E402
 
 
 def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> dict:
@@ -50,7 +50,7 @@ def final_eval(run_dir: Path, episodes: int) -> dict[str, float]:
     directory: the periodic evaluations of some presets are a few episodes and noisy."""
     path = run_dir / f"final_eval_{episodes}.json"
     if not path.exists():
-        from marlkit.evaluation import evaluate_run
+        from marlkit.training.evaluation import evaluate_run
 
         result = evaluate_run(run_dir, episodes, "last")
         path.write_text(json.dumps(result))

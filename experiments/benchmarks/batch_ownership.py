@@ -26,9 +26,9 @@ import torch
 from tensordict import TensorDictBase
 
 from marlkit import make_env
-from marlkit.groups import GroupModule, mlp
 from marlkit.keys import ACTION, OBS
-from marlkit.rollout import RolloutCollector
+from marlkit.networks.groups import GroupModule, mlp
+from marlkit.training.rollout import RolloutCollector
 
 warnings.filterwarnings("ignore")
 

@@ -1,6 +1,6 @@
 """Candidate tasks for the default `marlkit compare`: does any one tell ITRPO, MATRPO and HATRPO apart?
 
-Each candidate is run as the default comparison runs (``marlkit.sweep.compare``: the three algorithms,
+Each candidate is run as the default comparison runs (``marlkit.analysis.sweep.compare``: the three algorithms,
 seeds 0-2, the default overrides, two runs at a time on 2 cores) at a budget meant to fit about
 5 minutes, and timed. Per candidate and algorithm: the mean final evaluation return and its 95%
 bootstrap CI (the report's numbers), the report's significance sentence, and the separation: the
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from _report import write_section
 
-from marlkit.report import load_runs
-from marlkit.stats import bootstrap_ci
-from marlkit.stats import verdict as significance
-from marlkit.sweep import DEFAULT_ALGOS, DEFAULT_SEEDS, compare
+from marlkit.analysis.report import load_runs
+from marlkit.analysis.stats import bootstrap_ci
+from marlkit.analysis.stats import verdict as significance
+from marlkit.analysis.sweep import DEFAULT_ALGOS, DEFAULT_SEEDS, compare
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "runs" / "bench" / "candidates"

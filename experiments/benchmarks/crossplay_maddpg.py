@@ -5,7 +5,7 @@ team on the other side, and the reverse: MADDPG teams do better against the same
 sides. Here each algorithm trains on all groups of the task (continuous actions, marlkit's presets:
 ``maddpg`` is centralized critics Q_i(s, a_1..a_N), ``ddpg`` local critics Q_i(o_i, a_i)), 3 seeds,
 with ``marlkit compare``. Then every run's policy of each side plays every run's policies of the
-other side (``marlkit.games.crossplay``, ``--episodes`` deterministic episodes per match).
+other side (``marlkit.analysis.games.crossplay``, ``--episodes`` deterministic episodes per match).
 
 For each side and each opponent algorithm, the table gives the side's return when MADDPG plays it
 and when DDPG plays it, against the same opponent runs (per row run: its mean over the opponent
@@ -36,7 +36,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
-from marlkit.games import crossplay
+from marlkit.analysis.games import crossplay
 
 warnings.filterwarnings("ignore")
 TASKS = ("mpe/simple_adversary_v3", "mpe/simple_tag_v3")

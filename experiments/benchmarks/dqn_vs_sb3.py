@@ -28,7 +28,7 @@ import torch
 from _report import write_section
 from sb3_pendulum import evaluate
 
-from marlkit.experiment import Experiment, build_config
+from marlkit.training.experiment import Experiment, build_config
 
 EVERY = 5_000
 SOLVED = 475.0

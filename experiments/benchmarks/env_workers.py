@@ -32,8 +32,8 @@ from _report import write_section
 
 from marlkit import make_env
 from marlkit.algorithms import algorithm
-from marlkit.experiment import Experiment, build_config
-from marlkit.rollout import RolloutCollector
+from marlkit.training.experiment import Experiment, build_config
+from marlkit.training.rollout import RolloutCollector
 
 warnings.filterwarnings("ignore")
 TASKS = {"mpe/simple_spread_v3": {}, "mamujoco/HalfCheetah-2x3": {}}

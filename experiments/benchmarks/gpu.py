@@ -27,9 +27,9 @@ from _report import write_section
 
 from marlkit import make_env
 from marlkit.algorithms import algorithm
-from marlkit.devicecheck import count_syncs, off_device, syncs_by_file
-from marlkit.experiment import Experiment, build_config
-from marlkit.rollout import RolloutCollector
+from marlkit.core.devicecheck import count_syncs, off_device, syncs_by_file
+from marlkit.training.experiment import Experiment, build_config
+from marlkit.training.rollout import RolloutCollector
 
 warnings.filterwarnings("ignore")
 
@@ -162,7 +162,7 @@ def write_docs(results: dict[str, Any]) -> None:
     lines = [
         "`tests/test_cuda.py` passed in the same call. The CPU rows "
         "are that machine's CPU. Host syncs are counted with `torch.cuda.set_sync_debug_mode` over one "
-        "collection and divided by its steps; marlkit's are the documented ones (`marlkit/devicecheck.py`), "
+        "collection and divided by its steps; marlkit's are the documented ones (`marlkit/core/devicecheck.py`), "
         "all others are inside VMAS.",
         "",
         "| device | env copies | frames/s | host syncs per step: marlkit | inside VMAS |",

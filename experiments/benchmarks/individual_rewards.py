@@ -31,11 +31,11 @@ from torch import nn
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
 from marlkit.algorithms.onpolicy import OnPolicy, masked_mean
-from marlkit.checkpoint import seed_everything
-from marlkit.groups import GroupModule, mlp
+from marlkit.core.checkpoint import seed_everything
+from marlkit.core.specs import GroupSpec
 from marlkit.keys import ALIVE
-from marlkit.rollout import RolloutCollector
-from marlkit.specs import GroupSpec
+from marlkit.networks.groups import GroupModule, mlp
+from marlkit.training.rollout import RolloutCollector
 
 warnings.filterwarnings("ignore")
 ENV = {"n_agents": 3, "max_steps": 100, "shared_rew": False}

@@ -70,10 +70,10 @@ def main() -> None:
     out = Path(args.out)
     short = {"frames": args.mambpo_frames}
     mambpo = {**MASAC, **short, "overrides": {**MASAC["overrides"], **MODEL}}
-    # The same MAMBPO with synthetic rewards from navigation's known reward function (marlkit.rewards):
+    # The same MAMBPO with synthetic rewards from navigation's known reward function (marlkit.models.rewards):
     # it separates what the learned reward costs from what the rest of the model does.
     known = {**mambpo, "overrides": {**mambpo["overrides"], "algo.reward": "known"}}
-    # beta-NLL (0.5): plain NLL left the velocity change unfit (marlkit.world_model.gaussian_nll).
+    # beta-NLL (0.5): plain NLL left the velocity change unfit (marlkit.models.world_model.gaussian_nll).
     beta = {**mambpo, "overrides": {**mambpo["overrides"], "algo.model.nll_beta": 0.5}}
     beta_known = {**known, "overrides": {**known["overrides"], "algo.model.nll_beta": 0.5}}
     control = {**MASAC, **short, "overrides": {**MASAC["overrides"], **{k: MODEL[k] for k in CONTROL_KEYS}}}
@@ -143,7 +143,7 @@ def main() -> None:
         f"of the off-policy navigation benchmark plus `{overrides}` (model: 7 members, 5 elites, 4 x 200 SiLU, "
         "learned termination head, one-step rollouts). `mambpo_known_reward` is the same with `algo.reward=known`: "
         "synthetic rewards come from navigation's reward function applied to the model's predicted observations "
-        "(`marlkit/rewards.py`) instead of the model's reward outputs. The `mambpo_beta_nll` rows train the "
+        "(`marlkit/models/rewards.py`) instead of the model's reward outputs. The `mambpo_beta_nll` rows train the "
         "model with beta-NLL (`algo.model.nll_beta=0.5`) instead of the Gaussian NLL. `masac_same_updates` is the "
         "control: MASAC with "
         f"MAMBPO's frames and `{control_overrides}`, no model (seeds {seeds['masac_same_updates']}). "

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 from _report import write_section
 
-from marlkit.stats import bootstrap_ci
-from marlkit.stats import verdict as significance
+from marlkit.analysis.stats import bootstrap_ci
+from marlkit.analysis.stats import verdict as significance
 
 ROOT = Path(__file__).resolve().parents[2] / "runs" / "bench"
 SEEDS = (0, 1, 2)

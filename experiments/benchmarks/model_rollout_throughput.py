@@ -22,7 +22,7 @@ import torch
 from _report import write_section
 from torch import nn
 
-from marlkit.world_model import EnsembleWorldModel, WorldModelConfig
+from marlkit.models.world_model import EnsembleWorldModel, WorldModelConfig
 
 STATE_DIM, ACTION_DIM = 3, 1  # gym/Pendulum-v1
 

@@ -24,9 +24,9 @@ from torch import nn
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.groups import mlp
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
+from marlkit.core.options import with_overrides
+from marlkit.networks.groups import mlp
+from marlkit.training.rollout import RolloutCollector
 
 BATCH = 1024
 

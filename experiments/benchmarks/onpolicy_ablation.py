@@ -21,7 +21,7 @@ import numpy as np
 from _report import write_section
 
 import marlkit
-from marlkit import stats
+from marlkit.analysis import stats
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "ablation.md"

@@ -34,7 +34,7 @@ from offpolicy_learning import PRESETS as OFFPOLICY_PRESETS
 from onpolicy_learning import PRESETS as ONPOLICY_PRESETS
 from sac_vs_sb3 import OVERRIDES as SAC_OVERRIDES
 
-from marlkit.experiment import Experiment, build_config
+from marlkit.training.experiment import Experiment, build_config
 
 ROOT = Path(__file__).resolve().parents[2]
 PEERS = ROOT / ".peers"

@@ -25,8 +25,8 @@ from _learning import ROOT
 from _report import write_section
 
 from marlkit.adapters import make_env
-from marlkit.evaluation import episode_returns
-from marlkit.runs import load_learner
+from marlkit.training.evaluation import episode_returns
+from marlkit.training.runs import load_learner
 
 EPISODES, SEED = 10, 123_456  # marlkit eval's evaluation seed
 

@@ -22,8 +22,8 @@ from model_based_learning import PRESETS
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
+from marlkit.core.options import with_overrides
+from marlkit.training.rollout import RolloutCollector
 
 
 def main() -> None:

@@ -26,8 +26,8 @@ from _report import write_section
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
+from marlkit.core.options import with_overrides
+from marlkit.training.rollout import RolloutCollector
 
 ALGOS = ("iql", "vdn", "qmix")
 

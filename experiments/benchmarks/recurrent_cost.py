@@ -28,9 +28,9 @@ from _report import write_section
 
 from marlkit.adapters import make_env
 from marlkit.algorithms import algorithm
-from marlkit.checkpoint import seed_everything
-from marlkit.options import with_overrides
-from marlkit.rollout import RolloutCollector
+from marlkit.core.checkpoint import seed_everything
+from marlkit.core.options import with_overrides
+from marlkit.training.rollout import RolloutCollector
 
 MODELS = {
     "mlp": {"network": "mlp", "hidden": (64, 64)},

@@ -26,8 +26,8 @@ from _report import write_section
 from torchrl.data import LazyTensorStorage, RandomSampler, TensorDictReplayBuffer
 
 from marlkit.adapters import make_env
-from marlkit.replay import ReplayBuffer
-from marlkit.rollout import RolloutCollector
+from marlkit.blocks.replay import ReplayBuffer
+from marlkit.training.rollout import RolloutCollector
 
 
 def rows_of_navigation(n_rows: int) -> torch.Tensor:

@@ -27,7 +27,7 @@ import torch
 from _report import write_section
 from sb3_pendulum import evaluate
 
-from marlkit.experiment import Experiment, build_config
+from marlkit.training.experiment import Experiment, build_config
 
 FRAMES = 20_000
 OVERRIDES = {

@@ -46,8 +46,8 @@ def one(job: dict) -> dict:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     from marlkit.adapters import make_env
     from marlkit.algorithms import algorithm
-    from marlkit.experiment import build_config
-    from marlkit.rollout import RolloutCollector
+    from marlkit.training.experiment import build_config
+    from marlkit.training.rollout import RolloutCollector
 
     torch.manual_seed(0)
     overrides = {

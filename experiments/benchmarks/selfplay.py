@@ -33,14 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _report import write_section
 
 from marlkit.adapters import make_env
-from marlkit.config import build_config
-from marlkit.evaluation import episode_returns
-from marlkit.experiment import Experiment
-from marlkit.games import Lineup
-from marlkit.learner import EnvInfo
-from marlkit.stats import bootstrap_ci
 from marlkit.algorithms.teams import Scripted
-from marlkit.runs import load_player
+from marlkit.analysis.games import Lineup
+from marlkit.analysis.stats import bootstrap_ci
+from marlkit.learner import EnvInfo
+from marlkit.training.config import build_config
+from marlkit.training.evaluation import episode_returns
+from marlkit.training.experiment import Experiment
+from marlkit.training.runs import load_player
 
 warnings.filterwarnings("ignore")
 ENV = "envs/duel"

@@ -7,7 +7,7 @@ null all three have mean 0; under the alternative the first has mean 1.5. Two de
 
 * ``disjoint CIs`` (marlkit's report before issue 29): a difference is claimed when the 95%
   percentile-bootstrap CIs of the two means do not overlap;
-* ``protocol`` (marlkit.stats): permutation test of the difference, Holm over the 3 pairs, 5%.
+* ``protocol`` (marlkit.analysis.stats): permutation test of the difference, Holm over the 3 pairs, 5%.
 
 Per task: "false" = any claim under the null; "found" = the first algorithm called better than at
 least one other under the alternative. Writes docs/statistics.md.
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _report import write_section
 
-from marlkit import stats
+from marlkit.analysis import stats
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "statistics.md"
 
@@ -69,7 +69,7 @@ def main() -> None:
         "simulation's own noise).\n\n" + "\n".join(rows) + "\n\n"
         "With 3 seeds the protocol never claims anything: 20 splits of 6 runs give no p-value below 0.1. "
         "That is the point: 3 seeds cannot separate algorithms at this spread, and the report now says so "
-        "(\"inconclusive at 3 seeds ...\") instead of calling a chance ordering significant."
+        '("inconclusive at 3 seeds ...") instead of calling a chance ordering significant.'
     )
     write_section("stats_protocol", "False positives and power of the report's decisions", body, results, doc=DOC)
 

@@ -4,7 +4,7 @@ default on 10 fresh seeds under the statistics protocol.
 The tuning scores each trial on seeds 0 and 1; the best trial's score is the largest of 30 noisy
 scores on those seeds, so it is optimistic. The confirmation trains the default and the best
 configuration on seeds 100-109, which the tuning never saw, and compares their final returns with the
-protocol of marlkit.stats (CI of the difference, permutation test) and the probability of improvement.
+protocol of marlkit.analysis.stats (CI of the difference, permutation test) and the probability of improvement.
 Both phases resume: the study from its SQLite file, the confirmation runs from their directories.
 
     python experiments/benchmarks/tune_mappo_balance.py [--trials 30] [--frames 60000] [--jobs 2]
@@ -22,8 +22,8 @@ import yaml
 from _report import write_section
 
 import marlkit
-from marlkit import stats
-from marlkit.tune import read_space
+from marlkit.analysis import stats
+from marlkit.analysis.tune import read_space
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "tuning.md"

@@ -19,9 +19,9 @@ import time
 import torch
 from torch.func import functional_call
 
-from marlkit.policies import GroupPolicy
-from marlkit.specs import Box, GroupSpec
-from marlkit.trust_region import TrustRegionConfig, trust_region_step
+from marlkit.blocks.trust_region import TrustRegionConfig, trust_region_step
+from marlkit.core.specs import Box, GroupSpec
+from marlkit.networks.policies import GroupPolicy
 
 
 def problem(n_agents: int, total: int, seed: int = 0):

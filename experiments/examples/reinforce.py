@@ -23,13 +23,13 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from marlkit.algorithms.onpolicy import masked_mean
-from marlkit.groups import GroupModule, mlp
+from marlkit.blocks.returns import gae
+from marlkit.core.options import KeyFn, option, require, require_at_least
+from marlkit.core.specs import GroupSpec
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, NEXT, OBS, REWARD, TERMINATED, TRUNCATED
 from marlkit.learner import EnvInfo, Learner
-from marlkit.options import KeyFn, option, require, require_at_least
-from marlkit.policies import GroupPolicy
-from marlkit.returns import gae
-from marlkit.specs import GroupSpec
+from marlkit.networks.groups import GroupModule, mlp
+from marlkit.networks.policies import GroupPolicy
 
 
 @dataclass(frozen=True)

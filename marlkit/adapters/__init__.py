@@ -27,9 +27,9 @@ from marlkit.adapters.facts import TaskFacts
 from marlkit.adapters.families import FAMILIES, from_object, known_env_names, task_facts
 from marlkit.adapters.hide import HiddenObservations
 from marlkit.adapters.scenarios import scenario_dirs, user_scenarios
-from marlkit.errors import MarlkitError, first_line, suggest
-from marlkit.extras import as_missing, require
-from marlkit.imports import import_attr
+from marlkit.core.errors import MarlkitError, first_line, suggest
+from marlkit.core.extras import as_missing, require
+from marlkit.core.imports import import_attr
 
 
 def make_env(

@@ -16,9 +16,9 @@ from typing import Any, Literal
 import torch
 from tensordict import NestedKey, TensorDict, TensorDictBase
 
-from marlkit.errors import MarlkitError
+from marlkit.core.errors import MarlkitError
+from marlkit.core.specs import Box, GroupSpec
 from marlkit.keys import ACTION, ACTION_MASK, ALIVE, DONE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
-from marlkit.specs import Box, GroupSpec
 
 StateSource = Literal["env", "observations"]
 

@@ -12,8 +12,8 @@ import numpy as np
 from pettingzoo import ParallelEnv
 
 from marlkit.adapters.base import StateSource
-from marlkit.errors import MarlkitError, first_line
-from marlkit.specs import Discrete, GroupSpec
+from marlkit.core.errors import MarlkitError, first_line
+from marlkit.core.specs import Discrete, GroupSpec
 
 
 @dataclass(frozen=True)

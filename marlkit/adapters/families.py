@@ -21,9 +21,9 @@ from marlkit.adapters.base import MultiAgentEnv
 from marlkit.adapters.facts import TaskFacts, TerminationFn
 from marlkit.adapters.scenarios import scenario_module, user_scenario, user_scenarios
 from marlkit.adapters.vmas import VMAS_TASKS, VmasEnv, vmas_scenario_names
-from marlkit.errors import MarlkitError, suggest
-from marlkit.extras import installed, missing_error, require
-from marlkit.imports import import_attr
+from marlkit.core.errors import MarlkitError, suggest
+from marlkit.core.extras import installed, missing_error, require
+from marlkit.core.imports import import_attr
 
 # Options consumed by marlkit itself; everything else goes to the scenario.
 ADAPTER_OPTIONS = ("group_map", "pad_observations")
@@ -39,7 +39,7 @@ class Family:
     names: Callable[[], list[str]]
     """Task names for listings and close-match suggestions (examples where the family has no list)."""
     module: str | None = None
-    """The package the family needs (its extra, :mod:`marlkit.extras`)."""
+    """The package the family needs (its extra, :mod:`marlkit.core.extras`)."""
     tasks: Mapping[str, TaskFacts] = field(default_factory=dict)
     facts: Callable[[str], TaskFacts] | None = None
     """Facts read from the task itself (scenario files), instead of ``tasks``."""

@@ -16,7 +16,7 @@ import torch
 from tensordict import TensorDict
 
 from marlkit.adapters.base import MultiAgentEnv
-from marlkit.errors import MarlkitError
+from marlkit.core.errors import MarlkitError
 from marlkit.keys import NEXT, OBS
 
 

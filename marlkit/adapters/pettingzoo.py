@@ -28,8 +28,8 @@ from tensordict import TensorDict
 from marlkit.adapters.base import MultiAgentEnv, StateSource
 from marlkit.adapters.copies import DONE_KEY, NEXT_STATE_KEY, STATE_KEY, Copies, CopyBlock, Layout
 from marlkit.adapters.workers import WorkerPool
-from marlkit.errors import MarlkitError
-from marlkit.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
+from marlkit.core.errors import MarlkitError
+from marlkit.core.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
 
 EnvFactory = Callable[[], Any]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from marlkit.errors import MarlkitError, suggest
+from marlkit.core.errors import MarlkitError, suggest
 
 SCENARIO_ATTRS = ("Scenario", "parallel_env")
 

@@ -21,9 +21,9 @@ from tensordict import TensorDict
 
 from marlkit.adapters.base import MultiAgentEnv, stack_state
 from marlkit.adapters.facts import RewardFn, TaskFacts
-from marlkit.errors import MarlkitError, suggest
-from marlkit.extras import installed
-from marlkit.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
+from marlkit.core.errors import MarlkitError, suggest
+from marlkit.core.extras import installed
+from marlkit.core.specs import GroupSpec, action_space_from_gym, check_group_map, default_group_map
 
 DEFAULT_MAX_STEPS = 100
 
@@ -218,7 +218,7 @@ def _check_navigation_fits(kwargs: Mapping[str, Any]) -> None:
 
 # ------------------------------------------------------------------------ what marlkit knows of tasks
 # Known reward functions restate the task's reward from its live scenario object, so that scenario
-# options (shaping factor, penalties, radii) are read, not assumed (marlkit.rewards says why a model
+# options (shaping factor, penalties, radii) are read, not assumed (marlkit.models.rewards says why a model
 # needs them).
 def vmas_navigation(scenario: Any, agent_order: list[str]) -> RewardFn:
     """VMAS navigation: progress towards the goal (every agent's, summed, when ``shared_rew``), a

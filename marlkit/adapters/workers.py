@@ -29,9 +29,9 @@ from gymnasium.vector import AsyncVectorEnv, AutoresetMode
 from pettingzoo import ParallelEnv
 
 from marlkit.adapters.copies import CopyBlock, Layout
-from marlkit.errors import MarlkitError
-from marlkit.interrupts import die_with_parent
-from marlkit.specs import Discrete
+from marlkit.core.errors import MarlkitError
+from marlkit.core.interrupts import die_with_parent
+from marlkit.core.specs import Discrete
 
 
 class WorkerPool:

@@ -3,7 +3,7 @@ transitions and short model rollouts branched from real states.
 
 This is the off-policy learner (:mod:`marlkit.algorithms.offpolicy`, SAC or multi-agent SAC) plus
 a world model; nothing of SAC is re-implemented. Every ``retrain_every`` frames the ensemble
-(:mod:`marlkit.world_model`) is refit on the whole real replay buffer and ``rollouts_per_frame x
+(:mod:`marlkit.models.world_model`) is refit on the whole real replay buffer and ``rollouts_per_frame x
 retrain_every`` branched rollouts of ``k`` steps start from real states, acting with the current
 policies. ``k`` grows linearly from ``rollout_length[0]`` to ``rollout_length[1]`` between the frames
 of ``rollout_schedule`` (short rollouts early keep compounding model error small while the model
@@ -34,16 +34,16 @@ import torch
 from tensordict import TensorDict, TensorDictBase
 
 from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
-from marlkit.errors import MarlkitError
-from marlkit.groups import joint_observations
+from marlkit.blocks.replay import ReplayBuffer
+from marlkit.blocks.schedules import linear
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import KeyFn, option, require, require_at_least
 from marlkit.keys import ACTION, ALIVE, NEXT, OBS, REWARD, STATE, TERMINATED, TRUNCATED
 from marlkit.learner import EnvInfo
-from marlkit.options import KeyFn, option, require, require_at_least
-from marlkit.replay import ReplayBuffer
-from marlkit.rewards import known_reward
-from marlkit.schedules import linear
-from marlkit.termination import episode_terminated, model_termination
-from marlkit.world_model import EnsembleWorldModel, ModelOptions
+from marlkit.models.rewards import known_reward
+from marlkit.models.termination import episode_terminated, model_termination
+from marlkit.models.world_model import EnsembleWorldModel, ModelOptions
+from marlkit.networks.groups import joint_observations
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marlkit.groups import mlp
+from marlkit.networks.groups import mlp
 
 
 class QMixer(nn.Module):

@@ -34,8 +34,9 @@ from marlkit.algorithms.offpolicy_actors import ReplayActors, ReplayBatch
 from marlkit.algorithms.offpolicy_config import OffPolicyConfig
 from marlkit.algorithms.offpolicy_critics import QCritics, td_target
 from marlkit.algorithms.replay_learner import ReplayLearner, polyak_
-from marlkit.errors import MarlkitError
-from marlkit.groups import GroupModule, JointActions, central_input, mlp
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import validate
+from marlkit.core.specs import Box, GroupSpec
 from marlkit.keys import (
     ACTION,
     ACTION_MASK,
@@ -50,10 +51,9 @@ from marlkit.keys import (
     TRUNCATED,
 )
 from marlkit.learner import EnvInfo
-from marlkit.nets import clip_grad_norm_per_member_
-from marlkit.options import validate
-from marlkit.recurrent import GRUNet
-from marlkit.specs import Box, GroupSpec
+from marlkit.networks.ensemble import clip_grad_norm_per_member_
+from marlkit.networks.groups import GroupModule, JointActions, central_input, mlp
+from marlkit.networks.recurrent import GRUNet
 
 
 class OffPolicy(QCritics, ReplayActors, ReplayLearner):

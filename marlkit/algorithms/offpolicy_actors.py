@@ -12,11 +12,13 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from marlkit.algorithms.offpolicy_config import OffPolicyConfig
-from marlkit.groups import JointActions
+from marlkit.blocks.schedules import UpdateSchedule, linear
+from marlkit.core.specs import Discrete, GroupSpec
 from marlkit.keys import (
     DONE,
 )
-from marlkit.policies import (
+from marlkit.networks.groups import JointActions
+from marlkit.networks.policies import (
     ActorMode,
     Memory,
     categorical_head,
@@ -24,9 +26,7 @@ from marlkit.policies import (
     masked_log_probs,
     squashed_gaussian_head,
 )
-from marlkit.recurrent import reach, unroll
-from marlkit.schedules import UpdateSchedule, linear
-from marlkit.specs import Discrete, GroupSpec
+from marlkit.networks.recurrent import reach, unroll
 
 
 @dataclass

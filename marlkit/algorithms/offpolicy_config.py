@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from marlkit.options import KeyFn, option, require, require_at_least
-from marlkit.replay import ReplayOptions
+from marlkit.blocks.replay import ReplayOptions
+from marlkit.core.options import KeyFn, option, require, require_at_least
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from marlkit.algorithms.offpolicy_config import OffPolicyConfig
-from marlkit.groups import JointActions, central_input_dim
-from marlkit.nets import EnsembleMLP
-from marlkit.specs import Discrete, GroupSpec
+from marlkit.core.specs import Discrete, GroupSpec
+from marlkit.networks.ensemble import EnsembleMLP
+from marlkit.networks.groups import JointActions, central_input_dim
 
 
 def td_target(

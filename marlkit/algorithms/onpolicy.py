@@ -10,7 +10,7 @@ Two switches pick the variant, plus the step rule:
   permutation each iteration, or in env order with ``agent_order=fixed``; agent i_m maximises
   mean[r_{i_m} * M * A] where M is the product of new/old ratios of the agents already updated,
   recomputed on the full batch after each agent's step);
-* ``step_rule``: ``trust_region`` (marlkit.trust_region) or ``clip`` (PPO's clipped objective).
+* ``step_rule``: ``trust_region`` (marlkit.blocks.trust_region) or ``clip`` (PPO's clipped objective).
 
 With one agent the three trust-region variants run the same computations and give identical
 parameters when the critic inputs coincide (tests/test_onpolicy.py).
@@ -29,6 +29,7 @@ from marlkit.algorithms.onpolicy_actors import OnPolicyActorSteps
 from marlkit.algorithms.onpolicy_config import OnPolicyConfig
 from marlkit.algorithms.onpolicy_critics import OnPolicyCritics
 from marlkit.algorithms.onpolicy_data import GroupBatch, explained_variance, masked_mean
+from marlkit.core.options import validate
 from marlkit.keys import (
     ACTION,
     ACTION_MASK,
@@ -40,10 +41,9 @@ from marlkit.keys import (
     STATE,
 )
 from marlkit.learner import EnvInfo, Learner
-from marlkit.normalizers import RunningNorm
-from marlkit.options import validate
-from marlkit.policies import GroupPolicy, Memory
-from marlkit.recurrent import entering_state, resets_before
+from marlkit.networks.normalizers import RunningNorm
+from marlkit.networks.policies import GroupPolicy, Memory
+from marlkit.networks.recurrent import entering_state, resets_before
 
 
 class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):

@@ -12,8 +12,8 @@ from torch import nn
 
 from marlkit.algorithms.onpolicy_config import OnPolicyConfig
 from marlkit.algorithms.onpolicy_data import GroupBatch, index_memory, masked_mean
-from marlkit.policies import GroupPolicy
-from marlkit.trust_region import StepResult, trust_region_step
+from marlkit.blocks.trust_region import StepResult, trust_region_step
+from marlkit.networks.policies import GroupPolicy
 
 
 class OnPolicyActorSteps:

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from marlkit.options import KeyFn, nested, option, require, require_at_least
-from marlkit.trust_region import TrustRegionConfig
+from marlkit.blocks.trust_region import TrustRegionConfig
+from marlkit.core.options import KeyFn, nested, option, require, require_at_least
 
 
 @dataclass(frozen=True)

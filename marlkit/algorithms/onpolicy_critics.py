@@ -14,7 +14,8 @@ from torch import nn
 
 from marlkit.algorithms.onpolicy_config import OnPolicyConfig
 from marlkit.algorithms.onpolicy_data import GroupBatch, explained_variance, index_memory, masked_mean
-from marlkit.groups import GroupModule, mlp
+from marlkit.blocks.returns import gae
+from marlkit.core.specs import GroupSpec
 from marlkit.keys import (
     CRITIC_STATE,
     CRITIC_STATE_OUT,
@@ -25,11 +26,10 @@ from marlkit.keys import (
     TERMINATED,
     TRUNCATED,
 )
-from marlkit.normalizers import RunningNorm
-from marlkit.policies import Memory
-from marlkit.recurrent import GRUNet, entering_state, reach, unroll
-from marlkit.returns import gae
-from marlkit.specs import GroupSpec
+from marlkit.networks.groups import GroupModule, mlp
+from marlkit.networks.normalizers import RunningNorm
+from marlkit.networks.policies import Memory
+from marlkit.networks.recurrent import GRUNet, entering_state, reach, unroll
 
 
 class StateValues(nn.Module):

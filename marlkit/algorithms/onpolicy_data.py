@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from marlkit.policies import Memory
+from marlkit.networks.policies import Memory
 
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | tuple[int, ...] | None = None) -> torch.Tensor:

@@ -13,7 +13,7 @@ return over ``particles`` model rollouts (TS-inf or TS-1 propagation), minus ``u
 times the summed ensemble disagreement. The model is refit on all collected data every
 ``retrain_every`` frames, after ``warmup_frames`` uniformly random frames. A particle that
 terminates earns nothing afterwards: ``termination="auto"`` uses the task's known termination
-function (:mod:`marlkit.termination`) and otherwise a learned termination head.
+function (:mod:`marlkit.models.termination`) and otherwise a learned termination head.
 
 ``timing`` accumulates wall-clock seconds of planning and of the ensemble's forward passes (CPU
 clocks; on CUDA the forward time is launch time only).
@@ -29,15 +29,15 @@ from typing import ClassVar, Literal
 import torch
 from tensordict import TensorDictBase
 
-from marlkit.errors import MarlkitError
-from marlkit.groups import JointActions
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import KeyFn, nested, option, require_at_least, validate
+from marlkit.core.specs import Box
 from marlkit.keys import ACTION, DONE, NEXT, REWARD, STATE
 from marlkit.learner import EnvInfo, Learner
-from marlkit.options import KeyFn, nested, option, require_at_least, validate
-from marlkit.planning import CEMConfig, CEMPlanner
-from marlkit.specs import Box
-from marlkit.termination import episode_terminated, model_termination
-from marlkit.world_model import EnsembleWorldModel, ModelOptions, ModelRollout
+from marlkit.models.planning import CEMConfig, CEMPlanner
+from marlkit.models.termination import episode_terminated, model_termination
+from marlkit.models.world_model import EnsembleWorldModel, ModelOptions, ModelRollout
+from marlkit.networks.groups import JointActions
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ optional one-hot agent id, or one per agent, stacked). The ``mixer`` switch pick
   every agent's own greedy action (Rashid et al. 2018).
 
 Acting is decentralized and epsilon-greedy over legal actions. Targets use ``n_step`` returns (cut at
-termination, bootstrapped through truncation, :func:`marlkit.returns.n_step_returns`), double Q
+termination, bootstrapped through truncation, :func:`marlkit.blocks.returns.n_step_returns`), double Q
 (the online network picks ``a'``, the target network evaluates it) or a plain max, and always the
 *next* step's action mask. The n-step windows are formed when a collection is stored, so replay rows
 are ordinary transitions with their return, discount and bootstrap observation.
@@ -33,8 +33,12 @@ from torch import nn
 
 from marlkit.algorithms.mixers import QMixer
 from marlkit.algorithms.replay_learner import ReplayLearner, polyak_
-from marlkit.errors import MarlkitError
-from marlkit.groups import GroupModule, mlp
+from marlkit.blocks.replay import ReplayOptions
+from marlkit.blocks.returns import n_step_returns
+from marlkit.blocks.schedules import linear
+from marlkit.core.errors import MarlkitError
+from marlkit.core.options import KeyFn, option, require, require_at_least, validate
+from marlkit.core.specs import Discrete
 from marlkit.keys import (
     ACTION,
     ACTION_MASK,
@@ -51,14 +55,10 @@ from marlkit.keys import (
     TRUNCATED,
 )
 from marlkit.learner import EnvInfo
-from marlkit.normalizers import RunningNorm
-from marlkit.options import KeyFn, option, require, require_at_least, validate
-from marlkit.policies import Memory
-from marlkit.recurrent import GRUNet, reach, unroll
-from marlkit.replay import ReplayOptions
-from marlkit.returns import n_step_returns
-from marlkit.schedules import linear
-from marlkit.specs import Discrete
+from marlkit.networks.groups import GroupModule, mlp
+from marlkit.networks.normalizers import RunningNorm
+from marlkit.networks.policies import Memory
+from marlkit.networks.recurrent import GRUNet, reach, unroll
 
 MIXER_NAMES = {"none": "DQN/IQL", "vdn": "VDN", "qmix": "QMIX"}
 

@@ -23,10 +23,10 @@ from marlkit.algorithms.offpolicy import OffPolicy, OffPolicyConfig
 from marlkit.algorithms.onpolicy import OnPolicy, OnPolicyConfig
 from marlkit.algorithms.pets import PETS, PETSConfig
 from marlkit.algorithms.qlearning import QLearning, QLearningConfig
-from marlkit.errors import MarlkitError, suggest
-from marlkit.imports import import_attr
+from marlkit.core.errors import MarlkitError, suggest
+from marlkit.core.imports import import_attr
+from marlkit.core.options import to_dict, with_overrides
 from marlkit.learner import EnvInfo, Learner
-from marlkit.options import to_dict, with_overrides
 
 LearnerFactory = Callable[[Any, EnvInfo, int], Learner]
 

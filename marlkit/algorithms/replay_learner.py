@@ -20,13 +20,13 @@ import torch
 from tensordict import TensorDictBase
 from torch import nn
 
+from marlkit.blocks.replay import ReplayBuffer, ReplayOptions
+from marlkit.blocks.schedules import UpdateSchedule
+from marlkit.core.specs import GroupSpec
 from marlkit.keys import OBS, RECURRENT_STATE, RECURRENT_STATE_OUT
 from marlkit.learner import EnvInfo, Learner
-from marlkit.policies import Memory
-from marlkit.recurrent import entering_state, resets_before
-from marlkit.replay import ReplayBuffer, ReplayOptions
-from marlkit.schedules import UpdateSchedule
-from marlkit.specs import GroupSpec
+from marlkit.networks.policies import Memory
+from marlkit.networks.recurrent import entering_state, resets_before
 
 
 def polyak_(target: list[torch.Tensor], online: list[torch.Tensor], tau: float) -> None:

@@ -39,14 +39,14 @@ from torch import nn
 
 from marlkit.algorithms.registry import AlgorithmSpec, algorithm
 from marlkit.algorithms.teams_config import TEAMS, TeamConfig, TeamsConfig, assign_groups, parse_team_flags
-from marlkit.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
-from marlkit.errors import MarlkitError
-from marlkit.imports import import_attr
+from marlkit.core.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
+from marlkit.core.errors import MarlkitError
+from marlkit.core.imports import import_attr
+from marlkit.core.options import describe
+from marlkit.core.specs import GroupSpec
 from marlkit.keys import ACTION, ACTION_MASK, NEXT
 from marlkit.learner import Actor, EnvInfo, Learner
-from marlkit.options import describe
-from marlkit.runs import Player, acting_weights, check_groups, load_player
-from marlkit.specs import GroupSpec
+from marlkit.training.runs import Player, acting_weights, check_groups, load_player
 
 # ----------------------------------------------------------------------------- players
 Snapshot = tuple[int, dict[str, torch.Tensor], dict[str, Any]]

@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from marlkit.algorithms.registry import algorithm
-from marlkit.errors import MarlkitError, suggest
+from marlkit.core.errors import MarlkitError, suggest
+from marlkit.core.options import option, require, to_dict, with_overrides
 from marlkit.learner import EnvInfo
-from marlkit.options import option, require, to_dict, with_overrides
 
 TEAMS = "teams"
 FIXED_PLAYS = ("frozen", "scripted", "pool")

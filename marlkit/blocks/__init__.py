@@ -1,0 +1,2 @@
+"""Algorithm building blocks: the trust-region solver, returns (GAE, n-step), the replay buffer, update
+and exploration schedules."""

@@ -1,0 +1,2 @@
+"""Basics every layer uses: errors, options and configs, group specs, optional extras, imports by path,
+interrupts, checkpoints and run directories."""

@@ -1,0 +1,2 @@
+"""Networks over agent groups: group modules and MLPs, batched ensembles, policy heads, GRU helpers,
+running normalizers."""
