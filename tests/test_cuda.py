@@ -1,7 +1,7 @@
 """The CUDA path, end to end: every algorithm family trains briefly with VMAS on ``device=cuda``, keeps
 every tensor there, resumes from a checkpoint there, and collects without host synchronisation beyond
 the documented one per step. Skipped on machines without CUDA (CI has none); run on a GPU machine with
-``pytest tests/test_cuda.py`` or through ``experiments/benchmarks/gpu.sh``."""
+``pytest tests/test_cuda.py`` or through ``experiments/benchmarks/speed/gpu.sh``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,11 @@
 """Shared driver of the learning benchmarks: run algos x seeds of a preset, summarize, write the docs.
 
-Runs go to ``runs/bench/<preset>/<algo>-s<seed>`` and are skipped if already finished, so an
-interrupted benchmark continues where it stopped.
+A preset's runs of one algorithm (or labelled variant, ``hatrpo-gru``) are a sweep config: the driver
+writes it to ``runs/bench/<preset>/<label>/sweep.yaml`` and runs it as ``marlkit compare --config`` does
+(:func:`marlkit.analysis.sweep.compare`), so a finished run is skipped and an interrupted one resumes
+from its last checkpoint. The same runs by hand::
+
+    marlkit compare --config runs/bench/<preset>/<label>/sweep.yaml --seeds 0,1,2 --out runs/bench/<preset>/<label>
 """
 
 from __future__ import annotations
@@ -18,31 +22,50 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).parent))
 
 import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 from _report import write_section  # noqa: E402
 
+from marlkit.analysis import sweep  # noqa: E402
 from marlkit.analysis.stats import bootstrap_ci  # noqa: E402
 from marlkit.analysis.stats import verdict as significance  # noqa: E402
-from marlkit.training.experiment import Experiment, build_config  # noqa: E402
+from marlkit.training.config import load_config_file  # noqa: E402
 
 
-def run_one(preset: dict, name: str, algo: str, seed: int, out_root: Path) -> dict:
-    out = out_root / name / f"{algo}-s{seed}"
-    summary_path = out / "summary.json"
-    if summary_path.exists():
-        return json.loads(summary_path.read_text())
-    if out.exists():  # an interrupted run: start it again from scratch
-        import shutil
+def algorithm_of(preset: dict, label: str) -> str:
+    """A variant's label (``hatrpo-gru``) names its algorithm in ``algo_of``; its options are in ``algo_overrides``."""
+    return preset.get("algo_of", {}).get(label, label)
 
-        shutil.rmtree(out)
-    overrides = {
-        **preset["overrides"],
-        **preset.get("algo_overrides", {}).get(algo, {}),
-        "experiment.frames": preset["frames"],
-        "experiment.seed": seed,
-        "experiment.progress": False,
-    }
-    # A variant's label (``hatrpo-gru``) names its algorithm in ``algo_of``; its options in ``algo_overrides``.
-    return Experiment(build_config(preset.get("algo_of", {}).get(algo, algo), preset["env"], overrides), out).run()
+
+def sweep_config(preset: dict, label: str) -> dict:
+    """The preset's runs of ``label`` as a sweep config file's tables (``marlkit compare --config``)."""
+    tables: dict[str, dict] = {"algo": {}, "env": {}, "experiment": {}}
+    for key, value in {**preset["overrides"], **preset.get("algo_overrides", {}).get(label, {})}.items():
+        section, _, name = key.partition(".")
+        tables[section][name] = value
+    return {"algos": [algorithm_of(preset, label)], "envs": [preset["env"]], "frames": preset["frames"], **tables}
+
+
+def run_dir(out_root: Path, name: str, preset: dict, label: str, seed: int) -> Path:
+    """Where a preset's run lives: the sweep's layout under ``runs/bench/<preset>/<label>``."""
+    return out_root / name / label / sweep.slug(preset["env"]) / sweep.slug(algorithm_of(preset, label)) / f"seed{seed}"
+
+
+def run_seeds(preset: dict, name: str, label: str, seeds: list[int], out_root: Path, jobs: int = 1) -> dict[int, dict]:
+    """Run (or skip, or resume) the seeds of one label through the sweep; their summaries by seed."""
+    out = out_root / name / label
+    out.mkdir(parents=True, exist_ok=True)
+    config = out / "sweep.yaml"
+    config.write_text(yaml.safe_dump(sweep_config(preset, label), sort_keys=False))
+    names, overrides = load_config_file(str(config))
+    result = sweep.compare(names["algos"], names["envs"], seeds, out, names["frames"], overrides, jobs=jobs,
+                           progress=False)  # fmt: skip
+    if result["failed"] or result["interrupted"]:
+        raise SystemExit(f"{name}/{label}: failed {result['failed']}, interrupted {result['interrupted']}")
+    return {s: json.loads((run_dir(out_root, name, preset, label, s) / "summary.json").read_text()) for s in seeds}
+
+
+def run_one(preset: dict, name: str, label: str, seed: int, out_root: Path) -> dict:
+    return run_seeds(preset, name, label, [seed], out_root)[seed]
 
 
 def final_eval(run_dir: Path, episodes: int) -> dict[str, float]:
@@ -77,20 +100,22 @@ def main(presets: dict[str, dict], family: str) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--algos", nargs="+")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench"))
+    parser.add_argument("--jobs", type=int, default=1, help="runs side by side (each gets cores / jobs threads)")
     args = parser.parse_args()
     preset = presets[args.preset]
     measure = preset["measure"]
     results: dict[str, dict] = {}
     for algo in args.algos or preset["algos"]:
         runs = []
+        summaries = run_seeds(preset, args.preset, algo, args.seeds, Path(args.out), args.jobs)
         for seed in args.seeds:
-            summary = run_one(preset, args.preset, algo, seed, Path(args.out))
-            run_dir = Path(args.out) / args.preset / f"{algo}-s{seed}"
+            summary = summaries[seed]
+            where = run_dir(Path(args.out), args.preset, preset, algo, seed)
             final = {
                 "eval_return_mean": summary["final_eval_return_mean"],
                 "eval_return_team": summary["final_eval_return_team"],
             }[measure]
-            frames_hit, wall_hit = frames_to_target(run_dir, measure, preset["target"])
+            frames_hit, wall_hit = frames_to_target(where, measure, preset["target"])
             runs.append(
                 {
                     "seed": seed,
@@ -101,7 +126,7 @@ def main(presets: dict[str, dict], family: str) -> None:
                     "frames_to_target": frames_hit,
                     "wall_s_to_target": wall_hit,
                     **(
-                        {"final_eval": final_eval(run_dir, preset["final_eval_episodes"])}
+                        {"final_eval": final_eval(where, preset["final_eval_episodes"])}
                         if "final_eval_episodes" in preset
                         else {}
                     ),
@@ -123,9 +148,9 @@ def main(presets: dict[str, dict], family: str) -> None:
     write_docs(args, preset, results, family)
 
 
-def plot_curves(root: Path, algos: list[str], seeds: list[int], preset: dict, name: str) -> str:
+def plot_curves(out_root: Path, preset_name: str, algos: list[str], seeds: list[int], preset: dict, name: str) -> str:
     """Evaluation return against frames, one line per seed and the mean over seeds per algorithm, into
-    docs/img/<name>.png; returns the path relative to docs/."""
+    docs/img/<name>.png; returns the path relative to the topic pages (docs/benchmarks/)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -136,7 +161,7 @@ def plot_curves(root: Path, algos: list[str], seeds: list[int], preset: dict, na
         color = f"C{k}"
         curves = []
         for seed in seeds:
-            with open(root / f"{algo}-s{seed}" / "metrics.csv") as f:
+            with open(run_dir(out_root, preset_name, preset, algo, seed) / "metrics.csv") as f:
                 rows = [r for r in csv.DictReader(f) if r.get(preset["measure"])]
             frames = [int(r["frames"]) for r in rows]
             values = [float(r[preset["measure"]]) for r in rows]
@@ -155,7 +180,7 @@ def plot_curves(root: Path, algos: list[str], seeds: list[int], preset: dict, na
     fig.tight_layout()
     fig.savefig(out, dpi=90)
     plt.close(fig)
-    return f"img/{name}.png"
+    return f"../img/{name}.png"
 
 
 def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: str) -> None:
@@ -201,7 +226,7 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
                 f"forward passes: {share}."
             )
     if preset.get("curves"):
-        figure = plot_curves(Path(args.out) / args.preset, list(results), args.seeds, preset, f"{family}_{args.preset}")
+        figure = plot_curves(Path(args.out), args.preset, list(results), args.seeds, preset, f"{family}_{args.preset}")
         rows.append(f"\n![evaluation return against frames, {preset['title']}]({figure})")
     overrides = " ".join(f"{k}={json.dumps(v)}" for k, v in preset["overrides"].items())
     per_algo = "".join(
@@ -210,6 +235,8 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
     )
     body = (
         f"{preset['reference']}\n\nConfig on top of each algorithm's defaults: `{overrides}`, "
-        f"`experiment.frames={preset['frames']}`.{per_algo} Wall-clock includes evaluations.\n\n" + "\n".join(rows)
+        f"`experiment.frames={preset['frames']}`.{per_algo} Each algorithm's runs are one sweep config, "
+        f"`runs/bench/{args.preset}/<algo>/sweep.yaml`, run as `marlkit compare --config` runs it (finished runs "
+        "skipped, interrupted ones resumed). Wall-clock includes evaluations.\n\n" + "\n".join(rows)
     )
     write_section(f"{family}_{args.preset}", preset["title"], body, results)

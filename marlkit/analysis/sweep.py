@@ -36,7 +36,7 @@ from marlkit.training.config import RunConfig, build_config
 from marlkit.training.experiment import EvalHook, Experiment
 
 # The default comparison: `marlkit compare` with no arguments (83 s of runs on 2 CPU cores at 5 seeds).
-# Why this task: of the candidates measured (experiments/benchmarks/compare_candidates.py,
+# Why this task: of the candidates measured (experiments/benchmarks/learning/compare_candidates.py,
 # docs/benchmarks.md), the only one where two of the three algorithms' 3-seed CIs were disjoint at a
 # few-minute budget; under the statistics protocol it is inconclusive at 5 seeds (docs/statistics.md).
 DEFAULT_ALGOS = ("itrpo", "matrpo", "hatrpo")

@@ -7,7 +7,7 @@ is always a consistent joint transition: agents are never mixed across time step
 The storage is a preallocated TensorDict ring, allocated on the first ``extend`` from that batch's
 layout (on that batch's device unless a device is given) and indexed with one gather per leaf.
 TorchRL's ``LazyTensorStorage`` + ``RandomSampler`` does the same job with 8-21% more time per
-sample call (``experiments/benchmarks/replay_sampling.py``, docs/benchmarks.md); both are under 5%
+sample call (``experiments/benchmarks/speed/replay_sampling.py``, docs/benchmarks.md); both are under 5%
 of a gradient step. This ring is kept because it is as fast or faster and its checkpoint holds only
 the filled rows.
 

@@ -1,6 +1,6 @@
 """Checks that a run stays on its device: where tensors live and how often the host waits for the GPU.
 
-Used by the CUDA tests (``tests/test_cuda.py``) and the GPU benchmark (``experiments/benchmarks/gpu.py``).
+Used by the CUDA tests (``tests/test_cuda.py``) and the GPU benchmark (``experiments/benchmarks/speed/gpu.py``).
 On CUDA, PyTorch can warn at every operation that synchronises the host with the device
 (``torch.cuda.set_sync_debug_mode``); :func:`count_syncs` counts those warnings by the source file
 that triggered them, so a sync inside marlkit is told apart from one inside the simulator.

@@ -1,0 +1,143 @@
+"""Reference practice as hypotheses: MAPPO with each HARL/MAPPO/BenchMARL practice alone, and all of
+HARL's together, against marlkit's defaults, 5 seeds each, under the statistics protocol (issue 33).
+
+Per task: each variant's final return (mean [95% t-CI]), its difference from the default with the CI of
+the difference and a permutation p-value, Holm-corrected over the variants of the task, the probability
+of improvement, and the critics' fit at the end (explained variance of their own targets, the mean
+over groups of the last ``GROUP/critic_ev`` in metrics.csv). Runs resume (compare skips finished runs).
+
+    python experiments/benchmarks/learning/onpolicy_ablation.py [--tasks vmas/navigation,envs/private_goals] [--jobs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from _report import write_section
+
+import marlkit
+from marlkit.analysis import stats
+
+ROOT = Path(__file__).resolve().parents[3]
+DOC = ROOT / "docs" / "ablation.md"
+HARL = {
+    "algo.value_norm": True,
+    "algo.activation": "relu",
+    "algo.layer_norm": True,
+    "algo.init": "orthogonal",
+    "algo.critic_loss": "huber",
+    "algo.value_clip": 0.2,
+    "algo.critic_minibatches": 4,
+    "algo.init_log_std": -1.0,
+}
+VARIANTS: dict[str, dict] = {
+    "default": {},
+    "value_norm": {"algo.value_norm": True},
+    "relu": {"algo.activation": "relu"},
+    "layer_norm": {"algo.layer_norm": True},
+    "orthogonal": {"algo.init": "orthogonal"},
+    "huber+value_clip": {"algo.critic_loss": "huber", "algo.value_clip": 0.2},
+    "critic_minibatches=4": {"algo.critic_minibatches": 4},
+    "init_log_std=-1": {"algo.init_log_std": -1.0},
+    "share_actor": {"algo.share_actor": True},
+    "256x256": {"algo.hidden": [256, 256]},
+    "HARL set": HARL,
+}
+TASKS = {
+    "vmas/navigation": {"frames": 60_000, "env.n_agents": 3, "env.max_steps": 100},
+    "envs/private_goals": {
+        "frames": 40_000,
+        "env.max_steps": 100,
+        "experiment.num_envs": 20,
+        "experiment.eval_every": 4_000,
+    },
+    "vmas/balance": {"frames": 60_000, "env.max_steps": 100},
+}
+SEEDS = [0, 1, 2, 3, 4]
+
+
+def critic_fit(run_dir: Path) -> float:
+    """The mean over groups of the last ``GROUP/critic_ev`` of a run's metrics.csv."""
+    with (run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    values = [float(v) for k, v in rows[-1].items() if k.endswith("/critic_ev") and v not in ("", None)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", default="vmas/navigation,envs/private_goals")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--out", default=str(ROOT / "runs" / "onpolicy_ablation"))
+    args = parser.parse_args()
+    results: dict[str, dict] = {}
+    for task in args.tasks.split(","):
+        settings = dict(TASKS[task])
+        frames = settings.pop("frames")
+        finals, fits = {}, {}
+        for name, overrides in VARIANTS.items():
+            out = Path(args.out) / task.replace("/", "-") / name.replace("=", "_").replace("+", "_").replace(" ", "_")
+            run = marlkit.compare(["mappo"], [task], SEEDS, frames=frames, out=out, jobs=args.jobs, progress=False,
+                                  **{"experiment.tensorboard": False, **settings, **overrides})  # fmt: skip
+            assert run.report is not None and not run.failed, run.failed
+            finals[name] = np.array(run.report.algorithms[0]["finals"])
+            fits[name] = float(
+                np.mean([critic_fit(out / task.replace("/", "-") / "mappo" / f"seed{s}") for s in SEEDS])
+            )
+        default = finals["default"]
+        pairs = {}
+        raw = []
+        for name in VARIANTS:
+            if name == "default":
+                continue
+            diff = float(finals[name].mean() - default.mean())
+            raw.append((name, diff, stats.welch_ci(finals[name], default), stats.permutation_p(finals[name], default)))
+        adjusted = stats.holm([p for *_, p in raw])
+        for (name, diff, ci, p), p_holm in zip(raw, adjusted, strict=True):
+            pairs[name] = {"diff": diff, "ci": list(ci), "p": p, "p_holm": p_holm,
+                           "poi": stats.improvement([finals[name]], [default])}  # fmt: skip
+        results[task] = {
+            "frames": frames,
+            "settings": settings,
+            "finals": {k: v.tolist() for k, v in finals.items()},
+            "critic_ev": fits,
+            "vs_default": pairs,
+        }
+        print(json.dumps({task: results[task]}), flush=True)
+    lines = []
+    for task, r in results.items():
+        lines += [
+            f"### {task} (MAPPO, {r['frames']} frames, {json.dumps(r['settings'])}, seeds 0-4)",
+            "",
+            "| variant | final: mean [95% CI] | − default [95% CI] | p (Holm) | P(variant > default) | critic EV |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name in VARIANTS:
+            x = np.array(r["finals"][name])
+            low, high = stats.t_ci(x)
+            if name == "default":
+                lines.append(f"| {name} | {x.mean():.4g} [{low:.4g}, {high:.4g}] | | | | {r['critic_ev'][name]:.2f} |")
+                continue
+            c = r["vs_default"][name]
+            lines.append(
+                f"| {name} | {x.mean():.4g} [{low:.4g}, {high:.4g}] | {c['diff']:+.4g} [{c['ci'][0]:+.4g}, "
+                f"{c['ci'][1]:+.4g}] | {c['p_holm']:.3g} | {c['poi']:.2f} | {r['critic_ev'][name]:.2f} |"
+            )
+        lines.append("")
+    body = (
+        "Each variant changes marlkit's MAPPO defaults as named (HARL set: "
+        f"`{json.dumps(HARL)}`); 5 seeds each; final = last deterministic evaluation. p: permutation test "
+        "of the variant against the default, Holm over the task's 10 variants. Critic EV: explained variance "
+        "of the critics' own value targets after the last update, mean over seeds and groups.\n\n" + "\n".join(lines)
+    )
+    write_section("onpolicy_ablation_" + "_".join(t.replace("/", "-") for t in results), "MAPPO ablation of "
+                  "reference practice: " + ", ".join(results), body, results, doc=DOC)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
