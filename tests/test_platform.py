@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from marlkit.analysis.report import load_runs, write_report
+from marlkit.analysis.report import write_report
+from marlkit.analysis.results import load_runs
 from marlkit.analysis.stats import bootstrap_ci, iqm
 from marlkit.analysis.sweep import compare
 from marlkit.cli import main

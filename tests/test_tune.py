@@ -87,3 +87,14 @@ def test_unknown_keys_fail_before_anything_is_written(tmp_path):
     with pytest.raises(MarlkitError, match=r"unknown key 'algo\.lr'"):
         tune("ppo", "gym/CartPole-v1", {"algo.lr": [1e-3]}, trials=1, out=tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+@pytest.mark.slow
+def test_parallel_trials_with_equal_values_share_their_runs_without_clashing(tmp_path):
+    """A space of one point: both trials get the same folder; the second waits for the first and reuses
+    its finished run (the same score) instead of failing on the run directory's lock."""
+    out = tmp_path / "study"
+    result = tune("ppo", "gym/CartPole-v1", {"algo.hidden": [[16]]}, trials=2, seeds=[0], frames=400, out=out,
+                  overrides=FIXED, jobs=2)  # fmt: skip
+    assert [t["state"] for t in result.trials] == ["complete", "complete"]
+    assert result.trials[0]["value"] == result.trials[1]["value"] and result.trials[0]["dir"] == result.trials[1]["dir"]

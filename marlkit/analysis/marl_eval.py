@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from marlkit.adapters import make_env
-from marlkit.analysis.report import load_runs, run_label
+from marlkit.analysis.results import load_runs, run_label
 from marlkit.core.errors import MarlkitError
 from marlkit.training.evaluation import episode_returns, per_episode
 from marlkit.training.runs import load_learner, read_run_config

@@ -20,121 +20,18 @@ Every claim follows the statistics protocol of :mod:`marlkit.analysis.stats`:
 
 from __future__ import annotations
 
-import csv
-import json
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from marlkit.adapters import task_facts
-from marlkit.algorithms.registry import algorithm
 from marlkit.analysis import stats
-from marlkit.analysis.games import crossplay
+from marlkit.analysis.report_games import game_section
+from marlkit.analysis.results import Run, TaskSummary, file_slug, load_runs, normalized, summarize, time_to
 from marlkit.analysis.stats import bootstrap_ci, iqm, t_ci
 from marlkit.core.errors import MarlkitError
-
-
-@dataclass
-class Run:
-    path: Path
-    algo: str
-    env: str
-    seed: int
-    finished: bool
-    frames: list[int] = field(default_factory=list)
-    returns: list[float] = field(default_factory=list)
-    wall_at: dict[int, float] = field(default_factory=dict)
-
-    @property
-    def final(self) -> float:
-        return self.returns[-1] if self.returns else math.nan
-
-
-def run_label(config: dict) -> str:
-    """The algorithm a run is reported under: its name, or what its algorithm's ``label`` hook makes of
-    its config (a teams run: ``adversary=maddpg,agent=ddpg``)."""
-    try:
-        spec = algorithm(config["algo_name"])
-    except MarlkitError:  # an algorithm this process cannot import: its name
-        return config["algo_name"]
-    return spec.label(config["algo"]) if spec.label is not None else config["algo_name"]
-
-
-def _csv_rows(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open() as f:
-        return list(csv.DictReader(f))
-
-
-def load_runs(root: str | Path, measure: str = "eval_return_mean") -> list[Run]:
-    runs = []
-    for config_path in sorted(Path(root).rglob("config.json")):
-        run_dir = config_path.parent
-        config = json.loads(config_path.read_text())
-        if "algo_name" not in config:
-            continue
-        run = Run(
-            run_dir,
-            run_label(config),
-            config["env_name"],
-            int(config["experiment"]["seed"]),
-            (run_dir / "summary.json").exists(),
-        )
-        for row in _csv_rows(run_dir / "metrics.csv"):
-            if row.get(measure):
-                run.frames.append(int(row["frames"]))
-                run.returns.append(float(row[measure]))
-        run.wall_at = {int(r["frames"]): float(r["wall_s"]) for r in _csv_rows(run_dir / "timing.csv")}
-        if run.returns:
-            runs.append(run)
-    if not runs:
-        raise MarlkitError(f"no run directories with evaluations under {root}")
-    return runs
-
-
-@dataclass
-class TaskSummary:
-    env: str
-    initial: float
-    best: float
-    target: float
-    by_algo: dict[str, list[Run]]
-
-
-def summarize(runs: list[Run], fraction: float) -> list[TaskSummary]:
-    tasks: dict[str, dict[str, list[Run]]] = {}
-    for run in runs:
-        tasks.setdefault(run.env, {}).setdefault(run.algo, []).append(run)
-    out = []
-    for env, by_algo in sorted(tasks.items()):
-        initial = float(np.mean([r.returns[0] for rs in by_algo.values() for r in rs]))
-        best = max(float(np.mean([r.final for r in rs])) for rs in by_algo.values())
-        out.append(
-            TaskSummary(env, initial, best, initial + fraction * (best - initial), dict(sorted(by_algo.items())))
-        )
-    return out
-
-
-def time_to(run: Run, target: float, improving: bool) -> tuple[int | None, float | None]:
-    if not improving:
-        return None, None
-    for frames, value in zip(run.frames, run.returns, strict=True):
-        if value >= target:
-            return frames, run.wall_at.get(frames)
-    return None, None
-
-
-def normalized(run: Run, task: TaskSummary) -> float:
-    span = task.best - task.initial
-    return (run.final - task.initial) / span if abs(span) > 1e-12 else 0.0
-
-
-def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
 
 
 def write_report(
@@ -198,7 +95,7 @@ def write_report(
         ax.set_title(task.env)
         ax.legend()
         fig.tight_layout()
-        figure = f"curves_{_slug(task.env)}.png"
+        figure = f"curves_{file_slug(task.env)}.png"
         fig.savefig(root / figure, dpi=110)
         plt.close(fig)
         finals_by_algo = {algo: np.array([r.final for r in rs]) for algo, rs in task.by_algo.items()}
@@ -367,100 +264,3 @@ def _improvement(scores: dict[str, dict[str, np.ndarray]]) -> list[str]:
         "|---|---|---|---|",
         *rows,
     ]
-
-
-def game_section(task: TaskSummary, root: Path, plt, episodes: int) -> list[str]:
-    """Per-side final returns, then the cross-play matrix: every run's policy of each side against every
-    run's policies of the other sides, averaged per pair of algorithms over pairs of distinct runs."""
-    runs = [r for rs in task.by_algo.values() for r in rs]
-    lines = [
-        f"### {task.env}: per side",
-        "",
-        "In a game the all-agent mean says little; each side's final "
-        "evaluation return (its agents' mean), mean over seeds [95% bootstrap CI]:",
-        "",
-    ]
-    finals = {r.path: _final_row(r.path) for r in runs}
-    sides = sorted(
-        {k[len("eval_return_") :] for row in finals.values() for k in row if k.startswith("eval_return_")}
-        - {"mean", "team"}
-    )
-    lines += ["| algorithm | " + " | ".join(sides) + " |", "|---|" + "---|" * len(sides)]
-    for algo, algo_runs in task.by_algo.items():
-        cells = []
-        for side in sides:
-            x = np.array(
-                [
-                    float(finals[r.path][f"eval_return_{side}"])
-                    for r in algo_runs
-                    if finals[r.path].get(f"eval_return_{side}")
-                ]
-            )
-            cells.append(f"{x.mean():.4g} [{bootstrap_ci(x)[0]:.4g}, {bootstrap_ci(x)[1]:.4g}]" if len(x) else "-")
-        lines.append(f"| {algo} | " + " | ".join(cells) + " |")
-    if episodes < 1 or len(runs) < 2:
-        return [*lines, ""]
-    result = crossplay([r.path for r in runs], episodes=episodes)
-    algos = list(task.by_algo)
-    owner = [r.algo for r in runs]
-    lines += [
-        "",
-        f"### {task.env}: cross-play",
-        "",
-        f"Each side played by one run against the other sides played by another run ({episodes} episodes "
-        "per match, deterministic actions). Row: the algorithm playing the side; column: the algorithm "
-        "playing its opponents. Mean over pairs of distinct runs [95% bootstrap CI over pairs]; higher is "
-        "better for the row.",
-        "",
-    ]
-    for side, matrix in result["matrix"].items():
-        m = np.array(matrix)
-        table = np.full((len(algos), len(algos)), np.nan)
-        lines += [
-            f"Return of side `{side}`:",
-            "",
-            "| row plays " + side + " \\ column plays the rest | " + " | ".join(algos) + " |",
-            "|---|" + "---|" * len(algos),
-        ]
-        for a, row_algo in enumerate(algos):
-            cells = []
-            for b, col_algo in enumerate(algos):
-                x = np.array(
-                    [
-                        m[i, j]
-                        for i in range(len(runs))
-                        for j in range(len(runs))
-                        if i != j and owner[i] == row_algo and owner[j] == col_algo
-                    ]
-                )
-                if len(x):
-                    table[a, b] = x.mean()
-                    low, high = bootstrap_ci(x)
-                    cells.append(f"{x.mean():.4g} [{low:.4g}, {high:.4g}]")
-                else:
-                    cells.append("-")
-            lines.append(f"| {row_algo} | " + " | ".join(cells) + " |")
-        figure = f"crossplay_{_slug(task.env)}_{_slug(side)}.png"
-        fig, ax = plt.subplots(figsize=(1.6 * len(algos) + 2.5, 1.2 * len(algos) + 1.5))
-        image = ax.imshow(table, cmap="viridis")
-        ax.set_xticks(range(len(algos)), algos, rotation=30, ha="right")
-        ax.set_yticks(range(len(algos)), algos)
-        ax.set_xlabel("plays the other sides")
-        ax.set_ylabel(f"plays {side}")
-        for a in range(len(algos)):
-            for b in range(len(algos)):
-                if not np.isnan(table[a, b]):
-                    ax.text(b, a, f"{table[a, b]:.3g}", ha="center", va="center", color="w")
-        fig.colorbar(image, ax=ax, label=f"return of {side}")
-        ax.set_title(f"{task.env}: {side}")
-        fig.tight_layout()
-        fig.savefig(root / figure, dpi=110)
-        plt.close(fig)
-        lines += ["", f"![cross-play {side}]({figure})", ""]
-    (root / f"crossplay_{_slug(task.env)}.json").write_text(json.dumps(result, indent=1))
-    return lines
-
-
-def _final_row(run: Path) -> dict[str, str]:
-    rows = [r for r in _csv_rows(run / "metrics.csv") if r.get("eval_return_mean")]
-    return rows[-1] if rows else {}

@@ -27,9 +27,10 @@ import hashlib
 import json
 import math
 import os
+import tomllib
 import warnings
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -113,8 +114,6 @@ def read_space(path: str | Path) -> dict[str, Param]:
         raise MarlkitError(f"cannot read search space {path}: {err.strerror or err}") from None
     try:
         if path.suffix == ".toml":
-            import tomllib
-
             raw: Any = tomllib.loads(text)
         else:
             raw = yaml.safe_load(text)  # YAML, and JSON (a subset of it)
@@ -230,22 +229,41 @@ def tune(
         threads = max(1, cores // workers)
         if workers == 1:
             for _ in range(remaining):
-                run_trial(str(out), settings, threads)
+                run_trial(str(out), settings, threads, ask_trial(out, settings)[0])
         else:
-            context = get_context("spawn")
-            stop = context.Event()
-            pool = ProcessPoolExecutor(workers, mp_context=context, initializer=worker_setup,
-                                       initargs=(os.getpid(), stop))  # fmt: skip
-            futures = [pool.submit(run_trial, str(out), settings, threads) for _ in range(remaining)]
-            try:
-                for future in futures:
-                    future.result()
-            except KeyboardInterrupt:  # running trials checkpoint their runs and stay unfinished
-                stop.set()
-                raise
-            finally:
-                pool.shutdown(wait=True, cancel_futures=True)
+            run_parallel(out, settings, threads, workers, remaining)
         return write_tune_report(out, settings)
+
+
+def run_parallel(out: Path, settings: Settings, threads: int, workers: int, trials: int) -> None:
+    """``trials`` trials, ``workers`` at a time in worker processes. This process asks the study for each
+    trial when a worker is free (the sampler sees every finished and running trial, and no two processes
+    race for one queued trial); the workers train and tell. A trial whose values equal a running one's
+    shares its folder, so it starts once that one has finished (and reuses its finished runs)."""
+    context = get_context("spawn")
+    stop = context.Event()
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=worker_setup,
+                               initargs=(os.getpid(), stop))  # fmt: skip
+    running: dict[Future, Path] = {}
+
+    def finish(futures: set[Future]) -> None:
+        for future in futures:
+            running.pop(future)
+            future.result()
+
+    try:
+        for _ in range(trials):
+            if len(running) == workers:
+                finish(wait(running, return_when=FIRST_COMPLETED).done)
+            trial_id, folder = ask_trial(out, settings)
+            finish({f for f, used in running.items() if used == folder})
+            running[pool.submit(run_trial, str(out), settings, threads, trial_id)] = folder
+        finish(set(running))
+    except KeyboardInterrupt:  # running trials checkpoint their runs and stay unfinished
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _finished_states(optuna: Any) -> tuple[Any, ...]:  # the finished states (Optuna is an optional import)
@@ -265,25 +283,37 @@ def trial_dir(out: Path, values: Mapping[str, Any]) -> Path:
     return out / "trials" / digest
 
 
-def run_trial(out_dir: str, settings: Settings, threads: int) -> None:
-    """Ask the study for one trial, train its seeds (pruning on the way) and tell it the score."""
+def ask_trial(out: Path, settings: Settings) -> tuple[int, Path]:
+    """A new trial of the study (a queued repeat of a crashed one first) with its values suggested and
+    its folder named; returns its id and folder. Only the process that runs :func:`tune` asks."""
     import optuna
 
-    out = Path(out_dir)
     storage = _storage(out)
     sampler_seed = settings.sampler_seed + len(optuna.load_study(study_name=STUDY, storage=storage).trials)
     with warnings.catch_warnings():  # constant_liar (parallel trials avoid each other's points) is "experimental"
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         sampler = optuna.samplers.TPESampler(seed=sampler_seed, constant_liar=True)
-    frames = settings.frames or settings.config({}, 0).experiment.frames
-    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=frames // 2)
-              if settings.pruner == "median" else optuna.pruners.NopPruner())  # fmt: skip
-    study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler, pruner=pruner)
+    study = optuna.load_study(study_name=STUDY, storage=storage, sampler=sampler)
     trial = study.ask()
     values = suggest(trial, settings.space)
     folder = trial_dir(out, values)
     trial.set_user_attr("dir", str(folder.relative_to(out)))
     trial.set_user_attr("values", json.dumps(values))
+    return trial._trial_id, folder  # the id is what optuna.trial.Trial is built from, as Optuna's own ask does
+
+
+def run_trial(out_dir: str, settings: Settings, threads: int, trial_id: int) -> None:
+    """Train an asked trial's seeds (pruning on the way) and tell the study its score."""
+    import optuna
+
+    out = Path(out_dir)
+    frames = settings.frames or settings.config({}, 0).experiment.frames
+    pruner = (optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=frames // 2)
+              if settings.pruner == "median" else optuna.pruners.NopPruner())  # fmt: skip
+    study = optuna.load_study(study_name=STUDY, storage=_storage(out), pruner=pruner)
+    trial = optuna.trial.Trial(study, trial_id)
+    values = json.loads(trial.user_attrs["values"])
+    folder = out / trial.user_attrs["dir"]
     finals = []
     try:
         for k, seed in enumerate(settings.seeds):

@@ -9,10 +9,13 @@ flat format 1 written before configs were nested.
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from marlkit.adapters.base import canonical_device
 from marlkit.algorithms.registry import algorithm
@@ -173,9 +176,6 @@ def load_config_file(path: str) -> tuple[dict[str, Any], dict[str, Any]]:
     ``seeds``, ``frames``) and the tables ``algo``, ``env`` and ``experiment`` (nested parts as nested
     tables or dotted keys). A run's own ``config.json`` has this layout, so ``--config RUN/config.json``
     re-creates that run."""
-    import tomllib
-
-    import yaml
 
     file = Path(path)
     if not file.exists():

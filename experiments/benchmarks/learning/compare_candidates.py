@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from _report import write_section
 
-from marlkit.analysis.report import load_runs
+from marlkit.analysis.results import load_runs
 from marlkit.analysis.stats import bootstrap_ci
 from marlkit.analysis.stats import verdict as significance
 from marlkit.analysis.sweep import DEFAULT_ALGOS, DEFAULT_SEEDS, compare
