@@ -1,0 +1,178 @@
+"""marlkit against BenchMARL 1.5.2 on BenchMARL's own VMAS tasks, in one run, at equal frames (issue 33).
+
+For each seed, marlkit and BenchMARL run back to back, one torch thread each, each with its own defaults
+(``--matched`` gives marlkit BenchMARL's hyperparameters instead, to separate implementation from
+defaults). Every finished run writes its result file ``experiments/benchmarks/peers/results/
+<task>_<algo>_<side>_s<seed>.json``; a rerun skips the seeds whose files exist, so the runs can be spread
+over sessions. The report compares the final deterministic evaluations (16 episodes, per-agent mean
+return) under the statistics protocol: difference of means with its 95% CI, permutation test,
+probability of improvement with a bootstrap CI, and the training wall-clock ratio.
+
+    python experiments/benchmarks/peers/peers.py --setup        # once: .peers/benchmarl
+    python experiments/benchmarks/peers/benchmarl_side_by_side.py --algo mappo --task navigation --seeds 0 1 2 3 4
+    python experiments/benchmarks/peers/benchmarl_side_by_side.py --algo mappo --task navigation --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import torch
+from _report import write_section
+
+from marlkit.analysis.stats import compare_task, improvement, t_ci, verdict
+from marlkit.training.experiment import Experiment, build_config
+
+ROOT = Path(__file__).resolve().parents[3]
+RESULTS = Path(__file__).parent / "results"
+DRIVER = Path(__file__).parent / "peer_drivers" / "benchmarl_vmas.py"
+PYTHON = ROOT / ".peers" / "benchmarl" / "bin" / "python"
+# The task as both sides run it; marlkit evaluates only at the end (wall-clock of training, as BenchMARL's).
+TASKS = {
+    "navigation": ("vmas/navigation", {"env.n_agents": 3, "env.max_steps": 100, "env.shared_rew": True}),
+    "balance": ("vmas/balance", {"env.max_steps": 100}),
+}
+COMMON = {"experiment.eval_every": 0, "experiment.eval_episodes": 16, "experiment.progress": False,
+          "experiment.tensorboard": False, "experiment.torch_threads": 1}  # fmt: skip
+# BenchMARL 1.5.2's defaults (benchmarl/conf: experiment/base_experiment.yaml, algorithm/mappo.yaml,
+# model/layers/mlp.yaml) as marlkit options, for --matched: 6000 frames per batch from 10 envs, 45
+# minibatch iterations of 400 (= 3 epochs x 15 minibatches), lr 5e-5, clip 0.2, gamma 0.99, lambda 0.9,
+# entropy 0, gradient-norm clip 5, 256x256 tanh, shared policy and critic.
+MATCHED = {
+    "experiment.num_envs": 10,
+    "algo.rollout_steps": 600,
+    "algo.actor_lr": 5e-5,
+    "algo.critic_lr": 5e-5,
+    "algo.clip_eps": 0.2,
+    "algo.entropy_coef": 0.0,
+    "algo.gamma": 0.99,
+    "algo.gae_lambda": 0.9,
+    "algo.hidden": [256, 256],
+    "algo.activation": "tanh",
+    "algo.share_actor": True,
+    "algo.actor_epochs": 3,
+    "algo.actor_minibatches": 15,
+    "algo.critic_epochs": 3,
+    "algo.critic_minibatches": 15,
+    "algo.max_grad_norm": 5.0,
+    "algo.critic_max_grad_norm": 5.0,
+}
+
+
+def result_path(task: str, algo: str, side: str, seed: int) -> Path:
+    return RESULTS / f"{task}_{algo}_{side}_s{seed}.json"
+
+
+def run_marlkit(algo: str, task: str, frames: int, seed: int, matched: bool) -> dict:
+    env, kwargs = TASKS[task]
+    overrides = {**kwargs, **COMMON, **(MATCHED if matched else {}), "experiment.frames": frames,
+                 "experiment.seed": seed}  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = Experiment(build_config(algo, env, overrides), Path(tmp) / "run").run()
+    return {"framework": "marlkit", "algo": algo, "task": task, "eval_return": summary["final_eval_return_mean"],
+            "wall_s": summary["wall_s"] - summary["eval_wall_s"], "frames": summary["frames"],
+            "overrides": overrides}  # fmt: skip
+
+
+def run_benchmarl(algo: str, task: str, frames: int, seed: int) -> dict:
+    if not PYTHON.exists():
+        raise SystemExit(f"{PYTHON} is missing; run `python experiments/benchmarks/peers/peers.py --setup` first")
+    proc = subprocess.run([str(PYTHON), str(DRIVER), algo, task, str(frames), str(seed), "1"], capture_output=True,
+                          text=True, cwd=DRIVER.parent)  # fmt: skip
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"BenchMARL {algo} {task} seed {seed} failed:\n{proc.stderr[-3000:]}")
+    return {**json.loads(lines[-1]), "frames": frames}
+
+
+def load(task: str, algo: str, side: str, seeds: list[int]) -> list[dict]:
+    return [json.loads(p.read_text()) for s in seeds if (p := result_path(task, algo, side, s)).exists()]
+
+
+def report(task: str, algo: str, seeds: list[int], frames: int) -> None:
+    sides = {"marlkit": f"marlkit-{algo}", "benchmarl": f"BenchMARL-{algo}", "matched": f"marlkit-{algo}-matched"}
+    runs = {side: load(task, algo, side, seeds) for side in sides}
+    runs = {side: r for side, r in runs.items() if r}
+    finals = {sides[s]: np.array([r["eval_return"] for r in rs]) for s, rs in runs.items()}
+    rows = ["| side | runs | final eval return, mean [95% t-CI] | per seed | training wall-clock median (s) |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for side, rs in runs.items():
+        x = finals[sides[side]]
+        low, high = t_ci(x) if len(x) > 1 else (float("nan"), float("nan"))
+        per = ", ".join(f"{v:.3g}" for v in x)
+        rows.append(f"| {sides[side]} | {len(x)} | {x.mean():.3g} [{low:.3g}, {high:.3g}] | {per} | "
+                    f"{np.median([r['wall_s'] for r in rs]):.0f} |")  # fmt: skip
+    lines = ["\n".join(rows), ""]
+    results: dict = {"task": task, "algo": algo, "frames": frames, "runs": runs}
+    for side in ("marlkit", "matched"):
+        if side not in runs or "benchmarl" not in runs:
+            continue
+        a, b = finals[sides[side]], finals[sides["benchmarl"]]
+        pairs = compare_task({sides[side]: a, sides["benchmarl"]: b})
+        p_improve = improvement([a], [b])
+        low, high = _improvement_ci(a, b)
+        ratio = np.median([r["wall_s"] for r in runs[side]]) / np.median([r["wall_s"] for r in runs["benchmarl"]])
+        sentence = verdict({sides[side]: a, sides["benchmarl"]: b}) if pairs else "Too few runs to compare."
+        lines += [f"**{sides[side]} vs BenchMARL-{algo}.** {sentence} Probability of improvement "
+                  f"P({sides[side]} > BenchMARL) = {p_improve:.2f} [{low:.2f}, {high:.2f}] (bootstrap over runs). "
+                  f"Training wall-clock ratio (medians): {ratio:.2f}.", ""]  # fmt: skip
+        results[f"{side}_vs_benchmarl"] = {"verdict": sentence, "p_improvement": p_improve,
+                                            "p_improvement_ci": [low, high], "wall_ratio": float(ratio),
+                                            "runs": len(runs[side])}  # fmt: skip
+    body = (
+        f"Each side with its own defaults on {TASKS[task][0]} ({json.dumps(TASKS[task][1])}), {frames:,} frames per "
+        "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
+        "mean return). marlkit-matched: marlkit with BenchMARL's hyperparameters (the script's MATCHED). Result "
+        f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
+    )
+    print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
+    write_section(f"benchmarl_{task}_{algo}", f"{algo.upper()} against BenchMARL 1.5.2 on vmas/{task}, "
+                  f"{frames // 1000}k frames", body, results)  # fmt: skip
+
+
+def _improvement_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    values = [improvement([a[rng.integers(0, len(a), len(a))]], [b[rng.integers(0, len(b), len(b))]])
+              for _ in range(2000)]  # fmt: skip
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algo", choices=("mappo", "ippo"), default="mappo")
+    parser.add_argument("--task", choices=sorted(TASKS), default="navigation")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--frames", type=int, default=200_000)
+    parser.add_argument("--sides", default="marlkit,benchmarl", help="comma-separated: marlkit, benchmarl, matched")
+    parser.add_argument("--report", action="store_true", help="only write the report from the result files")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    RESULTS.mkdir(exist_ok=True)
+    if not args.report:
+        for seed in args.seeds:
+            for side in args.sides.split(","):
+                path = result_path(args.task, args.algo, side, seed)
+                if path.exists():
+                    continue
+                if side == "benchmarl":
+                    result = run_benchmarl(args.algo, args.task, args.frames, seed)
+                else:
+                    result = run_marlkit(args.algo, args.task, args.frames, seed, matched=side == "matched")
+                result["seed"] = seed
+                path.write_text(json.dumps(result, indent=1))
+                print(json.dumps({k: result[k] for k in ("framework", "seed", "eval_return", "wall_s")}), flush=True)
+    report(args.task, args.algo, args.seeds, args.frames)
+
+
+if __name__ == "__main__":
+    main()
