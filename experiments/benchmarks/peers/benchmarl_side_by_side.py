@@ -59,6 +59,7 @@ MATCHED = {
     "algo.hidden": [256, 256],
     "algo.activation": "tanh",
     "algo.share_actor": True,
+    "algo.share_critic": True,
     "algo.actor_epochs": 3,
     "algo.actor_minibatches": 15,
     "algo.critic_epochs": 3,
