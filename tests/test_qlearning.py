@@ -178,6 +178,24 @@ def test_vdn_and_qmix_stored_rows_carry_one_team_return():
     assert N_STEP_DISCOUNT in learner.replay.storage.keys()
 
 
+def test_qmix_state_norm_feeds_the_mixer_the_standardized_state():
+    """On LBF's raw state (grid coordinates), the mixer reads (state - mean) / std of the states stored so far."""
+    env = make_env("lbf/Foraging-8x8-2p-2f-coop-v3", 4, "cpu", 0)
+    learner = make_learner("qmix", env.groups, env.state_dim, warmup_frames=0, state_norm=True)
+    batch, _ = RolloutCollector(env, learner.act, 12).collect()
+    learner.store(batch)
+    states = batch["state"].reshape(-1, env.state_dim).double()
+    torch.testing.assert_close(learner.state_stats.mean, states.mean(0))  # exact moments up to float64 rounding
+    torch.testing.assert_close(learner.state_stats.var, states.var(0, unbiased=False))
+    q, state = torch.randn(5, 2), batch["state"][0, :5]
+    by_hand = learner.mixer(q, ((state.double() - states.mean(0)) / (states.var(0, unbiased=False) + 1e-8).sqrt())
+                            .clamp(-10, 10).float())  # fmt: skip
+    torch.testing.assert_close(learner.mix(learner.mixer, q, state), by_hand)
+    assert {"state_stats.mean", "state_stats.var", "state_stats.count"} <= set(learner.state_dict())
+    with pytest.raises(MarlkitError, match="reads none"):
+        make_learner("vdn", env.groups, env.state_dim, state_norm=True)
+
+
 # ------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("algo", ["qmix", "vdn", "iql", "dqn"])
 def test_continuous_actions_fail_in_one_line(algo):

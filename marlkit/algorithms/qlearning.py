@@ -92,6 +92,9 @@ class QLearningConfig(ReplayOptions):
     max_grad_norm: float = option(10.0, "gradient-norm clip over all learned parameters (0 = off)")
     mixer_embed: int = option(32, "qmix: width of the mixing network's hidden layer")
     hypernet_hidden: int = option(64, "qmix: hidden width of the hypernetworks that make the mixing weights")
+    state_norm: bool = option(
+        False, "qmix: the hypernetworks read the state normalized by its running mean and std (raw grid coordinates)"
+    )
     hidden: tuple[int, ...] = option((64, 64), "hidden layer sizes of the agents' Q networks (gru: the encoder)")
     activation: str = option("relu", "activation of the agents' Q networks")
     network: Literal["mlp", "gru"] = option("mlp", "agent networks: feed-forward, or an MLP encoder followed by a GRU")
@@ -100,6 +103,10 @@ class QLearningConfig(ReplayOptions):
 
     def validate(self, key: KeyFn) -> None:
         self.validate_replay(key)
+        require(
+            not self.state_norm or self.mixer == "qmix",
+            f"{key('state_norm')} normalizes the state QMIX's mixer reads; {key('mixer')}={self.mixer} reads none",
+        )
         positive = ("n_step", "target_period", "buffer_size", "batch_size", "mixer_embed", "hypernet_hidden",
                     "gru_hidden", "chunk_len")  # fmt: skip
         require_at_least(self, positive, 1, key)
@@ -171,6 +178,8 @@ class QLearning(ReplayLearner):
         # which policy is optimal where episodes terminate, a common scale does not. Returns are linear in
         # the rewards, so stored n-step returns are scaled by the current statistics when sampled.
         self.reward_stats = RunningNorm(()) if cfg.reward_norm else None
+        # QMIX on raw states (LBF: grid coordinates up to 7) drifts; its buffers go with the mixer's weights.
+        self.state_stats = RunningNorm((self.state_dim,)) if cfg.state_norm else None
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"opt": self.opt}
@@ -232,7 +241,7 @@ class QLearning(ReplayLearner):
         if mixer is None:
             return q.sum(-1)
         assert state is not None, "QMIX's mixer needs the state"
-        return mixer(q, state)
+        return mixer(q, self.state_stats(state) if self.state_stats is not None else state)
 
     def epsilon(self) -> float:
         if self.schedule.warming_up:
@@ -294,6 +303,8 @@ class QLearning(ReplayLearner):
                 self.reward_stats.update(team_reward)
         # The state feeds QMIX's hypernetworks only: IQL and VDN rows go without it.
         rows: dict[str, object] = {STATE: batch[STATE]} if self.mixer is not None else {}
+        if self.state_stats is not None:
+            self.state_stats.update(batch[STATE])
         reached: dict[str, object] = {}
         for g in self.groups:
             group = batch[g]

@@ -57,7 +57,7 @@ PRESETS: dict[str, dict] = {
         "(greedy) evaluation, 16 episodes every 2.5k frames; the frames/wall-clock column gives the first "
         "evaluation at or above 475. These runs shared the 2 cores with two MaMuJoCo runs: wall-clock is "
         "indicative only. This is the learning test's config run longer: it plateaus around 300. With "
-        "rl-baselines3-zoo's config every seed reaches 500 by 40k steps (dqn_vs_sb3 below).",
+        "rl-baselines3-zoo's config every seed reaches 500 by 40k steps (dqn_vs_sb3, docs/benchmarks/peers.md).",
     },
     "lbf": {
         "title": "QMIX / VDN / IQL / MAPPO on lbf/Foraging-8x8-2p-2f-coop-v3, 1M steps",
