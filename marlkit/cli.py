@@ -81,7 +81,6 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-
     overrides: dict[str, object] = {}
     if args.team:  # marlkit train ENV --team red=mappo --team blue=sac
         name, spec = flag_algorithm("team")
@@ -99,7 +98,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-
     run = Path(args.run_dir)
     finished = (run / "summary.json").exists()
     result = resume(run)
@@ -111,7 +109,6 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-
     if args.episodes < 1:
         raise MarlkitError(f"--episodes must be >= 1, got {args.episodes}")
     if args.checkpoint not in ("last", "best"):
@@ -154,7 +151,6 @@ def _seeds(text: str | None, default: Sequence[int]) -> list[int]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-
     names, file_overrides = load_config_file(args.config) if args.config else ({}, {})
     for key in ("algos", "envs", "seeds"):
         if getattr(args, key) is None and key in names:
@@ -202,7 +198,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-
     if args.crossplay_episodes < 0:
         raise MarlkitError(f"--crossplay-episodes must be >= 0, got {args.crossplay_episodes}")
     print(f"report: {write_report(args.dir, args.measure, args.fraction, args.crossplay_episodes)}")
@@ -211,7 +206,6 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
-
     seed_values = _seeds(args.seeds, (0, 1))
     result = tune(args.algo, args.env, args.space, args.trials, seed_values, args.frames, args.out, args.jobs,
                   parse_overrides(args.overrides), args.measure, args.pruner, args.seed)  # fmt: skip
@@ -222,7 +216,6 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-
     path = deploy.export(deploy.load(args.run_dir, args.checkpoint), args.path, args.batch)
     print(json.dumps({"export": str(path), "about": f"{path}.json"}))
 
