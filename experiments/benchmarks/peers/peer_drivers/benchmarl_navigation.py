@@ -10,6 +10,7 @@ import json
 import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 from benchmarl.algorithms import MaddpgConfig, MappoConfig, MasacConfig
@@ -50,8 +51,29 @@ def main() -> None:
         env = task.get_env_fun(num_envs=EVAL_EPISODES, continuous_actions=True, seed=10_000 + seed, device="cpu")()
         with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
             rollout = env.rollout(100, policy=experiment.policy, break_when_any_done=False, auto_cast_to_device=True)
-        episode_return = rollout["next", "agents", "reward"].sum(dim=1).mean().item()
-    print(json.dumps({"framework": "BenchMARL 1.5.2", "algo": algo, "eval_return": episode_return, "wall_s": wall}))
+        episode_return, window_return = first_episode_return(rollout)
+    print(
+        json.dumps(
+            {
+                "framework": "BenchMARL 1.5.2",
+                "algo": algo,
+                "eval_return": episode_return,
+                "eval_return_window": window_return,
+                "wall_s": wall,
+            }
+        )
+    )
+
+
+def first_episode_return(rollout: Any) -> tuple[float, float]:
+    """The per-agent mean return of each env's FIRST episode, as marlkit evaluates, and the sum over the
+    whole window. ``rollout(..., break_when_any_done=False)`` resets an env whose episode ended and goes
+    on, and a VMAS navigation episode ends when every agent is on its goal: summing the window counts a
+    good policy's later episodes too (the earlier drivers did, and so overstated BenchMARL's returns)."""
+    reward = rollout["next", "agents", "reward"]  # [envs, T, agents, 1]
+    done = rollout["next", "done"].float()  # [envs, T, 1]
+    live = ((done.cumsum(1) - done) == 0).float().unsqueeze(-2)  # no episode end before step t
+    return (reward * live).sum(1).mean().item(), reward.sum(1).mean().item()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import json
 import sys
 import tempfile
 import time
+from typing import Any
 
 import torch
 from benchmarl.algorithms import IppoConfig, MaddpgConfig, MappoConfig, MasacConfig
@@ -62,14 +63,26 @@ def main() -> None:
         with torch.no_grad(), set_exploration_type(ExplorationType.DETERMINISTIC):
             rollout = env.rollout(max_steps, policy=experiment.policy, break_when_any_done=False,
                                   auto_cast_to_device=True)  # fmt: skip
-        episode_return = rollout["next", "agents", "reward"].sum(dim=1).mean().item()
+        episode_return, window_return = first_episode_return(rollout)
     names = ("on_policy_collected_frames_per_batch", "on_policy_n_envs_per_worker", "on_policy_n_minibatch_iters",
              "on_policy_minibatch_size", "lr", "gamma", "clip_grad_norm", "clip_grad_val")  # fmt: skip
     plain = {k: v for k, v in vars(algorithm).items() if isinstance(v, int | float | bool | str)}
     settings = {"experiment": {k: getattr(config, k, None) for k in names}, "algorithm": plain,
                 "model": {"num_cells": model.num_cells}}  # fmt: skip
-    print(json.dumps({"framework": "BenchMARL 1.5.2", "algo": algo, "task": task_name, "eval_return": episode_return,
-                      "wall_s": wall, "settings": settings}))  # fmt: skip
+    result = {"framework": "BenchMARL 1.5.2", "algo": algo, "task": task_name, "eval_return": episode_return,
+              "eval_return_window": window_return, "wall_s": wall, "settings": settings}  # fmt: skip
+    print(json.dumps(result))
+
+
+def first_episode_return(rollout: Any) -> tuple[float, float]:
+    """The per-agent mean return of each env's FIRST episode, as marlkit evaluates, and the sum over the
+    whole window. ``rollout(..., break_when_any_done=False)`` resets an env whose episode ended and goes
+    on, and a VMAS navigation episode ends when every agent is on its goal: summing the window counts a
+    good policy's later episodes too (the earlier drivers did, and so overstated BenchMARL's returns)."""
+    reward = rollout["next", "agents", "reward"]  # [envs, T, agents, 1]
+    done = rollout["next", "done"].float()  # [envs, T, 1]
+    live = ((done.cumsum(1) - done) == 0).float().unsqueeze(-2)  # no episode end before step t
+    return (reward * live).sum(1).mean().item(), reward.sum(1).mean().item()
 
 
 if __name__ == "__main__":
