@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from _report import write_section
 
-from marlkit.analysis.stats import compare_task, improvement, t_ci, verdict
+from marlkit.analysis.stats import ALPHA, compare_task, holm, improvement, t_ci
 from marlkit.training.experiment import Experiment, build_config
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -114,23 +114,29 @@ def report(task: str, algo: str, seeds: list[int], frames: int) -> None:
                     f"{np.median([r['wall_s'] for r in rs]):.0f} |")  # fmt: skip
     lines = ["\n".join(rows), ""]
     results: dict = {"task": task, "algo": algo, "frames": frames, "runs": runs}
-    for side in ("marlkit", "matched"):
-        if side not in runs or "benchmarl" not in runs:
-            continue
-        a, b = finals[sides[side]], finals[sides["benchmarl"]]
-        pairs = compare_task({sides[side]: a, sides["benchmarl"]: b})
+    # Both marlkit sides are compared with the same BenchMARL runs: Holm over those comparisons.
+    compared = [s for s in ("marlkit", "matched") if s in runs and "benchmarl" in runs and len(runs[s]) > 1]
+    pairs = {s: compare_task({sides[s]: finals[sides[s]], sides["benchmarl"]: finals[sides["benchmarl"]]})[0]
+             for s in compared}  # fmt: skip
+    adjusted = dict(zip(compared, holm([pairs[s].p for s in compared]), strict=True))
+    for side in compared:
+        a, b, pair = finals[sides[side]], finals[sides["benchmarl"]], pairs[side]
         p_improve = improvement([a], [b])
         low, high = _improvement_ci(a, b)
         ratio = np.median([r["wall_s"] for r in runs[side]]) / np.median([r["wall_s"] for r in runs["benchmarl"]])
-        sentence = verdict({sides[side]: a, sides["benchmarl"]: b}) if pairs else "Too few runs to compare."
-        lines += [f"**{sides[side]} vs BenchMARL-{algo}.** {sentence} Probability of improvement "
-                  f"P({sides[side]} > BenchMARL) = {p_improve:.2f} [{low:.2f}, {high:.2f}] (bootstrap over runs). "
-                  f"Training wall-clock ratio (medians): {ratio:.2f}.", ""]  # fmt: skip
-        results[f"{side}_vs_benchmarl"] = {"verdict": sentence, "p_improvement": p_improve,
-                                            "p_improvement_ci": [low, high], "wall_ratio": float(ratio),
-                                            "runs": len(runs[side])}  # fmt: skip
+        claim = f"{pair.a} > {pair.b}" if adjusted[side] < ALPHA else "not separated"
+        sentence = (f"{claim}: {pair.a} − {pair.b} = {pair.diff:+.3g} [{pair.ci[0]:+.3g}, {pair.ci[1]:+.3g}] "
+                    f"(95% Welch CI), permutation p = {pair.p:.2g}, Holm over {len(compared)} comparison(s) "
+                    f"p = {adjusted[side]:.2g}.")  # fmt: skip
+        lines += [f"**{sides[side]} vs BenchMARL-{algo}** ({len(a)} and {len(b)} runs): {sentence} Probability of "
+                  f"improvement P({sides[side]} > BenchMARL) = {p_improve:.2f} [{low:.2f}, {high:.2f}] (bootstrap "
+                  f"over runs). Training wall-clock ratio (medians): {ratio:.2f}.", ""]  # fmt: skip
+        results[f"{side}_vs_benchmarl"] = {"claim": claim, "diff": pair.diff, "ci": list(pair.ci), "p": pair.p,
+                                            "p_holm": adjusted[side], "p_improvement": p_improve,
+                                            "p_improvement_ci": [low, high], "wall_ratio": float(ratio)}  # fmt: skip
     body = (
-        f"Each side with its own defaults on {TASKS[task][0]} ({json.dumps(TASKS[task][1])}), {frames:,} frames per "
+        f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {TASKS[task][0]} "
+        f"({json.dumps(TASKS[task][1])}), {frames:,} frames per "
         "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
         "mean return). marlkit-matched: marlkit with BenchMARL's hyperparameters (the script's MATCHED). Result "
         f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
