@@ -268,7 +268,7 @@ def cmd_list(args: argparse.Namespace) -> None:
         if family.module is not None and not installed(family.module):
             print(f"{name}: not installed (pip install 'marlkit[{EXTRAS[family.module]}]')")
         elif name != "envs":  # scenario files are listed with their paths below
-            print(f"{name}:", ", ".join(family.names()))
+            print(f"{name}: {family.listing}{', '.join(family.names())}")
     for name, path in user_scenarios().items():
         print(f"envs/{name}: {path}")
 

@@ -43,6 +43,8 @@ class Family:
     tasks: Mapping[str, TaskFacts] = field(default_factory=dict)
     facts: Callable[[str], TaskFacts] | None = None
     """Facts read from the task itself (scenario files), instead of ``tasks``."""
+    listing: str = ""
+    """What ``marlkit list`` says before the names where they are examples, not the whole family."""
 
     def task_facts(self, task: str) -> TaskFacts:
         return self.facts(task) if self.facts is not None else self.tasks.get(task, TaskFacts())
@@ -270,22 +272,34 @@ FAMILIES: dict[str, Family] = {
     for f in (
         Family("vmas", _vmas, vmas_scenario_names, "vmas", VMAS_TASKS),
         Family("mpe", _wrapped("mpe", _mpe), mpe_env_names, "mpe2", {t: TaskFacts(game=True) for t in MPE_GAMES}),
-        Family("mamujoco", _wrapped("mamujoco", _mamujoco), _examples(*MAMUJOCO_EXAMPLES), "gymnasium_robotics"),
+        Family(
+            "mamujoco",
+            _wrapped("mamujoco", _mamujoco),
+            _examples(*MAMUJOCO_EXAMPLES),
+            "gymnasium_robotics",
+            listing="any robot and partition, e.g. ",
+        ),
         Family(
             "gym",
             _wrapped("gym", _gym),
             _examples("Pendulum-v1", "CartPole-v1", "HalfCheetah-v5"),
             "pettingzoo",
             {t: TaskFacts(termination=fn) for t, fn in GYM_TERMINATIONS.items()},
+            listing="any registered Gymnasium id, e.g. ",
         ),
         Family(
             "lbf",
             _tuple_agents("lbf", "lbforaging", "Foraging", lbf_terminal),
             _examples("Foraging-8x8-2p-2f-coop-v3"),
             "lbforaging",
+            listing="any registered Foraging id, e.g. ",
         ),
         Family(
-            "rware", _tuple_agents("rware", "rware", "rware", rware_terminal), _examples("rware-tiny-2ag-v2"), "rware"
+            "rware",
+            _tuple_agents("rware", "rware", "rware", rware_terminal),
+            _examples("rware-tiny-2ag-v2"),
+            "rware",
+            listing="any registered rware id, e.g. ",
         ),
         Family("envs", _envs, lambda: list(user_scenarios()), facts=_scenario_facts),
     )
