@@ -64,12 +64,12 @@ MARLKIT = {
     "sac": ("gym/Pendulum-v1", {**SAC_OVERRIDES, **NO_EVAL}),
     "trpo": ("gym/Pendulum-v1", {**ONPOLICY_PRESETS["pendulum"]["overrides"], **NO_EVAL}),
 }
-PAIRS = [  # (marlkit algo, frames, peer venv, peer driver)
-    ("mappo", 60_000, "benchmarl", "benchmarl_navigation.py"),
-    ("maddpg", 60_000, "benchmarl", "benchmarl_navigation.py"),
-    ("masac", 60_000, "benchmarl", "benchmarl_navigation.py"),
-    ("sac", 20_000, "sb3", "sb3_pendulum.py"),
-    ("trpo", 100_000, "sb3", "sb3_pendulum.py"),
+PAIRS = [  # (marlkit algo, frames, peer venv, peer driver and its arguments before FRAMES)
+    ("mappo", 60_000, "benchmarl", ("benchmarl_vmas.py", "navigation")),
+    ("maddpg", 60_000, "benchmarl", ("benchmarl_vmas.py", "navigation")),
+    ("masac", 60_000, "benchmarl", ("benchmarl_vmas.py", "navigation")),
+    ("sac", 20_000, "sb3", ("sb3_pendulum.py",)),
+    ("trpo", 100_000, "sb3", ("sb3_pendulum.py",)),
 ]
 
 
@@ -106,11 +106,13 @@ def run_marlkit(algo: str, frames: int, seed: int) -> dict:
     return {"framework": "marlkit", "algo": algo, **result}
 
 
-def run_peer(venv: str, driver: str, algo: str, frames: int, seed: int) -> dict:
+def run_peer(venv: str, driver: tuple[str, ...], algo: str, frames: int, seed: int) -> dict:
+    """``driver``: the driver script and the arguments it takes between ALGO and FRAMES (a VMAS task)."""
     python = PEERS / venv / "bin" / "python"
     if not python.exists():
         raise SystemExit(f"{python} is missing; run `python {Path(__file__).relative_to(ROOT)} --setup` first")
-    cmd = [str(python), str(DRIVERS / driver), algo, str(frames), str(seed), str(torch.get_num_threads())]
+    script, *task = driver
+    cmd = [str(python), str(DRIVERS / script), algo, *task, str(frames), str(seed), str(torch.get_num_threads())]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=DRIVERS)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode or not lines:
