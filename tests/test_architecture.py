@@ -112,3 +112,33 @@ def test_the_loop_knows_learners_only_through_the_contract():
         algorithms = {d for d in edges[module] if d.startswith("marlkit.algorithms.")}
         assert not algorithms, f"{module} imports {algorithms}"
     assert len((PACKAGE / "training" / "experiment.py").read_text().splitlines()) <= 300
+
+
+BENCHMARKS = PACKAGE.parent / "experiments" / "benchmarks"
+HELPERS = {p.stem for p in BENCHMARKS.glob("_*.py")}
+
+
+def test_benchmark_scripts_find_their_shared_helpers():
+    """A script in a benchmark subfolder that imports a helper of experiments/benchmarks/ (``_report``,
+    ``_learning``, or a sibling preset module) must put that folder on sys.path first, at module level:
+    run as ``python experiments/benchmarks/learning/x.py`` only the script's own folder is on the path."""
+    broken = []
+    for script in sorted(BENCHMARKS.glob("*/*.py")):
+        tree = ast.parse(script.read_text())
+        helper_lines = [
+            node.lineno
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] in HELPERS
+        ]
+        path_lines = [
+            node.lineno
+            for node in tree.body
+            if isinstance(node, ast.Expr)
+            and "sys.path.insert" in ast.unparse(node)
+            and "parents[1]" in ast.unparse(node)
+        ]
+        if helper_lines and (not path_lines or min(path_lines) > min(helper_lines)):
+            broken.append(script.relative_to(BENCHMARKS).as_posix())
+    assert not broken, (
+        f"these scripts import a benchmark helper without putting experiments/benchmarks on sys.path: {broken}"
+    )

@@ -22,10 +22,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from _report import write_section
 from torch import nn
 
 from marlkit.adapters import make_env
@@ -156,7 +162,6 @@ def main() -> None:
     print(json.dumps(rows))
     if args.quick:
         return
-    from _report import write_section
 
     frames = rows[0]["frames"]
     body = (

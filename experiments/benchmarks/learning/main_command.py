@@ -23,6 +23,9 @@ import time
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from _report import machine, write_section
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -19,6 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _report import write_section
+
 DEFAULT_RUNS = (
     "itrpo:vmas/navigation",
     "maddpg:vmas/navigation",
@@ -73,9 +77,6 @@ def main() -> None:
     print(json.dumps(results, indent=1))
     if args.no_docs:
         return
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from _report import write_section
-
     rows = ["| command | extra | wall-clock (s) | x on-policy | final eval return |", "|---|---|---|---|---|"]
     for r in results:
         rows.append(

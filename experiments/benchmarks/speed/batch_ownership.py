@@ -18,11 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from _report import write_section
 from tensordict import TensorDictBase
 
 from marlkit import make_env
@@ -89,8 +95,6 @@ def main() -> None:
         }
         print(json.dumps({n: results[str(n)]}))
     if not args.quick:
-        from _report import write_section
-
         rows = ["| num_envs | reused (frames/s) | owned | cost | reused + clone | cost |", "|---|---|---|---|---|---|"]
         for n, r in results.items():
             rows.append(

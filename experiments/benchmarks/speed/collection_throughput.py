@@ -12,12 +12,18 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 import torch
+from _report import write_section
 from tensordict import TensorDictBase
 
 from marlkit import make_env
@@ -199,7 +205,6 @@ def main() -> None:
 
 
 def write_docs(results: dict) -> None:
-    from _report import write_section
 
     rows = [
         "| num_envs | raw VMAS (frames/s) | marlkit collector | overhead | marlkit step loop | overhead | "

@@ -15,12 +15,16 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 import traceback
 import warnings
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
 from _report import write_section

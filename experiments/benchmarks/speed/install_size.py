@@ -20,6 +20,9 @@ import time
 import venv
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 from _report import write_section
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -14,9 +14,15 @@ import argparse
 import copy
 import json
 import statistics
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch
+from _report import write_section
 from torch.func import functional_call
 
 from marlkit.blocks.trust_region import TrustRegionConfig, trust_region_step
@@ -141,7 +147,6 @@ def main() -> None:
     print(json.dumps(summary, indent=1))
     if args.no_docs:
         return
-    from _report import write_section
 
     tables = []
     for total, res in summary.items():
