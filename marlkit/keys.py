@@ -16,6 +16,7 @@ Layout of a batch (batch size ``[num_envs]`` from the env, ``[num_envs, T]`` fro
     td[group][RECURRENT_STATE]      [*, n_agents, hidden]         (recurrent policies: the state entering
     td[group][RECURRENT_STATE_OUT]  [*, n_agents, hidden]          this step, and the state it produced)
     td[group][CRITIC_STATE], td[group][CRITIC_STATE_OUT]          (the same for a recurrent critic)
+    td[group][PRE_SQUASH]     [*, n_agents, act_dim]              (a squashing policy's sample before tanh)
 
 Value-based replay rows add the n-step return and its bootstrap discount (per agent under each group,
 or once at the root for a team): ``N_STEP_RETURN``, ``N_STEP_DISCOUNT``.
@@ -37,5 +38,6 @@ RECURRENT_STATE = "recurrent_state"
 RECURRENT_STATE_OUT = "recurrent_state_out"
 CRITIC_STATE = "critic_state"
 CRITIC_STATE_OUT = "critic_state_out"
+PRE_SQUASH = "pre_squash_action"
 N_STEP_RETURN = "n_step_return"
 N_STEP_DISCOUNT = "n_step_discount"

@@ -240,3 +240,78 @@ def test_layer_norm_is_refused_for_recurrent_networks():
 
     with pytest.raises(MarlkitError, match="apply to feed-forward networks"):
         build_config("mappo", "vmas/navigation", {"algo.layer_norm": True, "algo.network": "gru"})
+
+
+def test_squashed_actions_are_tanh_of_the_stored_sample_in_the_bounds_and_the_update_reads_that_sample():
+    from marlkit.keys import PRE_SQUASH
+
+    _env, learner, collector = setup("mappo", squash=True)
+    batch, _ = collector.collect()
+    low, high = learner.groups["agent"].action.bounds("cpu")
+    u, action = batch["agent", PRE_SQUASH], batch["agent", ACTION]
+    assert u.abs().max() > 1, "no sample beyond the bounds: squashing would not be visible"
+    torch.testing.assert_close(action, low + (torch.tanh(u) + 1) * (high - low) / 2)
+    assert bool(((action >= low) & (action <= high)).all())
+    data = learner._prepare(batch)
+    torch.testing.assert_close(data["agent"].action, u.flatten(0, 1))
+    # The ratio the update uses (densities of u) equals the ratio of the squashed actions' densities
+    # (torch's TanhNormal with the affine map to the bounds): the Jacobian cancels. float64 keeps atanh exact.
+    policy = learner.policies["agent"]
+    before = policy.dist(data["agent"].obs).double()
+    learner.update(batch)
+    after = policy.dist(data["agent"].obs).double()
+    u64 = data["agent"].action.double()
+    ours = policy.log_prob(after, u64) - policy.log_prob(before, u64)
+
+    def squashed(dist: torch.Tensor) -> torch.distributions.Distribution:
+        loc, log_std = dist.chunk(2, -1)
+        affine = torch.distributions.AffineTransform((high + low).double() / 2, (high - low).double() / 2)
+        maps = [torch.distributions.TanhTransform(), affine]
+        return torch.distributions.TransformedDistribution(torch.distributions.Normal(loc, log_std.exp()), maps)
+
+    a64 = low.double() + (torch.tanh(u64) + 1) * (high - low).double() / 2
+    keep = u64.abs().amax(-1) < 4  # where atanh of the float64 action recovers u
+    theirs = (squashed(after).log_prob(a64) - squashed(before).log_prob(a64)).sum(-1)
+    assert not torch.allclose(ours, torch.zeros_like(ours)), "the policy did not move: the test would prove nothing"
+    torch.testing.assert_close(ours[keep], theirs[keep], rtol=1e-6, atol=1e-8)
+    # Deterministic actions squash the mean.
+    td = collector.env.reset()
+    loc, _ = policy.dist(td["agent", OBS]).chunk(2, -1)
+    acted = learner.act(td.clone(), deterministic=True)["agent", ACTION]
+    torch.testing.assert_close(acted, low + (torch.tanh(loc) + 1) * (high - low) / 2)
+
+
+def test_state_std_starts_at_the_initial_std_in_every_state_and_then_depends_on_the_state():
+    from marlkit.core.specs import Box, GroupSpec
+    from marlkit.networks.policies import GroupPolicy
+
+    spec = GroupSpec("agent", ("a", "b"), (5,), Box((-1.0, -1.0), (1.0, 1.0)))
+    policy = GroupPolicy(spec, (16,), share_params=True, init_log_std=-0.5, state_std=True)
+    obs = torch.randn(32, 2, 5)
+    last = policy.net.module.net[-1] if hasattr(policy.net, "module") else list(policy.net.modules())[-1]
+    assert isinstance(last, torch.nn.Linear)
+    with torch.no_grad():
+        last.weight.zero_()
+    _, log_std = policy.dist(obs).chunk(2, -1)
+    torch.testing.assert_close(log_std, torch.full_like(log_std, -0.5))
+    with torch.no_grad():
+        last.weight.normal_()
+    _, log_std = policy.dist(obs).chunk(2, -1)
+    assert log_std.std() > 0.1 and bool((log_std.exp() >= 0.01).all())
+    loss = policy.log_prob(policy.dist(obs), torch.zeros(32, 2, 2)).sum()
+    loss.backward()
+    assert last.weight.grad is not None and last.weight.grad[2:].abs().sum() > 0  # the std rows learn
+
+
+def test_state_std_is_refused_for_recurrent_actors_and_squash_for_unbounded_actions():
+    from marlkit.core.specs import Box, GroupSpec
+    from marlkit.learner import EnvInfo
+    from marlkit.training.config import build_config
+
+    with pytest.raises(MarlkitError, match="std=state applies to feed-forward actors"):
+        build_config("mappo", "vmas/navigation", {"algo.std": "state", "algo.network": "gru"})
+    spec = GroupSpec("agent", ("a",), (3,), Box((-float("inf"),), (float("inf"),)))
+    info = EnvInfo("custom", {"agent": spec}, 3)
+    mappo = algorithm("mappo")
+    with pytest.raises(MarlkitError, match=r"algo\.squash needs finite action bounds"):
+        mappo.build(with_overrides(mappo.config(), {**mappo.preset, "squash": True}), info, 0)

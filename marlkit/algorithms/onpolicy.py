@@ -18,6 +18,7 @@ parameters when the critic inputs coincide (tests/test_onpolicy.py).
 
 from __future__ import annotations
 
+import math
 import typing
 from collections.abc import Mapping
 
@@ -29,13 +30,16 @@ from marlkit.algorithms.onpolicy_actors import OnPolicyActorSteps
 from marlkit.algorithms.onpolicy_config import OnPolicyConfig
 from marlkit.algorithms.onpolicy_critics import OnPolicyCritics
 from marlkit.algorithms.onpolicy_data import GroupBatch, explained_variance, masked_mean
+from marlkit.core.errors import MarlkitError
 from marlkit.core.options import validate
+from marlkit.core.specs import Box
 from marlkit.keys import (
     ACTION,
     ACTION_MASK,
     ALIVE,
     CRITIC_STATE,
     OBS,
+    PRE_SQUASH,
     RECURRENT_STATE,
     RECURRENT_STATE_OUT,
     STATE,
@@ -66,10 +70,17 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
                     cfg.gru_hidden if cfg.network == "gru" else 0,
                     cfg.layer_norm,
                     cfg.init,
+                    cfg.std == "state",
                 )
                 for g, s in groups.items()
             }
         )
+        # Groups whose Gaussian actions are tanh-squashed into their bounds (algo.squash; discrete ones never).
+        self.squashed = {g for g, s in groups.items() if cfg.squash and isinstance(s.action, Box)}
+        for g in self.squashed:
+            box = typing.cast(Box, groups[g].action)
+            if not all(map(math.isfinite, (*box.low, *box.high))):
+                raise MarlkitError(f"algo.squash needs finite action bounds; group '{g}' has {box.low} to {box.high}")
         self.critics = nn.ModuleDict({g: self._make_critic(s, state_dim) for g, s in groups.items()})
         self.obs_norms = nn.ModuleDict({g: RunningNorm(s.obs_shape) for g, s in groups.items()} if cfg.obs_norm else {})
         self.state_norm = RunningNorm((state_dim,)) if cfg.obs_norm and cfg.critic == "central" else None
@@ -114,7 +125,12 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
                 dist = policy.dist(obs, mask)
             if self.cfg.critic_network == "gru" and not deterministic:  # evaluation needs no values
                 self._critic_step(td, g)
-            group[ACTION] = policy.mode(dist) if deterministic else policy.sample(dist)
+            action = policy.mode(dist) if deterministic else policy.sample(dist)
+            if g in self.squashed:  # the env gets tanh(u) in its bounds; the update needs u
+                low, high = typing.cast(Box, self.groups[g].action).bounds(action.device)
+                group[PRE_SQUASH] = action
+                action = low + (torch.tanh(action) + 1) * (high - low) / 2
+            group[ACTION] = action
         return td
 
     # ----------------------------------------------------------------- update
@@ -153,7 +169,8 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
             samples = self._sequences if policy.memory else lambda x: x.flatten(0, 1)
             obs = samples(self.actor_input(g, group[OBS]))
             mask = samples(group[ACTION_MASK]) if self.groups[g].has_action_mask else None
-            action = samples(group[ACTION])
+            # Squashed: ratios and KLs of tanh(u) equal those of u (an invertible map; the Jacobian cancels).
+            action = samples(group[PRE_SQUASH] if g in self.squashed else group[ACTION])
             old_dist = policy.dist(obs, mask, memory=memory)
             data[g] = GroupBatch(
                 obs,

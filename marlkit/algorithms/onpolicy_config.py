@@ -63,6 +63,10 @@ class OnPolicyConfig:
         "default", "weights of actors and critics: PyTorch's init, or orthogonal with the activation's gain (HARL)"
     )
     init_log_std: float = option(0.0, "initial log standard deviation of Gaussian policies")
+    std: Literal["parameter", "state"] = option(
+        "parameter", "Gaussian std: one learned parameter per action dim, or an actor output (BenchMARL)"
+    )
+    squash: bool = option(False, "tanh-squash Gaussian actions into the env's bounds instead of clipping (BenchMARL)")
 
     def validate(self, key: KeyFn) -> None:
         positive = (
@@ -82,6 +86,10 @@ class OnPolicyConfig:
             (not self.layer_norm and self.init == "default") or (self.network, self.critic_network) == ("mlp", "mlp"),
             f"{key('layer_norm')} and {key('init')} apply to feed-forward networks; "
             f"{key('network')} and {key('critic_network')} must be mlp",
+        )
+        require(
+            self.std == "parameter" or self.network == "mlp",
+            f"{key('std')}=state applies to feed-forward actors; {key('network')} must be mlp",
         )
         require(
             self.critic_network == "mlp" or self.network == "gru",

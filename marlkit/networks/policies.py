@@ -56,6 +56,36 @@ class GaussianNet(nn.Module):
         return torch.cat([loc, self.log_std.expand_as(loc)], dim=-1)
 
 
+class StateStdGaussianNet(nn.Module):
+    """One MLP for ``[loc, raw]``; the std is ``MIN_STD + softplus(raw + bias)``, with the bias that makes
+    it ``exp(init_log_std)`` where ``raw = 0`` (BenchMARL's NormalParamExtractor, "biased_softplus"; the
+    shrunk last layer starts every state there). Outputs ``[loc, log_std]`` like :class:`GaussianNet`."""
+
+    MIN_STD = 0.01
+
+    def __init__(
+        self,
+        in_dim: int,
+        act_dim: int,
+        hidden: Sequence[int],
+        activation: str,
+        init_log_std: float,
+        layer_norm: bool = False,
+        init: str = "default",
+    ):
+        super().__init__()
+        self.net = mlp(in_dim, 2 * act_dim, hidden, activation, layer_norm, init)
+        _shrink_last_layer(self.net)
+        start = math.exp(init_log_std) - self.MIN_STD
+        if start <= 0:
+            raise ValueError(f"init_log_std={init_log_std} is below the smallest std {self.MIN_STD}")
+        self.bias = start + math.log(-math.expm1(-start))  # softplus(bias) = start
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        loc, raw = self.net(x).chunk(2, dim=-1)
+        return torch.cat([loc, torch.log(self.MIN_STD + F.softplus(raw + self.bias))], dim=-1)
+
+
 class GRUGaussianNet(nn.Module):
     """The recurrent :class:`GaussianNet`: ``[..., in + hidden]`` -> ``[..., loc, log_std, hidden]``."""
 
@@ -115,8 +145,10 @@ class GroupPolicy(nn.Module):
         memory: int = 0,
         layer_norm: bool = False,
         init: str = "default",
+        state_std: bool = False,
     ) -> None:
-        """``layer_norm`` and ``init``: see :func:`marlkit.networks.groups.mlp` (feed-forward policies only)."""
+        """``layer_norm`` and ``init``: see :func:`marlkit.networks.groups.mlp` (feed-forward policies only);
+        ``state_std``: the Gaussian's std is an output of the network (:class:`StateStdGaussianNet`)."""
         super().__init__()
         self.spec = spec
         self.memory = memory
@@ -128,7 +160,8 @@ class GroupPolicy(nn.Module):
             def make() -> nn.Module:
                 if memory:
                     return GRUGaussianNet(GRUNet(spec.obs_dim, act_dim, hidden, memory, activation), init_log_std)
-                return GaussianNet(spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init)
+                gaussian = StateStdGaussianNet if state_std else GaussianNet
+                return gaussian(spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init)
         else:
             n = spec.action.n
 

@@ -77,11 +77,13 @@ def run_marlkit(algo: str, task: str, frames: int, seed: int, matched: bool) -> 
     env, kwargs = TASKS[task]
     overrides = {**kwargs, **COMMON, **(MATCHED if matched else {}), "experiment.frames": frames,
                  "experiment.seed": seed}  # fmt: skip
+    config = build_config(algo, env, overrides)
     with tempfile.TemporaryDirectory() as tmp:
-        summary = Experiment(build_config(algo, env, overrides), Path(tmp) / "run").run()
+        summary = Experiment(config, Path(tmp) / "run").run()
+    # The whole algo table: a result file says which defaults it ran with, after they change.
     return {"framework": "marlkit", "algo": algo, "task": task, "eval_return": summary["final_eval_return_mean"],
             "wall_s": summary["wall_s"] - summary["eval_wall_s"], "frames": summary["frames"],
-            "overrides": overrides}  # fmt: skip
+            "overrides": overrides, "algo_config": config.to_json()["algo"]}  # fmt: skip
 
 
 def run_benchmarl(algo: str, task: str, frames: int, seed: int) -> dict:
