@@ -1,12 +1,12 @@
 """marlkit against BenchMARL 1.5.2 on BenchMARL's own VMAS tasks, in one run, at equal frames (issue 33).
 
 For each seed, marlkit and BenchMARL run back to back, one torch thread each, each with its own defaults
-(``--matched`` gives marlkit BenchMARL's hyperparameters instead, to separate implementation from
-defaults). Every finished run writes its result file ``experiments/benchmarks/peers/results/
-<task>_<algo>_<side>_s<seed>.json``; a rerun skips the seeds whose files exist, so the runs can be spread
-over sessions. The report compares the final deterministic evaluations (16 episodes, per-agent mean
-return) under the statistics protocol: difference of means with its 95% CI, permutation test,
-probability of improvement with a bootstrap CI, and the training wall-clock ratio.
+(``--sides matched,matched-policy`` give marlkit BenchMARL's hyperparameters, then its policy head too, to
+separate implementation from defaults). Every finished run writes its result file
+``experiments/benchmarks/peers/results/<task>_<algo>_<side>_s<seed>.json``; a rerun skips the seeds whose
+files exist, so the runs can be spread over sessions. The report compares the final deterministic evaluations
+(16 episodes, per-agent mean return) under the statistics protocol: difference of means with its 95% CI,
+permutation test, probability of improvement with a bootstrap CI, and the training wall-clock ratio.
 
     python experiments/benchmarks/peers/peers.py --setup        # once: .peers/benchmarl
     python experiments/benchmarks/peers/benchmarl_side_by_side.py --algo mappo --task navigation --seeds 0 1 2 3 4
@@ -44,7 +44,7 @@ TASKS = {
 COMMON = {"experiment.eval_every": 0, "experiment.eval_episodes": 16, "experiment.progress": False,
           "experiment.tensorboard": False, "experiment.torch_threads": 1}  # fmt: skip
 # BenchMARL 1.5.2's defaults (benchmarl/conf: experiment/base_experiment.yaml, algorithm/mappo.yaml,
-# model/layers/mlp.yaml) as marlkit options, for --matched: 6000 frames per batch from 10 envs, 45
+# model/layers/mlp.yaml) as marlkit options, for the matched sides: 6000 frames per batch from 10 envs, 45
 # minibatch iterations of 400 (= 3 epochs x 15 minibatches), lr 5e-5, clip 0.2, gamma 0.99, lambda 0.9,
 # entropy 0, gradient-norm clip 5, 256x256 tanh, shared policy and critic.
 MATCHED = {
@@ -69,13 +69,22 @@ MATCHED = {
 }
 
 
+# BenchMARL's policy and advantage handling on top of MATCHED (read from benchmarl/algorithms/mappo.py and
+# its conf): a TanhNormal whose scale is an actor output (NormalParamExtractor, biased_softplus_1.0), and
+# ClipPPOLoss with normalize_advantage=False. The earlier "matched" side lacked these three.
+MATCHED_POLICY = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv_norm": "none"}
+MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-policy": MATCHED_POLICY}
+LABELS = {"marlkit": "marlkit-{}", "benchmarl": "BenchMARL-{}", "matched": "marlkit-{}-matched",
+          "matched-policy": "marlkit-{}-matched-policy"}  # fmt: skip
+
+
 def result_path(task: str, algo: str, side: str, seed: int) -> Path:
     return RESULTS / f"{task}_{algo}_{side}_s{seed}.json"
 
 
-def run_marlkit(algo: str, task: str, frames: int, seed: int, matched: bool) -> dict:
+def run_marlkit(algo: str, task: str, frames: int, seed: int, side: str) -> dict:
     env, kwargs = TASKS[task]
-    overrides = {**kwargs, **COMMON, **(MATCHED if matched else {}), "experiment.frames": frames,
+    overrides = {**kwargs, **COMMON, **MARLKIT_SIDES[side], "experiment.frames": frames,
                  "experiment.seed": seed}  # fmt: skip
     config = build_config(algo, env, overrides)
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +111,7 @@ def load(task: str, algo: str, side: str, seeds: list[int]) -> list[dict]:
 
 
 def report(task: str, algo: str, seeds: list[int], frames: int) -> None:
-    sides = {"marlkit": f"marlkit-{algo}", "benchmarl": f"BenchMARL-{algo}", "matched": f"marlkit-{algo}-matched"}
+    sides = {side: label.format(algo) for side, label in LABELS.items()}
     runs = {side: load(task, algo, side, seeds) for side in sides}
     runs = {side: r for side, r in runs.items() if r}
     finals = {sides[s]: np.array([r["eval_return"] for r in rs]) for s, rs in runs.items()}
@@ -117,7 +126,7 @@ def report(task: str, algo: str, seeds: list[int], frames: int) -> None:
     lines = ["\n".join(rows), ""]
     results: dict = {"task": task, "algo": algo, "frames": frames, "runs": runs}
     # Both marlkit sides are compared with the same BenchMARL runs: Holm over those comparisons.
-    compared = [s for s in ("marlkit", "matched") if s in runs and "benchmarl" in runs and len(runs[s]) > 1]
+    compared = [s for s in MARLKIT_SIDES if s in runs and "benchmarl" in runs and len(runs[s]) > 1]
     pairs = {s: compare_task({sides[s]: finals[sides[s]], sides["benchmarl"]: finals[sides["benchmarl"]]})[0]
              for s in compared}  # fmt: skip
     adjusted = dict(zip(compared, holm([pairs[s].p for s in compared]), strict=True))
@@ -140,7 +149,9 @@ def report(task: str, algo: str, seeds: list[int], frames: int) -> None:
         f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {TASKS[task][0]} "
         f"({json.dumps(TASKS[task][1])}), {frames:,} frames per "
         "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
-        "mean return). marlkit-matched: marlkit with BenchMARL's hyperparameters (the script's MATCHED). Result "
+        "mean return). marlkit-matched: marlkit with BenchMARL's hyperparameters (the script's MATCHED); "
+        "marlkit-matched-policy: also BenchMARL's policy head and advantages (tanh-squashed Gaussian with a "
+        "state-dependent std, no advantage normalization; MATCHED_POLICY). Result "
         f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
     )
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
@@ -162,7 +173,8 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(TASKS), default="navigation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--frames", type=int, default=200_000)
-    parser.add_argument("--sides", default="marlkit,benchmarl", help="comma-separated: marlkit, benchmarl, matched")
+    sides = "comma-separated: benchmarl, " + ", ".join(MARLKIT_SIDES)
+    parser.add_argument("--sides", default="marlkit,benchmarl", help=sides)
     parser.add_argument("--report", action="store_true", help="only write the report from the result files")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -176,7 +188,7 @@ def main() -> None:
                 if side == "benchmarl":
                     result = run_benchmarl(args.algo, args.task, args.frames, seed)
                 else:
-                    result = run_marlkit(args.algo, args.task, args.frames, seed, matched=side == "matched")
+                    result = run_marlkit(args.algo, args.task, args.frames, seed, side)
                 result["seed"] = seed
                 path.write_text(json.dumps(result, indent=1))
                 print(json.dumps({k: result[k] for k in ("framework", "seed", "eval_return", "wall_s")}), flush=True)
