@@ -17,24 +17,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np
 import torch
 from _report import write_section
+from _sides import RESULTS, load, report, result_path, run_driver
 
-from marlkit.analysis.stats import ALPHA, compare_task, holm, improvement, t_ci
 from marlkit.training.experiment import Experiment, build_config
 
 ROOT = Path(__file__).resolve().parents[3]
-RESULTS = Path(__file__).parent / "results"
-DRIVER = Path(__file__).parent / "peer_drivers" / "benchmarl_vmas.py"
 PYTHON = ROOT / ".peers" / "benchmarl" / "bin" / "python"
 # The task as both sides run it; marlkit evaluates only at the end (wall-clock of training, as BenchMARL's).
 TASKS = {
@@ -78,10 +75,6 @@ LABELS = {"marlkit": "marlkit-{}", "benchmarl": "BenchMARL-{}", "matched": "marl
           "matched-policy": "marlkit-{}-matched-policy"}  # fmt: skip
 
 
-def result_path(task: str, algo: str, side: str, seed: int) -> Path:
-    return RESULTS / f"{task}_{algo}_{side}_s{seed}.json"
-
-
 def run_marlkit(algo: str, task: str, frames: int, seed: int, side: str) -> dict:
     env, kwargs = TASKS[task]
     overrides = {**kwargs, **COMMON, **MARLKIT_SIDES[side], "experiment.frames": frames,
@@ -96,55 +89,16 @@ def run_marlkit(algo: str, task: str, frames: int, seed: int, side: str) -> dict
 
 
 def run_benchmarl(algo: str, task: str, frames: int, seed: int) -> dict:
-    if not PYTHON.exists():
-        raise SystemExit(f"{PYTHON} is missing; run `python experiments/benchmarks/peers/peers.py --setup` first")
-    proc = subprocess.run([str(PYTHON), str(DRIVER), algo, task, str(frames), str(seed), "1"], capture_output=True,
-                          text=True, cwd=DRIVER.parent)  # fmt: skip
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode or not lines:
-        raise SystemExit(f"BenchMARL {algo} {task} seed {seed} failed:\n{proc.stderr[-3000:]}")
-    return {**json.loads(lines[-1]), "frames": frames}
+    hint = "run `python experiments/benchmarks/peers/peers.py --setup` first"
+    result = run_driver(PYTHON, "benchmarl_vmas.py", [algo, task, str(frames), str(seed), "1"], hint)
+    return {**result, "frames": frames}
 
 
-def load(task: str, algo: str, side: str, seeds: list[int]) -> list[dict]:
-    return [json.loads(p.read_text()) for s in seeds if (p := result_path(task, algo, side, s)).exists()]
-
-
-def report(task: str, algo: str, seeds: list[int], frames: int) -> None:
-    sides = {side: label.format(algo) for side, label in LABELS.items()}
-    runs = {side: load(task, algo, side, seeds) for side in sides}
-    runs = {side: r for side, r in runs.items() if r}
-    finals = {sides[s]: np.array([r["eval_return"] for r in rs]) for s, rs in runs.items()}
-    rows = ["| side | runs | final eval return, mean [95% t-CI] | per seed | training wall-clock median (s) |",
-            "|---|---|---|---|---|"]  # fmt: skip
-    for side, rs in runs.items():
-        x = finals[sides[side]]
-        low, high = t_ci(x) if len(x) > 1 else (float("nan"), float("nan"))
-        per = ", ".join(f"{v:.3g}" for v in x)
-        rows.append(f"| {sides[side]} | {len(x)} | {x.mean():.3g} [{low:.3g}, {high:.3g}] | {per} | "
-                    f"{np.median([r['wall_s'] for r in rs]):.0f} |")  # fmt: skip
-    lines = ["\n".join(rows), ""]
-    results: dict = {"task": task, "algo": algo, "frames": frames, "runs": runs}
-    # Both marlkit sides are compared with the same BenchMARL runs: Holm over those comparisons.
-    compared = [s for s in MARLKIT_SIDES if s in runs and "benchmarl" in runs and len(runs[s]) > 1]
-    pairs = {s: compare_task({sides[s]: finals[sides[s]], sides["benchmarl"]: finals[sides["benchmarl"]]})[0]
-             for s in compared}  # fmt: skip
-    adjusted = dict(zip(compared, holm([pairs[s].p for s in compared]), strict=True))
-    for side in compared:
-        a, b, pair = finals[sides[side]], finals[sides["benchmarl"]], pairs[side]
-        p_improve = improvement([a], [b])
-        low, high = _improvement_ci(a, b)
-        ratio = np.median([r["wall_s"] for r in runs[side]]) / np.median([r["wall_s"] for r in runs["benchmarl"]])
-        claim = f"{pair.a} > {pair.b}" if adjusted[side] < ALPHA else "not separated"
-        sentence = (f"{claim}: {pair.a} − {pair.b} = {pair.diff:+.3g} [{pair.ci[0]:+.3g}, {pair.ci[1]:+.3g}] "
-                    f"(95% Welch CI), permutation p = {pair.p:.2g}, Holm over {len(compared)} comparison(s) "
-                    f"p = {adjusted[side]:.2g}.")  # fmt: skip
-        lines += [f"**{sides[side]} vs BenchMARL-{algo}** ({len(a)} and {len(b)} runs): {sentence} Probability of "
-                  f"improvement P({sides[side]} > BenchMARL) = {p_improve:.2f} [{low:.2f}, {high:.2f}] (bootstrap "
-                  f"over runs). Training wall-clock ratio (medians): {ratio:.2f}.", ""]  # fmt: skip
-        results[f"{side}_vs_benchmarl"] = {"claim": claim, "diff": pair.diff, "ci": list(pair.ci), "p": pair.p,
-                                            "p_holm": adjusted[side], "p_improvement": p_improve,
-                                            "p_improvement_ci": [low, high], "wall_ratio": float(ratio)}  # fmt: skip
+def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
+    labels = {side: label.format(algo) for side, label in LABELS.items()}
+    runs = load(f"{task}_{algo}", list(LABELS), seeds)
+    lines, results = report(runs, labels, "benchmarl")
+    results = {"task": task, "algo": algo, "frames": frames, **results, "runs": runs}
     body = (
         f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {TASKS[task][0]} "
         f"({json.dumps(TASKS[task][1])}), {frames:,} frames per "
@@ -157,14 +111,6 @@ def report(task: str, algo: str, seeds: list[int], frames: int) -> None:
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
     write_section(f"benchmarl_{task}_{algo}", f"{algo.upper()} against BenchMARL 1.5.2 on vmas/{task}, "
                   f"{frames // 1000}k frames", body, results)  # fmt: skip
-
-
-def _improvement_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
-    rng = np.random.default_rng(0)
-    values = [improvement([a[rng.integers(0, len(a), len(a))]], [b[rng.integers(0, len(b), len(b))]])
-              for _ in range(2000)]  # fmt: skip
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
 
 
 def main() -> None:
@@ -182,7 +128,7 @@ def main() -> None:
     if not args.report:
         for seed in args.seeds:
             for side in args.sides.split(","):
-                path = result_path(args.task, args.algo, side, seed)
+                path = result_path(f"{args.task}_{args.algo}", side, seed)
                 if path.exists():
                     continue
                 if side == "benchmarl":
@@ -192,7 +138,7 @@ def main() -> None:
                 result["seed"] = seed
                 path.write_text(json.dumps(result, indent=1))
                 print(json.dumps({k: result[k] for k in ("framework", "seed", "eval_return", "wall_s")}), flush=True)
-    report(args.task, args.algo, args.seeds, args.frames)
+    write_report(args.task, args.algo, args.seeds, args.frames)
 
 
 if __name__ == "__main__":

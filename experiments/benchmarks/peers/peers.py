@@ -10,7 +10,7 @@ same torch as marlkit's (2.13.0, the local CPU wheel; pip's cap keeps any depend
 another). Every pair runs back to back, marlkit first, on the same seed, so that both meet the same
 machine load; nothing is reused from other runs.
 
-    python experiments/benchmarks/peers/peers.py --setup      # once: make .peers/benchmarl and .peers/sb3
+    python experiments/benchmarks/peers/peers.py --setup [--git harl=PATH]  # once: .peers/benchmarl, sb3, harl
     python experiments/benchmarks/peers/peers.py [--quick]    # run; without --quick, writes docs/benchmarks.md
 """
 
@@ -53,7 +53,24 @@ VENVS = {
         "tqdm",
     ],
     "sb3": ["torch==2.13.0", "stable-baselines3==2.9.2", "sb3-contrib==2.9.2", "gymnasium==1.4.0"],
+    # HARL from its source (SOURCES), installed --no-deps: its setup.py asks only for torch and loggers.
+    "harl": [
+        "torch==2.13.0",
+        "pyyaml",
+        "tensorboardX",
+        "setproctitle",
+        "absl-py",
+        "cloudpickle",
+        "supersuit==3.11.0",
+        "pettingzoo==1.27.0",
+        "mpe2==1.1.1",
+        "gymnasium==1.4.0",
+    ],
 }
+# Peers installed from a pinned commit of their public source: (repository, commit, paths left out). The
+# source comes from a git directory given to --setup as --git NAME=PATH (e.g. a clone or a fetched
+# snapshot); DexHands' assets are left out (large, and unused here).
+SOURCES = {"harl": ("PKU-MARL/HARL", "d539bad20f677bc4ce9fa200fa5de31b5f0b9d37", ["harl/envs/dexhands/DexterousHands"])}
 NAVIGATION = {"env.n_agents": 3, "env.max_steps": 100, "experiment.num_envs": 20}
 NO_EVAL = {"experiment.eval_every": 0}  # wall-clock of training alone, as the peers' is measured
 # marlkit's side: the configs of its own learning benchmarks for these tasks (docs/benchmarks.md).
@@ -73,7 +90,23 @@ PAIRS = [  # (marlkit algo, frames, peer venv, peer driver and its arguments bef
 ]
 
 
-def setup() -> None:
+def install_source(name: str, git_dir: str | None, pip: list[str]) -> None:
+    """Export the pinned commit of a source-installed peer into .peers/NAME-src and install it (no deps)."""
+    repo, commit, excluded = SOURCES[name]
+    src = PEERS / f"{name}-src"
+    if not (src / "COMMIT").exists() or (src / "COMMIT").read_text().strip() != commit:
+        if git_dir is None:
+            raise SystemExit(f"{name}: give a git directory of {repo} holding {commit}: --git {name}=PATH")
+        src.mkdir(parents=True, exist_ok=True)
+        pathspec = ["--", ".", *(f":(exclude){path}" for path in excluded)]
+        archive = subprocess.run(["git", "--git-dir", git_dir, "archive", commit, *pathspec], check=True,
+                                 capture_output=True).stdout  # fmt: skip
+        subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+        (src / "COMMIT").write_text(commit + "\n")
+    subprocess.run([*pip, "--no-deps", "-e", str(src)], check=True)
+
+
+def setup(git_dirs: dict[str, str]) -> None:
     for name, requirements in VENVS.items():
         venv = PEERS / name
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
@@ -84,6 +117,8 @@ def setup() -> None:
         for r in requirements[1:]:
             if "--no-deps" in r:
                 subprocess.run([*pip, "--no-deps", r.split()[0]], check=True)
+        if name in SOURCES:
+            install_source(name, git_dirs.get(name), pip)
         version = subprocess.run(
             [str(venv / "bin" / "python"), "-c", "import torch; print(torch.__version__)"],
             check=True,
@@ -132,9 +167,11 @@ def main() -> None:
     parser.add_argument("--setup", action="store_true", help="make the peers' virtualenvs under .peers/")
     parser.add_argument("--quick", action="store_true", help="tiny budgets, no docs (checks the plumbing)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--git", action="append", default=[], metavar="NAME=PATH",
+                        help="--setup: a git directory holding a source-installed peer's pinned commit")  # fmt: skip
     args = parser.parse_args()
     if args.setup:
-        setup()
+        setup(dict(item.split("=", 1) for item in args.git))
         return
     warnings.filterwarnings("ignore")
     pairs = []

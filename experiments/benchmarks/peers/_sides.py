@@ -1,0 +1,83 @@
+"""What the side-by-side scripts share: one result file per run, a peer driver run in its own venv, and the
+report of each marlkit side against the peer under the statistics protocol."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+
+from marlkit.analysis.stats import ALPHA, compare_task, holm, improvement, t_ci
+
+RESULTS = Path(__file__).parent / "results"
+DRIVERS = Path(__file__).parent / "peer_drivers"
+
+
+def result_path(stem: str, side: str, seed: int) -> Path:
+    """``results/<stem>_<side>_s<seed>.json``; ``stem`` names the task and algorithm."""
+    return RESULTS / f"{stem}_{side}_s{seed}.json"
+
+
+def load(stem: str, sides: list[str], seeds: list[int]) -> dict[str, list[dict]]:
+    """The result files that exist, per side (sides without any left out)."""
+    runs = {side: [json.loads(p.read_text()) for s in seeds if (p := result_path(stem, side, s)).exists()]
+            for side in sides}  # fmt: skip
+    return {side: r for side, r in runs.items() if r}
+
+
+def run_driver(python: Path, script: str, args: list[str], setup_hint: str) -> dict:
+    """Run a peer driver in its venv; its last JSON line is the result."""
+    if not python.exists():
+        raise SystemExit(f"{python} is missing; {setup_hint}")
+    proc = subprocess.run([str(python), str(DRIVERS / script), *args], capture_output=True, text=True,
+                          cwd=DRIVERS)  # fmt: skip
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        raise SystemExit(f"{script} {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+def report(runs: dict[str, list[dict]], labels: dict[str, str], peer: str) -> tuple[list[str], dict]:
+    """A table of every side, then each of our sides against ``peer``: difference of means with its Welch CI,
+    permutation p, Holm over the comparisons (they share the peer's runs), probability of improvement with
+    a bootstrap CI, and the ratio of median training wall-clocks. Returns markdown lines and the numbers."""
+    finals = {side: np.array([r["eval_return"] for r in rs]) for side, rs in runs.items()}
+    rows = ["| side | runs | final eval return, mean [95% t-CI] | per seed | training wall-clock median (s) |",
+            "|---|---|---|---|---|"]  # fmt: skip
+    for side, rs in runs.items():
+        x = finals[side]
+        low, high = t_ci(x) if len(x) > 1 else (float("nan"), float("nan"))
+        per = ", ".join(f"{v:.3g}" for v in x)
+        rows.append(f"| {labels[side]} | {len(x)} | {x.mean():.3g} [{low:.3g}, {high:.3g}] | {per} | "
+                    f"{np.median([r['wall_s'] for r in rs]):.0f} |")  # fmt: skip
+    lines = ["\n".join(rows), ""]
+    results: dict = {}
+    compared = [s for s in runs if s != peer and peer in runs and len(runs[s]) > 1 and len(runs[peer]) > 1]
+    pairs = {s: compare_task({labels[s]: finals[s], labels[peer]: finals[peer]})[0] for s in compared}
+    adjusted = dict(zip(compared, holm([pairs[s].p for s in compared]), strict=True))
+    for side in compared:
+        a, b, pair = finals[side], finals[peer], pairs[side]
+        p_improve = improvement([a], [b])
+        low, high = improvement_ci(a, b)
+        ratio = np.median([r["wall_s"] for r in runs[side]]) / np.median([r["wall_s"] for r in runs[peer]])
+        claim = f"{pair.a} > {pair.b}" if adjusted[side] < ALPHA else "not separated"
+        sentence = (f"{claim}: {pair.a} − {pair.b} = {pair.diff:+.3g} [{pair.ci[0]:+.3g}, {pair.ci[1]:+.3g}] "
+                    f"(95% Welch CI), permutation p = {pair.p:.2g}, Holm over {len(compared)} comparison(s) "
+                    f"p = {adjusted[side]:.2g}.")  # fmt: skip
+        lines += [f"**{labels[side]} vs {labels[peer]}** ({len(a)} and {len(b)} runs): {sentence} Probability of "
+                  f"improvement P({labels[side]} > {labels[peer]}) = {p_improve:.2f} [{low:.2f}, {high:.2f}] "
+                  f"(bootstrap over runs). Training wall-clock ratio (medians): {ratio:.2f}.", ""]  # fmt: skip
+        results[f"{side}_vs_{peer}"] = {"claim": claim, "diff": pair.diff, "ci": list(pair.ci), "p": pair.p,
+                                        "p_holm": adjusted[side], "p_improvement": p_improve,
+                                        "p_improvement_ci": [low, high], "wall_ratio": float(ratio)}  # fmt: skip
+    return lines, results
+
+
+def improvement_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    rng = np.random.default_rng(0)
+    values = [improvement([a[rng.integers(0, len(a), len(a))]], [b[rng.integers(0, len(b), len(b))]])
+              for _ in range(2000)]  # fmt: skip
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)
