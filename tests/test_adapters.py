@@ -302,3 +302,26 @@ def test_cue_recall_needs_memory():
     assert bool((td["agent"][REWARD] == 1).all())
     # The state shows every cue (for centralized critics).
     assert env.state_dim == 2 * 4 + 1
+
+
+def test_team_reward_gives_every_agent_the_sum_of_all_agents_rewards_in_every_group():
+    from marlkit.core.errors import MarlkitError
+
+    def rollout(**kwargs):
+        env = make_env("mpe/simple_tag_v3", num_envs=3, seed=4, max_cycles=10, **kwargs)  # two groups
+        td = env.reset(4)
+        out = []
+        for _ in range(5):
+            td = env.step(env.rand_action(td))  # the env's generator, seeded by reset: the same actions
+            out.append({g: td[g][REWARD].clone() for g in env.groups})
+        env.close()
+        return out
+
+    own, team = rollout(), rollout(team_reward=True)
+    for own_step, team_step in zip(own, team, strict=True):
+        total = sum(r.sum(-1) for r in own_step.values())
+        assert bool((total != 0).any()), "no reward at all: the test would prove nothing"
+        for r in team_step.values():
+            torch.testing.assert_close(r, total.unsqueeze(-1).expand_as(r))  # same rollout, same sums: exact
+    with pytest.raises(MarlkitError, match="team_reward must be true or false"):
+        make_env("mpe/simple_spread_v3", team_reward="yes")

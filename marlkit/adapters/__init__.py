@@ -27,6 +27,7 @@ from marlkit.adapters.facts import TaskFacts
 from marlkit.adapters.families import FAMILIES, from_object, known_env_names, task_facts
 from marlkit.adapters.hide import HiddenObservations
 from marlkit.adapters.scenarios import scenario_dirs, user_scenarios
+from marlkit.adapters.team import TeamReward
 from marlkit.core.errors import MarlkitError, first_line, suggest
 from marlkit.core.extras import as_missing, require
 from marlkit.core.imports import import_attr
@@ -45,7 +46,8 @@ def make_env(
 
     ``workers > 0`` steps the copies of a CPU simulator (PettingZoo, MPE, MaMuJoCo, Gymnasium) in that
     many processes (at most one per copy), with the same rollouts as in-process; VMAS, vectorized in
-    torch, ignores it.
+    torch, ignores it. ``hide=[...]`` removes observation entries (:mod:`marlkit.adapters.hide`);
+    ``team_reward=True`` gives every agent the sum of all agents' rewards (:mod:`marlkit.adapters.team`).
 
     Anything the simulator or a user scenario raises while building (a constructor, ``make_world``, an
     assertion on its kwargs) becomes one :class:`MarlkitError` line naming the env and the original
@@ -56,6 +58,9 @@ def make_env(
         raise MarlkitError(f"workers must be an integer >= 0 (0: in-process), got {workers!r}")
     device = canonical_device(device)
     hide = env_kwargs.pop("hide", None)
+    team_reward = env_kwargs.pop("team_reward", False)
+    if not isinstance(team_reward, bool):
+        raise MarlkitError(f"team_reward must be true or false, got {team_reward!r}")
     if hide is not None and (isinstance(hide, int) or not all(isinstance(i, int) for i in hide)):
         raise MarlkitError(f"hide must be a list of observation indices, e.g. hide=[2], got {hide!r}")
     try:
@@ -70,13 +75,13 @@ def make_env(
         raise MarlkitError(
             f"env '{name}' failed to build with kwargs {env_kwargs}: {cause} (MARLKIT_DEBUG=1 shows the traceback)"
         ) from err
-    if hide is None:
-        return env
-    try:
-        return HiddenObservations(env, hide)
-    except MarlkitError:
-        env.close()
-        raise
+    if hide is not None:
+        try:
+            env = HiddenObservations(env, hide)
+        except MarlkitError:
+            env.close()
+            raise
+    return TeamReward(env) if team_reward else env
 
 
 def _make_env(
