@@ -14,8 +14,8 @@ config for the task (``tuned_configs/pettingzoo_mpe/simple_spread_v2-continuous/
 One torch thread per run. HARL keeps its 20 rollout processes (its tuned ``n_rollout_threads``) on this
 machine's 2 cores, so its wall-clock is HARL as configured here, not HARL at its best. Each run writes
 ``results/spread_<algo>_<side>_s<seed>.json``; a rerun skips existing files, so runs spread over sessions.
-Final deterministic evaluation: marlkit 16 episodes, HARL its own eval (20 episodes); per-agent mean
-episode return on both sides.
+The reward is HARL's: every agent gets the team's (``env.team_reward``), and both sides report the team
+return of a final deterministic evaluation (marlkit 16 episodes, HARL its own eval, 20).
 
     python experiments/benchmarks/peers/peers.py --setup --git harl=PATH  # PATH: a git dir of PKU-MARL/HARL
     python experiments/benchmarks/peers/harl_side_by_side.py --algo hatrpo --seeds 0 1 2 --frames 1000000
@@ -44,7 +44,8 @@ from marlkit.training.experiment import Experiment, build_config
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "harl" / "bin" / "python"
 ENV = "mpe/simple_spread_v3"
-TASK = {"env.continuous_actions": True, "env.max_cycles": 25}
+# HARL's wrapper gives every agent the team reward (the sum over agents): part of the task, so both sides.
+TASK = {"env.continuous_actions": True, "env.max_cycles": 25, "env.team_reward": True}
 COMMON = {"experiment.num_envs": 20, "algo.rollout_steps": 200, "experiment.eval_every": 0,
           "experiment.eval_episodes": 16, "experiment.progress": False, "experiment.tensorboard": False,
           "experiment.torch_threads": 1}  # fmt: skip
@@ -101,8 +102,9 @@ def write_report(algo: str, seeds: list[int], frames: int) -> None:
         "one torch thread each, back to back per seed. HARL: its tuned config for the task, its source at the "
         "commit in each result file's `framework`. marlkit: its defaults with HARL's batch layout (20 envs x 200 "
         "steps); marlkit-matched: HARL's tuned config as marlkit options (the script's HARL_CONFIG and "
-        "ALGO_CONFIG). Final deterministic evaluation, per-agent mean episode return (x 3 for HARL's team "
-        f"return). Result files: `experiments/benchmarks/peers/results/spread_{algo}_*`.\n\n" + "\n".join(lines)
+        "ALGO_CONFIG). Every agent trains on the team reward, as in HARL's wrapper; final deterministic "
+        f"evaluation, team return. Result files: `experiments/benchmarks/peers/results/spread_{algo}_*`.\n\n"
+        + "\n".join(lines)
     )
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
     write_section(f"harl_spread_{algo}", f"{algo.upper()} against HARL on continuous simple_spread, "

@@ -10,8 +10,10 @@ driver points that name at ``mpe2.simple_spread_v3`` (the MPE that marlkit's ``m
 runs), so both frameworks run the same env; HARL's own wrapper (padding, its 25-step limit, state) is
 unchanged. HARL's periodic evaluation is off while training (training wall-clock alone, as marlkit's is
 measured); one evaluation of HARL's own (its eval envs, deterministic actions, ``eval_episodes``) runs
-at the end, and its per-agent mean episode return is reported (``eval_return``) with the team return
-(the sum over agents, HARL's plots).
+at the end. HARL's wrapper gives every agent the team reward (the sum of the agents' rewards), so the
+mean over agents of its evaluation returns, reported as ``eval_return``, is the team return. The only
+change to HARL's code: its wrapper's ``unwrap`` also accepts the ``(observations, infos)`` that
+PettingZoo >= 1.22's ``reset`` returns.
 
 OVERRIDES_JSON (optional): ``{"algo": {...}, "model": {...}, "train": {...}}`` merged into the tuned config.
 """
@@ -36,7 +38,18 @@ sys.modules["pettingzoo.mpe"] = _mpe
 sys.modules["pettingzoo.mpe.simple_spread_v2"] = mpe2.simple_spread_v3
 
 import harl  # noqa: E402
+from harl.envs.pettingzoo_mpe import pettingzoo_mpe_env  # noqa: E402
 from harl.runners import RUNNER_REGISTRY  # noqa: E402
+
+_unwrap = pettingzoo_mpe_env.PettingZooMPEEnv.unwrap
+
+
+def _unwrap_reset(self: pettingzoo_mpe_env.PettingZooMPEEnv, d: object) -> list:
+    # PettingZoo >= 1.22's reset returns (observations, infos); HARL's wrapper was written for observations.
+    return _unwrap(self, d[0] if isinstance(d, tuple) else d)
+
+
+pettingzoo_mpe_env.PettingZooMPEEnv.unwrap = _unwrap_reset
 
 TUNED = Path(harl.__file__).resolve().parents[1] / "tuned_configs" / "pettingzoo_mpe" / "simple_spread_v2-continuous"
 
@@ -83,7 +96,8 @@ def main() -> None:
                 "framework": f"HARL {harl_commit()}",
                 "algo": algo,
                 "eval_return": float(np.mean(returns)),
-                "eval_return_team": float(np.mean(returns)) * n_agents,
+                "measure": "team return (every agent's reward is the team's in HARL's wrapper)",
+                "n_agents": n_agents,
                 "eval_episodes": len(returns),
                 "wall_s": wall,
                 "frames": frames // per_iteration * per_iteration,
