@@ -10,7 +10,8 @@ same torch as marlkit's (2.13.0, the local CPU wheel; pip's cap keeps any depend
 another). Every pair runs back to back, marlkit first, on the same seed, so that both meet the same
 machine load; nothing is reused from other runs.
 
-    python experiments/benchmarks/peers/peers.py --setup [--git harl=PATH]  # once: .peers/benchmarl, sb3, harl
+    # once: .peers/benchmarl, sb3, harl, epymarl (PATH: git directories holding HARL's and EPyMARL's pins)
+    python experiments/benchmarks/peers/peers.py --setup --git harl=PATH --git epymarl=PATH
     python experiments/benchmarks/peers/peers.py [--quick]    # run; without --quick, writes docs/benchmarks.md
 """
 
@@ -66,11 +67,26 @@ VENVS = {
         "mpe2==1.1.1",
         "gymnasium==1.4.0",
     ],
+    # EPyMARL runs from its source tree (no package); sacred needs pkg_resources (setuptools < 70).
+    "epymarl": [
+        "torch==2.13.0",
+        "sacred",
+        "setuptools<70",
+        "pyyaml",
+        "numpy",
+        "scipy",
+        "gymnasium==1.4.0",
+        "lbforaging==2.0.0",
+        "rware==2.0.0",
+    ],
 }
 # Peers installed from a pinned commit of their public source: (repository, commit, paths left out). The
 # source comes from a git directory given to --setup as --git NAME=PATH (e.g. a clone or a fetched
 # snapshot); DexHands' assets are left out (large, and unused here).
-SOURCES = {"harl": ("PKU-MARL/HARL", "d539bad20f677bc4ce9fa200fa5de31b5f0b9d37", ["harl/envs/dexhands/DexterousHands"])}
+SOURCES = {
+    "harl": ("PKU-MARL/HARL", "d539bad20f677bc4ce9fa200fa5de31b5f0b9d37", ["harl/envs/dexhands/DexterousHands"]),
+    "epymarl": ("uoe-agents/epymarl", "cbc38c09588064eab978501d0f12c2cf58fa7fc2", []),
+}
 NAVIGATION = {"env.n_agents": 3, "env.max_steps": 100, "experiment.num_envs": 20}
 NO_EVAL = {"experiment.eval_every": 0}  # wall-clock of training alone, as the peers' is measured
 # marlkit's side: the configs of its own learning benchmarks for these tasks (docs/benchmarks.md).
@@ -103,7 +119,8 @@ def install_source(name: str, git_dir: str | None, pip: list[str]) -> None:
                                  capture_output=True).stdout  # fmt: skip
         subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
         (src / "COMMIT").write_text(commit + "\n")
-    subprocess.run([*pip, "--no-deps", "-e", str(src)], check=True)
+    if (src / "setup.py").exists() or (src / "pyproject.toml").exists():  # EPyMARL runs from its tree
+        subprocess.run([*pip, "--no-deps", "-e", str(src)], check=True)
 
 
 def setup(git_dirs: dict[str, str]) -> None:

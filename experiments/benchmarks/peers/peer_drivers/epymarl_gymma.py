@@ -1,0 +1,62 @@
+"""Runs inside the EPyMARL venv (experiments/benchmarks/peers/peers.py --setup makes it from EPyMARL's source
+at a pinned commit): one EPyMARL run of ALGO (its ``src/config/algs/ALGO.yaml``) on a Gymnasium-registered
+multi-agent task through its ``gymma`` wrapper, with its own evaluation; prints one JSON line.
+
+    .peers/epymarl/bin/python epymarl_gymma.py ALGO KEY STEPS SEED TIME_LIMIT [OVERRIDES_JSON]
+
+KEY: e.g. ``lbforaging:Foraging-8x8-2p-2f-coop-v3``. OVERRIDES_JSON: EPyMARL config keys (``{"lr": 3e-4,
+"use_rnn": true, "test_interval": 50000}``), given to its sacred command line as ``key=value``.
+
+EPyMARL's ``envs/__init__.py`` imports SMAClite unconditionally; an empty stand-in module is registered for
+it (no SMAClite task is run). Results come from EPyMARL's own sacred record (``info.json``):
+``test_return_mean`` at each evaluation (the common reward, summed over agents, over ``test_nepisode``
+greedy episodes). Reported: the last evaluation (``eval_return``), the mean over evaluation points and the
+best point (the paper's two metrics, per run), and the wall-clock of the whole run (evaluations included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[4] / ".peers" / "epymarl-src" / "src"
+
+
+def main() -> None:
+    algo, key, steps, seed, time_limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    overrides = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
+    sys.modules.setdefault("smaclite", types.ModuleType("smaclite"))
+    sys.path.insert(0, str(SRC))
+    results = Path(tempfile.mkdtemp(prefix="epymarl-"))
+    settings = {"env_args.key": key, "env_args.time_limit": time_limit, "t_max": steps, "seed": seed,
+                "use_cuda": False, "save_model": False, "use_tensorboard": False, "local_results_path": str(results),
+                **overrides}  # fmt: skip
+    # sacred reads Python literals: True/False/None, not JSON's true/false/null
+    words = [f"{k}={v!r}" if isinstance(v, bool) or v is None else f"{k}={v}" for k, v in settings.items()]
+    sys.argv = ["main.py", f"--config={algo}", "--env-config=gymma", "with", *words]
+    os.chdir(SRC)
+    start = time.perf_counter()
+    try:
+        runpy.run_path(str(SRC / "main.py"), run_name="__main__")
+    except SystemExit as end:  # sacred exits when the run is over
+        if end.code not in (0, None):
+            raise
+    wall = time.perf_counter() - start
+    infos = sorted((SRC.parent / "results" / "sacred").rglob("info.json"), key=lambda p: p.stat().st_mtime)
+    info = json.loads(infos[-1].read_text())
+    returns = [float(v["value"] if isinstance(v, dict) else v) for v in info["test_return_mean"]]
+    points = [int(t) for t in info["test_return_mean_T"]]
+    print(json.dumps({"framework": f"EPyMARL {(SRC.parent / 'COMMIT').read_text().strip()[:12]}", "algo": algo,
+                      "task": key, "eval_return": returns[-1], "eval_mean_over_points": sum(returns) / len(returns),
+                      "eval_best_point": max(returns), "eval_points": points, "eval_returns": returns,
+                      "steps": steps, "wall_s": wall, "seed": seed, "overrides": overrides}), flush=True)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
