@@ -265,3 +265,53 @@ def test_normalized_rewards_make_learning_invariant_to_the_reward_scale(algo):
     raw, times_ten = trained(batch, False), trained(scaled, False)
     pairs = zip(raw.parameters(), times_ten.parameters(), strict=True)
     assert not all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in pairs)
+
+
+@pytest.mark.parametrize("algo", ["iql", "qmix"])
+def test_centered_rewards_make_learning_invariant_to_a_shift_and_a_scale(algo):
+    # reward_center subtracts the running mean too (EPyMARL's standardise_rewards): a*r + b gives the same updates.
+    env = make_env("vmas/navigation", 4, "cpu", 0, n_agents=2, max_steps=10, continuous_actions=False)
+    batch, _ = RolloutCollector(env, env.rand_action, 20, reuse_buffer=False).collect()
+    moved = batch.clone()
+    moved["agent", "reward"] = batch["agent", "reward"] * 10 + 3
+
+    def trained(rows, center: bool) -> QLearning:
+        torch.manual_seed(0)
+        learner = make_learner(algo, env.groups, env.state_dim, warmup_frames=0, reward_norm=True,
+                               reward_center=center, team_reward="sum")  # fmt: skip
+        learner.store(rows)
+        for _ in range(5):
+            learner.gradient_step()
+        return learner
+
+    for a, b in zip(trained(batch, True).parameters(), trained(moved, True).parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    pairs = zip(trained(batch, False).parameters(), trained(moved, False).parameters(), strict=True)
+    assert not all(torch.allclose(a, b, rtol=1e-4, atol=1e-5) for a, b in pairs), "the shift did not show"
+    with pytest.raises(MarlkitError, match="needs reward_norm=true and n_step=1"):
+        make_learner(algo, env.groups, env.state_dim, reward_center=True)
+
+
+@pytest.mark.parametrize("algo", ["iql", "qmix"])
+def test_time_limit_terminal_stops_bootstrapping_at_the_time_limit_only(algo):
+    env = make_env("mpe/simple_spread_v3", 2, "cpu", 0, max_cycles=5)  # truncates every 5 steps
+    batch, _ = RolloutCollector(env, env.rand_action, 12, reuse_buffer=False).collect()
+    truncated = batch["agent", "truncated"].all(-1)
+    assert bool(truncated.any()) and not bool(batch["agent", "terminated"].any())
+
+    def discounts(limit_terminal: bool) -> torch.Tensor:
+        learner = make_learner(algo, env.groups, env.state_dim, warmup_frames=0, time_limit_terminal=limit_terminal,
+                               team_reward="sum")  # fmt: skip
+        learner.store(batch)
+        stored = (
+            learner.replay.storage[N_STEP_DISCOUNT]
+            if algo == "qmix"
+            else learner.replay.storage["agent"][N_STEP_DISCOUNT]
+        )
+        return stored[: learner.replay.size].reshape(*batch.shape, *stored.shape[1:])
+
+    bootstrapped, cut = discounts(False), discounts(True)
+    at_limit = truncated if algo == "qmix" else truncated.unsqueeze(-1).expand_as(cut)
+    assert bool((bootstrapped[at_limit] == 0.99).all())  # the time limit bootstraps by default
+    assert bool((cut[at_limit] == 0).all())
+    torch.testing.assert_close(cut[~at_limit], bootstrapped[~at_limit])  # elsewhere nothing changes

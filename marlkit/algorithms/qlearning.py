@@ -86,6 +86,14 @@ class QLearningConfig(ReplayOptions):
     )
     td_loss: Literal["mse", "huber"] = option("mse", "loss on the TD error")
     reward_norm: bool = option(False, "divide rewards by their running standard deviation (sparse, small rewards)")
+    reward_center: bool = option(
+        False,
+        "reward_norm: also subtract the running mean (EPyMARL's standardise_rewards; changes the task where "
+        "episodes terminate; n_step 1)",
+    )
+    time_limit_terminal: bool = option(
+        False, "treat the time limit as the task's end: no bootstrap from the last state (EPyMARL's gym wrapper)"
+    )
     buffer_size: int = option(100_000, "replay capacity in transitions (env copies x steps)")
     batch_size: int = option(128, "transitions per gradient step")
     lr: float = option(5e-4, "Adam learning rate of the agents' networks and the mixer")
@@ -103,6 +111,11 @@ class QLearningConfig(ReplayOptions):
 
     def validate(self, key: KeyFn) -> None:
         self.validate_replay(key)
+        require(
+            not self.reward_center or (self.reward_norm and self.n_step == 1),
+            f"{key('reward_center')} shifts each reward by the running mean: it needs {key('reward_norm')}=true "
+            f"and {key('n_step')}=1",
+        )
         require(
             not self.state_norm or self.mixer == "qmix",
             f"{key('state_norm')} normalizes the state QMIX's mixer reads; {key('mixer')}={self.mixer} reads none",
@@ -292,7 +305,10 @@ class QLearning(ReplayLearner):
         """Form the n-step windows of a ``[E, T]`` collection and append them to the replay buffer."""
         cfg = self.cfg
         done = batch[DONE]
-        terminated = {g: batch[g][TERMINATED] for g in self.groups}
+        if cfg.time_limit_terminal:
+            terminated = {g: batch[g][TERMINATED] | batch[g][TRUNCATED] for g in self.groups}
+        else:
+            terminated = {g: batch[g][TERMINATED] for g in self.groups}
         if self.team:
             # The team's episode ends together: it terminates when all its agents have.
             team_term = torch.cat(list(terminated.values()), -1).all(-1)
@@ -360,6 +376,8 @@ class QLearning(ReplayLearner):
         rows = sequences.reshape(-1)
         self.grad_steps += 1
         scale = 1.0 if self.reward_stats is None else (self.reward_stats.var + 1e-8).rsqrt().float()
+        # reward_center (n_step 1): the stored return is one reward, shifted by the current mean.
+        shift = self.reward_stats.mean.float() if cfg.reward_center and self.reward_stats is not None else 0.0
         chosen, following, alive, targets = [], [], [], []
         for g in self.groups:
             reached = None
@@ -373,13 +391,13 @@ class QLearning(ReplayLearner):
             following.append(self.next_values(g, rows, reached))
             alive.append(rows[g, ALIVE].float())
             if not self.team:
-                targets.append(scale * rows[g, N_STEP_RETURN] + rows[g, N_STEP_DISCOUNT] * following[-1])
+                targets.append(scale * (rows[g, N_STEP_RETURN] - shift) + rows[g, N_STEP_DISCOUNT] * following[-1])
         live = torch.cat(alive, -1)
         if self.team:
             q_tot = self.mix(self.mixer, torch.cat(chosen, -1) * live, rows.get(STATE, None))
             with torch.no_grad():
                 next_tot = self.mix(self.target_mixer, torch.cat(following, -1) * live, rows.get((NEXT, STATE), None))
-            error = q_tot - (scale * rows[N_STEP_RETURN] + rows[N_STEP_DISCOUNT] * next_tot)
+            error = q_tot - (scale * (rows[N_STEP_RETURN] - shift) + rows[N_STEP_DISCOUNT] * next_tot)
             per_row, count = self._loss(error), torch.ones_like(error)
             priority = error.detach().abs()
         else:
