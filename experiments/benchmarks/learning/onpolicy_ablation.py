@@ -93,28 +93,34 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: compare's cores / jobs)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "onpolicy_ablation"))
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, 'default' always included")
+    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="a confirmation round: other seeds")
     args = parser.parse_args()
+    chosen = ["default", *(v for v in args.variants.split(",") if v != "default")]
+    unknown = [v for v in chosen if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variants {unknown}; valid: {', '.join(VARIANTS)}")
+    seeds = list(args.seeds)
     results: dict[str, dict] = {}
     threads = {"experiment.torch_threads": args.threads} if args.threads else {}
     for task in args.tasks.split(","):
         settings = dict(TASKS[task])
         frames = settings.pop("frames")
         finals, fits = {}, {}
-        for name, overrides in VARIANTS.items():
+        for name in chosen:
+            overrides = VARIANTS[name]
             out = Path(args.out) / task.replace("/", "-") / name.replace("=", "_").replace("+", "_").replace(" ", "_")
-            run = marlkit.compare(["mappo"], [task], SEEDS, frames=frames, out=out, jobs=args.jobs, progress=False,
+            run = marlkit.compare(["mappo"], [task], seeds, frames=frames, out=out, jobs=args.jobs, progress=False,
                                   **{"experiment.tensorboard": False, **threads, **settings, **overrides})  # fmt: skip
             assert run.report is not None and not run.failed, run.failed
             finals[name] = np.array(run.report.algorithms[0]["finals"])
             fits[name] = float(
-                np.mean([critic_fit(out / task.replace("/", "-") / "mappo" / f"seed{s}") for s in SEEDS])
+                np.mean([critic_fit(out / task.replace("/", "-") / "mappo" / f"seed{s}") for s in seeds])
             )
         default = finals["default"]
         pairs = {}
         raw = []
-        for name in VARIANTS:
-            if name == "default":
-                continue
+        for name in chosen[1:]:
             diff = float(finals[name].mean() - default.mean())
             raw.append((name, diff, stats.welch_ci(finals[name], default), stats.permutation_p(finals[name], default)))
         adjusted = stats.holm([p for *_, p in raw])
@@ -129,15 +135,16 @@ def main() -> None:
             "vs_default": pairs,
         }
         print(json.dumps({task: results[task]}), flush=True)
+    seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else str(seeds)
     lines = []
     for task, r in results.items():
         lines += [
-            f"### {task} (MAPPO, {r['frames']} frames, {json.dumps(r['settings'])}, seeds 0-4)",
+            f"### {task} (MAPPO, {r['frames']} frames, {json.dumps(r['settings'])}, seeds {seed_text})",
             "",
             "| variant | final: mean [95% CI] | − default [95% CI] | p (Holm) | P(variant > default) | critic EV |",
             "|---|---|---|---|---|---|",
         ]
-        for name in VARIANTS:
+        for name in chosen:
             x = np.array(r["finals"][name])
             low, high = stats.t_ci(x)
             if name == "default":
@@ -151,13 +158,18 @@ def main() -> None:
         lines.append("")
     body = (
         "Each variant changes marlkit's MAPPO defaults as named (HARL set: "
-        f"`{json.dumps(HARL)}`); 5 seeds each; final = last deterministic evaluation. p: permutation test "
-        f"of the variant against the default, Holm over the task's {len(VARIANTS) - 1} variants. Critic EV: "
+        f"`{json.dumps(HARL)}`); {len(seeds)} seeds each; final = last deterministic evaluation. p: permutation test "
+        f"of the variant against the default, Holm over the task's {len(chosen) - 1} variants. Critic EV: "
         "explained variance of the critics' own value targets after the last update, mean over seeds and "
         "groups.\n\n" + "\n".join(lines)
     )
-    write_section("onpolicy_ablation_" + "_".join(t.replace("/", "-") for t in results), "MAPPO ablation of "
-                  "reference practice: " + ", ".join(results), body, results, doc=DOC)  # fmt: skip
+    confirm = seeds != SEEDS  # a confirmation round on other seeds gets its own section
+    key = "onpolicy_ablation_" + "_".join(t.replace("/", "-") for t in results)
+    key += f"_seeds{seed_text}" if confirm else ""
+    heading = f"MAPPO ablation, confirmation on seeds {seed_text}: " if confirm else "MAPPO ablation of reference "
+    heading += "" if confirm else "practice: "
+    title = heading + ", ".join(results)
+    write_section(key, title, body, results, doc=DOC)
 
 
 if __name__ == "__main__":
