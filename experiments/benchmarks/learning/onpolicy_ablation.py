@@ -55,7 +55,7 @@ VARIANTS: dict[str, dict] = {
     # Second round: the two practices ahead on every task so far together, and HARL's critic practice
     # without its small initial std (the one part of the set that was behind everywhere).
     "share_actor+layer_norm": {"algo.share_actor": True, "algo.layer_norm": True},
-    "HARL set, std 1": {k: v for k, v in HARL.items() if k != "algo.init_log_std"},
+    "HARL set std 1": {k: v for k, v in HARL.items() if k != "algo.init_log_std"},
 }
 TASKS = {
     "vmas/navigation": {"frames": 60_000, "env.n_agents": 3, "env.max_steps": 100},
