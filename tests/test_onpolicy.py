@@ -234,12 +234,22 @@ def test_layer_norm_and_orthogonal_init_train_actors_and_critics(algo, tmp_path)
     assert any("critics" in k for k in moved)
 
 
-def test_layer_norm_is_refused_for_recurrent_networks():
+def test_layer_norm_normalizes_gru_encoders_and_orthogonal_init_is_refused_for_them():
     from marlkit.core.errors import MarlkitError
     from marlkit.training.config import build_config
 
-    with pytest.raises(MarlkitError, match="apply to feed-forward networks"):
-        build_config("mappo", "vmas/navigation", {"algo.layer_norm": True, "algo.network": "gru"})
+    _env, learner, collector = setup("mappo", layer_norm=True, network="gru", critic_network="gru", chunk_len=8,
+                                     share_actor=False, gru_hidden=16, hidden=(16,))  # fmt: skip
+    for module in (learner.policies["agent"].net, learner.critics["agent"]):
+        inner = module._template[0] if not module.share_params else module.net
+        norms = [m for m in inner.modules() if isinstance(m, torch.nn.LayerNorm)]
+        assert len(norms) == 2  # the input and the one encoder layer
+    before = {k: v.clone() for k, v in learner.state_dict().items()}
+    learner.update(collector.collect()[0])
+    moved = [k for k, v in learner.state_dict().items() if k in before and not torch.equal(v, before[k])]
+    assert any("encoder__0" in k or "encoder.0" in k for k in moved), moved  # the input LayerNorm learns
+    with pytest.raises(MarlkitError, match="applies to feed-forward networks"):
+        build_config("mappo", "vmas/navigation", {"algo.init": "orthogonal", "algo.network": "gru"})
 
 
 def test_squashed_actions_are_tanh_of_the_stored_sample_in_the_bounds_and_the_update_reads_that_sample():

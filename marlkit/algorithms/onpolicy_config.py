@@ -58,7 +58,9 @@ class OnPolicyConfig:
     gru_hidden: int = option(64, "gru: units of each GRU (its hidden state per env copy and agent)")
     chunk_len: int = option(0, "gru: length of the training sequences, dividing rollout_steps (0 = whole rollouts)")
     activation: str = option("tanh", "activation of actors and critics")
-    layer_norm: bool = option(False, "LayerNorm on the input and after each hidden layer of actors and critics (HARL)")
+    layer_norm: bool = option(
+        False, "LayerNorm on the input and after each hidden (gru: encoder) layer of actors and critics (HARL)"
+    )
     init: Literal["default", "orthogonal"] = option(
         "default", "weights of actors and critics: PyTorch's init, or orthogonal with the activation's gain (HARL)"
     )
@@ -83,8 +85,8 @@ class OnPolicyConfig:
         require_at_least(self, ("entropy_coef", "factor_clip", "value_clip"), 0, key)
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
         require(
-            (not self.layer_norm and self.init == "default") or (self.network, self.critic_network) == ("mlp", "mlp"),
-            f"{key('layer_norm')} and {key('init')} apply to feed-forward networks; "
+            self.init == "default" or (self.network, self.critic_network) == ("mlp", "mlp"),
+            f"{key('init')}={self.init} applies to feed-forward networks; "
             f"{key('network')} and {key('critic_network')} must be mlp",
         )
         require(

@@ -77,7 +77,9 @@ class OnPolicyCritics:
         if cfg.critic_network == "gru":
             in_dim = spec.obs_dim if cfg.critic == "local" else state_dim + self._critic_ids(spec.n_agents)
             return GroupModule(
-                lambda: GRUNet(in_dim, 1, cfg.hidden, cfg.gru_hidden, cfg.activation), spec.n_agents, cfg.share_critic
+                lambda: GRUNet(in_dim, 1, cfg.hidden, cfg.gru_hidden, cfg.activation, cfg.layer_norm),
+                spec.n_agents,
+                cfg.share_critic,
             )
         if self._state_trunk:
             return StateValues(state_dim, spec.n_agents, cfg.hidden, cfg.activation, cfg.layer_norm, cfg.init)

@@ -147,7 +147,8 @@ class GroupPolicy(nn.Module):
         init: str = "default",
         state_std: bool = False,
     ) -> None:
-        """``layer_norm`` and ``init``: see :func:`marlkit.networks.groups.mlp` (feed-forward policies only);
+        """``layer_norm``: see :func:`marlkit.networks.groups.mlp` (a GRU policy's encoder); ``init``: the same
+        (feed-forward policies only);
         ``state_std``: the Gaussian's std is an output of the network (:class:`StateStdGaussianNet`)."""
         super().__init__()
         self.spec = spec
@@ -159,7 +160,8 @@ class GroupPolicy(nn.Module):
 
             def make() -> nn.Module:
                 if memory:
-                    return GRUGaussianNet(GRUNet(spec.obs_dim, act_dim, hidden, memory, activation), init_log_std)
+                    core = GRUNet(spec.obs_dim, act_dim, hidden, memory, activation, layer_norm)
+                    return GRUGaussianNet(core, init_log_std)
                 gaussian = StateStdGaussianNet if state_std else GaussianNet
                 return gaussian(spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init)
         else:
@@ -168,7 +170,7 @@ class GroupPolicy(nn.Module):
             def make() -> nn.Module:
                 net: nn.Module
                 if memory:
-                    net = GRUNet(spec.obs_dim, n, hidden, memory, activation)
+                    net = GRUNet(spec.obs_dim, n, hidden, memory, activation, layer_norm)
                     _shrink_last_layer(net.head)
                 else:
                     net = mlp(spec.obs_dim, n, hidden, activation, layer_norm, init)

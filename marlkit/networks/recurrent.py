@@ -31,16 +31,25 @@ class GRUNet(nn.Module):
     """``[..., in_dim + hidden]`` -> ``[..., out_dim + hidden]``: encoder, GRU cell, linear head."""
 
     def __init__(
-        self, in_dim: int, out_dim: int, encoder: Sequence[int] = (64,), hidden: int = 64, activation: str = "tanh"
+        self,
+        in_dim: int,
+        out_dim: int,
+        encoder: Sequence[int] = (64,),
+        hidden: int = 64,
+        activation: str = "tanh",
+        layer_norm: bool = False,
     ) -> None:
+        """``layer_norm``: a LayerNorm on the input and after each encoder layer's activation, as in
+        :func:`marlkit.networks.groups.mlp` (the GRU and the head are left as they are)."""
         super().__init__()
         if hidden < 1 or any(size < 1 for size in encoder):
             raise MarlkitError(f"recurrent sizes must be positive, got encoder {list(encoder)} and hidden {hidden}")
         self.in_dim, self.out_dim, self.hidden = in_dim, out_dim, hidden
-        layers: list[nn.Module] = []
+        layers: list[nn.Module] = [nn.LayerNorm(in_dim)] if layer_norm else []
         width = in_dim
         for size in encoder:
             layers += [nn.Linear(width, size), ACTIVATIONS[activation]()]
+            layers += [nn.LayerNorm(size)] if layer_norm else []
             width = size
         self.encoder = nn.Sequential(*layers)
         # The gates' weights in torch.nn.GRUCell's layout: rows [reset; update; new].
