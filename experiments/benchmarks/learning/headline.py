@@ -1,0 +1,94 @@
+"""The default comparison (`marlkit compare` with no arguments) on two disjoint seed sets: does its verdict
+replicate, and do the compared algorithms' critics fit (issue 33, item 4)?
+
+Runs the default comparison exactly as `marlkit compare` does (its algorithms, task, frames, overrides and
+jobs), once with its seeds and once with the seeds shifted by 100, and reports for each: every pair's
+difference with its CI and Holm-corrected permutation p (the report's protocol), the verdict sentence, each
+algorithm's final return, and its critics' fit at the end (``GROUP/critic_ev``: explained variance of the
+value targets after the last update, mean over groups and seeds). Wall-clock of each set is measured here;
+the README's fresh-venv time comes from main_command.py.
+
+    python experiments/benchmarks/learning/headline.py [--out runs/bench/headline]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from _report import write_section
+
+import marlkit
+from marlkit.analysis import sweep
+
+ROOT = Path(__file__).resolve().parents[3]
+SHIFT = 100
+
+
+def critic_fit(run_dir: Path) -> float:
+    with (run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    values = [float(v) for k, v in rows[-1].items() if k.endswith("/critic_ev") and v not in ("", None)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(ROOT / "runs" / "bench" / "headline"))
+    args = parser.parse_args()
+    sets = {"default seeds": list(sweep.DEFAULT_SEEDS), f"seeds + {SHIFT}": [s + SHIFT for s in sweep.DEFAULT_SEEDS]}
+    results: dict = {"algos": list(sweep.DEFAULT_ALGOS), "envs": list(sweep.DEFAULT_ENVS),
+                     "frames": sweep.DEFAULT_FRAMES, "overrides": sweep.DEFAULT_OVERRIDES, "sets": {}}  # fmt: skip
+    lines = []
+    for name, seeds in sets.items():
+        out = Path(args.out) / f"seeds{seeds[0]}-{seeds[-1]}"
+        start = time.perf_counter()
+        run = marlkit.compare(seeds=seeds, out=out, progress=False)
+        wall = time.perf_counter() - start
+        assert run.report is not None and not run.failed, run.failed
+        tables = run.report
+        env = sweep.DEFAULT_ENVS[0]
+        fits = {a: float(np.mean([critic_fit(out / sweep.slug(env) / a / f"seed{s}") for s in seeds]))
+                for a in sweep.DEFAULT_ALGOS}  # fmt: skip
+        finals = {row["algorithm"]: row for row in tables.algorithms}
+        results["sets"][name] = {"seeds": seeds, "wall_s": wall, "verdict": tables.verdicts[env],
+                                 "pairs": tables.pairs, "critic_ev": fits,
+                                 "finals": {a: finals[a]["finals"] for a in finals}}  # fmt: skip
+        lines += [f"### {name} ({', '.join(map(str, seeds))}): {wall:.0f} s here", "",
+                  "| algorithm | final return: mean [95% CI] | per seed | critic EV at the end |",
+                  "|---|---|---|---|"]  # fmt: skip
+        for algo in sweep.DEFAULT_ALGOS:
+            row = finals[algo]
+            values = ", ".join(f"{v:.1f}" for v in row["finals"])
+            lines.append(f"| {algo} | {row['mean']:.1f} [{row['ci_low']:.1f}, {row['ci_high']:.1f}] | {values} | "
+                         f"{fits[algo]:.2f} |")  # fmt: skip
+        lines += ["", "| pair | difference [95% CI] | p (Holm) | claimed |", "|---|---|---|---|"]
+        for p in tables.pairs:
+            lines.append(f"| {p['a']} − {p['b']} | {p['difference']:+.1f} [{p['ci_low']:+.1f}, {p['ci_high']:+.1f}] "
+                         f"| {p['p_holm']:.3g} | {'yes' if p['claimed'] else 'no'} |")  # fmt: skip
+        lines += ["", f"Verdict: {tables.verdicts[env]}", ""]
+    verdicts = [s["verdict"] for s in results["sets"].values()]
+    claims = [sorted((p["a"], p["b"]) for p in s["pairs"] if p["claimed"]) for s in results["sets"].values()]
+    results["replicates"] = claims[0] == claims[1]
+    body = (
+        f"The default comparison ({', '.join(sweep.DEFAULT_ALGOS)} on {', '.join(sweep.DEFAULT_ENVS)}, "
+        f"{sweep.DEFAULT_FRAMES:,} frames, overrides `{json.dumps(sweep.DEFAULT_OVERRIDES)}`) on its seeds and on "
+        f"seeds shifted by {SHIFT}. Same claims on both sets: **{'yes' if results['replicates'] else 'no'}** "
+        f"({claims[0] or 'none'} and {claims[1] or 'none'}).\n\n" + "\n".join(lines)
+    )
+    print(json.dumps({"verdicts": verdicts, "replicates": results["replicates"],
+                      "critic_ev": {n: s["critic_ev"] for n, s in results["sets"].items()}}, indent=1))  # fmt: skip
+    write_section("headline", "The default comparison on two disjoint seed sets", body, results)
+
+
+if __name__ == "__main__":
+    main()
