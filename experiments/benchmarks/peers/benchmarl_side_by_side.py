@@ -56,6 +56,7 @@ MATCHED = {
     "algo.hidden": [256, 256],
     "algo.activation": "tanh",
     "algo.share_actor": True,
+    "algo.layer_norm": False,  # BenchMARL's MLP has none (marlkit's MAPPO default has since the ablation)
     "algo.share_critic": True,
     "algo.actor_epochs": 3,
     "algo.actor_minibatches": 15,
@@ -71,8 +72,10 @@ MATCHED = {
 # ClipPPOLoss with normalize_advantage=False. The earlier "matched" side lacked these three.
 MATCHED_POLICY = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv_norm": "none"}
 MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-policy": MATCHED_POLICY}
-LABELS = {"marlkit": "marlkit-{}", "benchmarl": "BenchMARL-{}", "matched": "marlkit-{}-matched",
-          "matched-policy": "marlkit-{}-matched-policy"}  # fmt: skip
+# marlkit-before: runs with marlkit's defaults before MAPPO/IPPO shared their actor with LayerNorms (kept
+# result files; not rerunnable from this script since the defaults changed).
+LABELS = {"marlkit": "marlkit-{}", "marlkit-before": "marlkit-{}-before", "benchmarl": "BenchMARL-{}",
+          "matched": "marlkit-{}-matched", "matched-policy": "marlkit-{}-matched-policy"}  # fmt: skip
 
 
 def run_marlkit(algo: str, task: str, frames: int, seed: int, side: str) -> dict:
@@ -103,7 +106,9 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
         f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {TASKS[task][0]} "
         f"({json.dumps(TASKS[task][1])}), {frames:,} frames per "
         "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
-        "mean return). marlkit-matched: marlkit with BenchMARL's hyperparameters (the script's MATCHED); "
+        "mean return). marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms); "
+        "marlkit-before: the defaults before that (separate actors, no LayerNorm). marlkit-matched: marlkit with "
+        "BenchMARL's hyperparameters (the script's MATCHED); "
         "marlkit-matched-policy: also BenchMARL's policy head and advantages (tanh-squashed Gaussian with a "
         "state-dependent std, no advantage normalization; MATCHED_POLICY). Result "
         f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
