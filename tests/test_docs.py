@@ -44,7 +44,7 @@ def test_readme_main_command_is_the_default_comparison(tmp_path):
         sweep.DEFAULT_OVERRIDES,
     )
     assert sorted({j.config.algo_name for j in jobs}) == ["hatrpo", "itrpo", "matrpo"]
-    assert {j.config.env_name for j in jobs} == {"envs/private_goals"} and len(jobs) == 15  # 5 seeds
+    assert {j.config.env_name for j in jobs} == {"envs/private_goals"} and len(jobs) == 24  # 8 seeds
     assert not any(tmp_path.iterdir()), "planning writes nothing"
 
 

@@ -75,12 +75,13 @@ VALUE_BASED_SIGNAL_GAME = {
 # 1 and 2); the numbers in the comments are that table's min / median over its 10 runs.
 CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
     # vmas/navigation, 60k frames: the untrained policy scores 0.0, random actions about -1. 0.84 is what
-    # BenchMARL's MAPPO reaches at 60k frames (reference.md). itrpo 1.71 / 2.12, matrpo 1.41 / 1.72,
-    # mappo 1.28 / 1.72; hatrpo 1.03 / 1.83 (seed 1 learns late), so its threshold is lower.
+    # BenchMARL's MAPPO reaches at 60k frames (reference.md). itrpo 1.71 / 2.12, matrpo 1.41 / 1.72;
+    # hatrpo 1.03 / 1.83 (seed 1 learns late), so its threshold is lower. mappo (one shared actor with
+    # LayerNorms since the ablation) 2.29 / 2.70: its threshold is the calibration's highest passing one.
     "itrpo": ("itrpo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.84),
     "matrpo": ("matrpo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.84),
     "hatrpo": ("hatrpo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.4),
-    "mappo": ("mappo", "vmas/navigation", ON_POLICY_NAVIGATION, 0.84),
+    "mappo": ("mappo", "vmas/navigation", ON_POLICY_NAVIGATION, 1.8),
     # N=1 is the same code. PointMass below: -2.13 / -2.07, untrained -22 (TRPO on Pendulum-v1 needs 100k
     # frames, 40 s of the suite; it is in experiments/benchmarks/).
     "trpo": (
@@ -191,7 +192,8 @@ CASES: dict[str, tuple[str, str, dict[str, Any], float]] = {
     ),
     # A recurrent (GRU) actor on the memory task envs/cue_recall (2 agents, 4 cues, 5-step episodes): a
     # feed-forward policy earns 0.25 in expectation (its MLP variant stays at 0.25-0.28,
-    # docs/benchmarks.md), remembering the cue earns 1.0: 0.88 / 1.0 at 16k frames.
+    # docs/benchmarks.md), remembering the cue earns 1.0: 1.0 / 1.0 at 16k frames (0.88 / 1.0 before MAPPO
+    # shared its actor).
     "mappo_gru": (
         "mappo",
         "envs/cue_recall",
