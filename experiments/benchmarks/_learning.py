@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -240,3 +241,12 @@ def write_docs(args: argparse.Namespace, preset: dict, results: dict, family: st
         "skipped, interrupted ones resumed). Wall-clock includes evaluations.\n\n" + "\n".join(rows)
     )
     write_section(f"{family}_{args.preset}", preset["title"], body, results)
+
+
+def critic_fit(run_dir: Path) -> float:
+    """The mean over groups of the last ``GROUP/critic_ev`` in a run's metrics.csv (explained variance of the
+    critics' own value targets after the last update); NaN for a run without critics."""
+    with (run_dir / "metrics.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    values = [float(v) for k, v in rows[-1].items() if k.endswith("/critic_ev") and v not in ("", None)]
+    return float(np.mean(values)) if values else math.nan

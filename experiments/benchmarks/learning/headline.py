@@ -14,9 +14,7 @@ the README's fresh-venv time comes from main_command.py.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -25,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from _learning import critic_fit
 from _report import write_section
 
 import marlkit
@@ -32,13 +31,6 @@ from marlkit.analysis import sweep
 
 ROOT = Path(__file__).resolve().parents[3]
 SHIFT = 100
-
-
-def critic_fit(run_dir: Path) -> float:
-    with (run_dir / "metrics.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    values = [float(v) for k, v in rows[-1].items() if k.endswith("/critic_ev") and v not in ("", None)]
-    return float(np.mean(values)) if values else math.nan
 
 
 def main() -> None:

@@ -13,9 +13,7 @@ over groups of the last ``GROUP/critic_ev`` in metrics.csv). Runs resume (compar
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import math
 import sys
 from pathlib import Path
 
@@ -23,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from _learning import critic_fit
 from _report import write_section
 
 import marlkit
@@ -77,14 +76,6 @@ TASKS = {
     },
 }
 SEEDS = [0, 1, 2, 3, 4]
-
-
-def critic_fit(run_dir: Path) -> float:
-    """The mean over groups of the last ``GROUP/critic_ev`` of a run's metrics.csv."""
-    with (run_dir / "metrics.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    values = [float(v) for k, v in rows[-1].items() if k.endswith("/critic_ev") and v not in ("", None)]
-    return float(np.mean(values)) if values else math.nan
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,17 @@ def improvement_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
               for _ in range(2000)]  # fmt: skip
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+def run_missing(stem: str, seeds: list[int], sides: list[str], run: Callable[[str, int], dict]) -> None:
+    """Run every (seed, side) whose result file is missing, seed by seed (the sides back to back on the
+    same machine load), and write each result as it finishes; ``run(side, seed)`` returns the result."""
+    RESULTS.mkdir(exist_ok=True)
+    for seed in seeds:
+        for side in sides:
+            path = result_path(stem, side, seed)
+            if path.exists():
+                continue
+            result = {**run(side, seed), "seed": seed}
+            path.write_text(json.dumps(result, indent=1))
+            print(json.dumps({k: result[k] for k in ("framework", "seed", "eval_return", "wall_s")}), flush=True)

@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 from _report import write_section
-from _sides import RESULTS, load, report, result_path, run_driver
+from _sides import load, report, run_driver, run_missing
 
 from marlkit.training.experiment import Experiment, build_config
 
@@ -137,20 +137,16 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only write the report from the result files")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    RESULTS.mkdir(exist_ok=True)
     if not args.report:
-        for seed in args.seeds:
-            for side in args.sides.split(","):
-                path = result_path(f"lbf_{args.algo}", side, seed)
-                if path.exists():
-                    continue
-                if side == "epymarl":
-                    result = run_epymarl(args.algo, args.frames, seed)
-                else:
-                    result = run_marlkit(args.algo, args.frames, seed, side)
-                result["seed"] = seed
-                path.write_text(json.dumps(result, indent=1))
-                print(json.dumps({k: result[k] for k in ("framework", "seed", "eval_return", "wall_s")}), flush=True)
+
+        def run(side: str, seed: int) -> dict:
+            return (
+                run_epymarl(args.algo, args.frames, seed)
+                if side == "epymarl"
+                else run_marlkit(args.algo, args.frames, seed, side)
+            )
+
+        run_missing(f"lbf_{args.algo}", args.seeds, args.sides.split(","), run)
     write_report(args.algo, args.seeds, args.frames)
 
 
