@@ -404,3 +404,24 @@ def test_targets_draw_only_legal_next_actions():
         legal = obs[..., 0].long() % 3
         assert bool((action.argmax(-1) == legal).all()), "a target used an action the next step's mask forbids"
     assert (NEXT, "player", "action_mask") in learner.replay.sample(4)[0].keys(include_nested=True)
+
+
+@pytest.mark.parametrize("low, high, bounded", [((-1.0, 0.0), (1.0, 2.0), True), ((-math.inf, 0.0), (1.0, 2.0), False),
+                                                 ((-1.0, 0.0), (1.0, math.inf), False)])  # fmt: skip
+def test_actors_that_scale_into_the_bounds_refuse_unbounded_actions_in_one_line(low, high, bounded):
+    from marlkit.core.errors import MarlkitError
+    from marlkit.core.specs import Box, GroupSpec
+    from marlkit.learner import EnvInfo
+
+    box = Box(low, high)
+    assert box.bounded is bounded
+    info = EnvInfo("custom", {"agent": GroupSpec("agent", ("a",), (3,), box)}, 3)
+    for name, extra in (("maddpg", {}), ("mappo", {"squash": True})):
+        spec = algorithm(name)
+        cfg = with_overrides(spec.config(), {**spec.preset, **extra})
+        if bounded:
+            spec.build(cfg, info, 0)
+            continue
+        with pytest.raises(MarlkitError, match="finite action bounds") as err:
+            spec.build(cfg, info, 0)
+        assert "\n" not in str(err.value)

@@ -66,7 +66,7 @@ class OffPolicy(QCritics, ReplayActors, ReplayLearner):
         groups = self.groups
         self.sac = cfg.actor == "squashed_gaussian"
         for g, s in groups.items():
-            if isinstance(s.action, Box) and not all(map(math.isfinite, (*s.action.low, *s.action.high))):
+            if isinstance(s.action, Box) and not s.action.bounded:
                 raise MarlkitError(f"group '{g}' has unbounded actions; off-policy actors need finite action bounds")
         if not any(s.is_discrete for s in groups.values()):
             defaults = type(cfg)()

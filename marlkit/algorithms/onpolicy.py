@@ -18,7 +18,6 @@ parameters when the critic inputs coincide (tests/test_onpolicy.py).
 
 from __future__ import annotations
 
-import math
 import typing
 from collections.abc import Mapping
 
@@ -79,7 +78,7 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
         self.squashed = {g for g, s in groups.items() if cfg.squash and isinstance(s.action, Box)}
         for g in self.squashed:
             box = typing.cast(Box, groups[g].action)
-            if not all(map(math.isfinite, (*box.low, *box.high))):
+            if not box.bounded:
                 raise MarlkitError(f"algo.squash needs finite action bounds; group '{g}' has {box.low} to {box.high}")
         self.critics = nn.ModuleDict({g: self._make_critic(s, state_dim) for g, s in groups.items()})
         self.obs_norms = nn.ModuleDict({g: RunningNorm(s.obs_shape) for g, s in groups.items()} if cfg.obs_norm else {})

@@ -53,11 +53,7 @@ DEFAULT_FRAMES = 40_000
 # clipping, 4 critic minibatches) the centralized critics reach about 0.8. The local critic stays near 0.35:
 # by the task's design (envs/private_goals) it cannot see most of the shared reward. docs/benchmarks/learning.md,
 # "The default comparison on two disjoint seed sets".
-DEFAULT_OVERRIDES: dict[str, Any] = {
-    "env.max_steps": 100,
-    "experiment.num_envs": 20,
-    "experiment.eval_every": 4_000,
-    "algo.trust_region.max_kl": 0.02,
+HARL_CRITIC_PRACTICE: dict[str, Any] = {
     "algo.value_norm": True,
     "algo.activation": "relu",
     "algo.layer_norm": True,
@@ -65,6 +61,13 @@ DEFAULT_OVERRIDES: dict[str, Any] = {
     "algo.critic_loss": "huber",
     "algo.value_clip": 0.2,
     "algo.critic_minibatches": 4,
+}
+DEFAULT_OVERRIDES: dict[str, Any] = {
+    "env.max_steps": 100,
+    "experiment.num_envs": 20,
+    "experiment.eval_every": 4_000,
+    "algo.trust_region.max_kl": 0.02,
+    **HARL_CRITIC_PRACTICE,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,11 @@ class Box:
     @property
     def dim(self) -> int:
         return len(self.low)
+
+    @property
+    def bounded(self) -> bool:
+        """Every bound is finite (actors that squash or scale into the bounds need it)."""
+        return all(map(math.isfinite, (*self.low, *self.high)))
 
     def bounds(self, device: torch.device | str) -> tuple[torch.Tensor, torch.Tensor]:
         """``(low, high)`` as float32 tensors on ``device``. Cached per device (read-only: do not modify

@@ -26,19 +26,11 @@ from _report import write_section
 
 import marlkit
 from marlkit.analysis import stats
+from marlkit.analysis.sweep import HARL_CRITIC_PRACTICE
 
 ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "ablation.md"
-HARL = {
-    "algo.value_norm": True,
-    "algo.activation": "relu",
-    "algo.layer_norm": True,
-    "algo.init": "orthogonal",
-    "algo.critic_loss": "huber",
-    "algo.value_clip": 0.2,
-    "algo.critic_minibatches": 4,
-    "algo.init_log_std": -1.0,
-}
+HARL = {**HARL_CRITIC_PRACTICE, "algo.init_log_std": -1.0}
 VARIANTS: dict[str, dict] = {
     "default": {},
     "value_norm": {"algo.value_norm": True},

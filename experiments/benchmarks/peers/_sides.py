@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from marlkit.analysis.stats import ALPHA, compare_task, holm, improvement, t_ci
+from marlkit.training.experiment import Experiment, build_config
 
 RESULTS = Path(__file__).parent / "results"
 DRIVERS = Path(__file__).parent / "peer_drivers"
@@ -84,15 +87,45 @@ def improvement_ci(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def run_missing(stem: str, seeds: list[int], sides: list[str], run: Callable[[str, int], dict]) -> None:
+def run_marlkit(
+    algo: str,
+    env: str,
+    overrides: dict[str, Any],
+    fields: dict[str, Any] | None = None,
+    measure: Callable[[Path, dict], dict] | None = None,
+) -> dict:
+    """One marlkit run in a temporary directory: its final evaluation, its training wall-clock (evaluations
+    left out) and the whole algo table, so that a result file says which defaults it ran with after they
+    change. ``fields`` go into the result; ``measure(run_dir, summary)`` reads more from the run before its
+    directory goes (its keys replace the defaults')."""
+    config = build_config(algo, env, overrides)
+    with tempfile.TemporaryDirectory() as tmp:
+        run_dir = Path(tmp) / "run"
+        summary = Experiment(config, run_dir).run()
+        measured = measure(run_dir, summary) if measure is not None else {}
+    return {"framework": "marlkit", "algo": algo, **(fields or {}), "eval_return": summary["final_eval_return_mean"],
+            "wall_s": summary["wall_s"] - summary["eval_wall_s"], "frames": summary["frames"],
+            "overrides": overrides, "algo_config": config.to_json()["algo"], **measured}  # fmt: skip
+
+
+def run_missing(
+    stem: str,
+    seeds: list[int],
+    sides: list[str],
+    peer: str,
+    run_peer: Callable[[int], dict],
+    run_ours: Callable[[str, int], dict],
+) -> None:
     """Run every (seed, side) whose result file is missing, seed by seed (the sides back to back on the
-    same machine load), and write each result as it finishes; ``run(side, seed)`` returns the result."""
+    same machine load), and write each result as it finishes: ``run_peer(seed)`` for the side ``peer``,
+    ``run_ours(side, seed)`` for marlkit's sides."""
     RESULTS.mkdir(exist_ok=True)
     for seed in seeds:
         for side in sides:
             path = result_path(stem, side, seed)
             if path.exists():
                 continue
-            result = {**run(side, seed), "seed": seed}
+            result = run_peer(seed) if side == peer else run_ours(side, seed)
+            result = {**result, "seed": seed}
             path.write_text(json.dumps(result, indent=1))
             print(json.dumps({k: result[k] for k in ("framework", "seed", "eval_return", "wall_s")}), flush=True)

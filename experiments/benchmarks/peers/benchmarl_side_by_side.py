@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
@@ -27,9 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 from _report import write_section
-from _sides import load, report, run_driver, run_missing
-
-from marlkit.training.experiment import Experiment, build_config
+from _sides import load, report, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "benchmarl" / "bin" / "python"
@@ -78,17 +75,11 @@ LABELS = {"marlkit": "marlkit-{}", "marlkit-before": "marlkit-{}-before", "bench
           "matched": "marlkit-{}-matched", "matched-policy": "marlkit-{}-matched-policy"}  # fmt: skip
 
 
-def run_marlkit(algo: str, task: str, frames: int, seed: int, side: str) -> dict:
+def run_ours(algo: str, task: str, frames: int, seed: int, side: str) -> dict:
     env, kwargs = TASKS[task]
     overrides = {**kwargs, **COMMON, **MARLKIT_SIDES[side], "experiment.frames": frames,
                  "experiment.seed": seed}  # fmt: skip
-    config = build_config(algo, env, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        summary = Experiment(config, Path(tmp) / "run").run()
-    # The whole algo table: a result file says which defaults it ran with, after they change.
-    return {"framework": "marlkit", "algo": algo, "task": task, "eval_return": summary["final_eval_return_mean"],
-            "wall_s": summary["wall_s"] - summary["eval_wall_s"], "frames": summary["frames"],
-            "overrides": overrides, "algo_config": config.to_json()["algo"]}  # fmt: skip
+    return run_marlkit(algo, env, overrides, fields={"task": task})
 
 
 def run_benchmarl(algo: str, task: str, frames: int, seed: int) -> dict:
@@ -130,15 +121,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.report:
-
-        def run(side: str, seed: int) -> dict:
-            return (
-                run_benchmarl(args.algo, args.task, args.frames, seed)
-                if side == "benchmarl"
-                else run_marlkit(args.algo, args.task, args.frames, seed, side)
-            )
-
-        run_missing(f"{args.task}_{args.algo}", args.seeds, args.sides.split(","), run)
+        run_missing(f"{args.task}_{args.algo}", args.seeds, args.sides.split(","), "benchmarl",
+                    lambda seed: run_benchmarl(args.algo, args.task, args.frames, seed),
+                    lambda side, seed: run_ours(args.algo, args.task, args.frames, seed, side))  # fmt: skip
     write_report(args.task, args.algo, args.seeds, args.frames)
 
 

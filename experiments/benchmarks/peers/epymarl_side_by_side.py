@@ -30,7 +30,6 @@ import argparse
 import csv
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
@@ -40,9 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 from _report import write_section
-from _sides import load, report, run_driver, run_missing
-
-from marlkit.training.experiment import Experiment, build_config
+from _sides import load, report, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "epymarl" / "bin" / "python"
@@ -82,20 +79,22 @@ EPYMARL_EVAL = {"test_interval": EVAL["every"], "test_nepisode": EVAL["episodes"
 LABELS = {"marlkit": "marlkit-{}", "epymarl": "EPyMARL-{}", "matched": "marlkit-{}-matched"}
 
 
-def run_marlkit(algo: str, frames: int, seed: int, side: str) -> dict:
+def eval_points(run_dir: Path, summary: dict) -> dict:
+    """Every evaluation of the run (EPyMARL's metrics are over them) and the wall-clock with evaluations,
+    as EPyMARL's is measured."""
+    with (run_dir / "metrics.csv").open() as f:
+        points = [(int(r["frames"]), float(r["eval_return_mean"])) for r in csv.DictReader(f)
+                  if r.get("eval_return_mean") not in ("", None)]  # fmt: skip
+    returns = [v for _, v in points]
+    return {"eval_return": returns[-1], "eval_mean_over_points": float(np.mean(returns)),
+            "eval_best_point": max(returns), "eval_points": [t for t, _ in points], "eval_returns": returns,
+            "wall_s": summary["wall_s"]}  # fmt: skip
+
+
+def run_ours(algo: str, frames: int, seed: int, side: str) -> dict:
     matched = {**EPYMARL_CONFIG, **ALGO_CONFIG[algo]} if side == "matched" else {}
     overrides = {**COMMON, **matched, "experiment.frames": frames, "experiment.seed": seed}
-    config = build_config(algo, ENV, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        summary = Experiment(config, Path(tmp) / "run").run()
-        with (Path(tmp) / "run" / "metrics.csv").open() as f:
-            points = [(int(r["frames"]), float(r["eval_return_mean"])) for r in csv.DictReader(f)
-                      if r.get("eval_return_mean") not in ("", None)]  # fmt: skip
-    returns = [v for _, v in points]
-    return {"framework": "marlkit", "algo": algo, "eval_return": returns[-1], "eval_mean_over_points":
-            float(np.mean(returns)), "eval_best_point": max(returns), "eval_points": [t for t, _ in points],
-            "eval_returns": returns, "wall_s": summary["wall_s"], "frames": summary["frames"],
-            "overrides": overrides, "algo_config": config.to_json()["algo"]}  # fmt: skip
+    return run_marlkit(algo, ENV, overrides, measure=eval_points)
 
 
 def run_epymarl(algo: str, frames: int, seed: int) -> dict:
@@ -138,15 +137,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.report:
-
-        def run(side: str, seed: int) -> dict:
-            return (
-                run_epymarl(args.algo, args.frames, seed)
-                if side == "epymarl"
-                else run_marlkit(args.algo, args.frames, seed, side)
-            )
-
-        run_missing(f"lbf_{args.algo}", args.seeds, args.sides.split(","), run)
+        run_missing(f"lbf_{args.algo}", args.seeds, args.sides.split(","), "epymarl",
+                    lambda seed: run_epymarl(args.algo, args.frames, seed),
+                    lambda side, seed: run_ours(args.algo, args.frames, seed, side))  # fmt: skip
     write_report(args.algo, args.seeds, args.frames)
 
 

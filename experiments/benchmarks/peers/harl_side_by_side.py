@@ -28,7 +28,6 @@ import argparse
 import json
 import math
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
@@ -37,9 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 from _report import write_section
-from _sides import load, report, run_driver, run_missing
-
-from marlkit.training.experiment import Experiment, build_config
+from _sides import load, report, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "harl" / "bin" / "python"
@@ -76,15 +73,9 @@ ALGO_CONFIG = {
 LABELS = {"marlkit": "marlkit-{}", "harl": "HARL-{}", "matched": "marlkit-{}-matched"}
 
 
-def run_marlkit(algo: str, frames: int, seed: int, side: str) -> dict:
+def run_ours(algo: str, frames: int, seed: int, side: str) -> dict:
     matched = {**HARL_CONFIG, **ALGO_CONFIG[algo]} if side == "matched" else {}
-    overrides = {**TASK, **COMMON, **matched, "experiment.frames": frames, "experiment.seed": seed}
-    config = build_config(algo, ENV, overrides)
-    with tempfile.TemporaryDirectory() as tmp:
-        summary = Experiment(config, Path(tmp) / "run").run()
-    return {"framework": "marlkit", "algo": algo, "eval_return": summary["final_eval_return_mean"],
-            "wall_s": summary["wall_s"] - summary["eval_wall_s"], "frames": summary["frames"],
-            "overrides": overrides, "algo_config": config.to_json()["algo"]}  # fmt: skip
+    return run_marlkit(algo, ENV, {**TASK, **COMMON, **matched, "experiment.frames": frames, "experiment.seed": seed})
 
 
 def run_harl(algo: str, frames: int, seed: int) -> dict:
@@ -121,15 +112,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     if not args.report:
-
-        def run(side: str, seed: int) -> dict:
-            return (
-                run_harl(args.algo, args.frames, seed)
-                if side == "harl"
-                else run_marlkit(args.algo, args.frames, seed, side)
-            )
-
-        run_missing(f"spread_{args.algo}", args.seeds, args.sides.split(","), run)
+        run_missing(f"spread_{args.algo}", args.seeds, args.sides.split(","), "harl",
+                    lambda seed: run_harl(args.algo, args.frames, seed),
+                    lambda side, seed: run_ours(args.algo, args.frames, seed, side))  # fmt: skip
     write_report(args.algo, args.seeds, args.frames)
 
 
