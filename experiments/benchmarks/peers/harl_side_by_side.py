@@ -11,8 +11,8 @@ config for the task (``tuned_configs/pettingzoo_mpe/simple_spread_v2-continuous/
   bounds its std, ``0.5 * sigmoid(p)`` (it starts at 0.37 and cannot pass 0.5); marlkit's log-std is
   unbounded and starts at the same 0.37.
 
-One torch thread per run. HARL keeps its 20 rollout processes (its tuned ``n_rollout_threads``) on this
-machine's 2 cores, so its wall-clock is HARL as configured here, not HARL at its best. Each run writes
+One torch thread per run. HARL's 20 envs (its tuned ``n_rollout_threads``) step in its in-process vector
+env (``peer_drivers/harl_mpe.py`` says why this changes no numbers), so each run uses one core. Each run writes
 ``results/spread_<algo>_<side>_s<seed>.json``; a rerun skips existing files, so runs spread over sessions.
 The reward is HARL's: every agent gets the team's (``env.team_reward``), and both sides report the team
 return of a final deterministic evaluation (marlkit 16 episodes, HARL its own eval, 20).
