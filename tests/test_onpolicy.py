@@ -328,3 +328,54 @@ def test_state_std_is_refused_for_recurrent_actors_and_squash_for_unbounded_acti
     mappo = algorithm("mappo")
     with pytest.raises(MarlkitError, match=r"algo\.squash needs finite action bounds"):
         mappo.build(with_overrides(mappo.config(), {**mappo.preset, "squash": True}), info, 0)
+
+
+@pytest.mark.parametrize("state_std", [False, True])
+def test_actor_out_gain_scales_the_initial_output_layer_and_one_leaves_pytorch_init(state_std: bool):
+    from marlkit.core.specs import Box, GroupSpec
+    from marlkit.networks.policies import GroupPolicy
+
+    spec = GroupSpec("agent", ("a", "b"), (5,), Box((-1.0, -1.0), (1.0, 1.0)))
+
+    def output_layer(gain: float) -> torch.nn.Linear:
+        torch.manual_seed(3)
+        policy = GroupPolicy(spec, (16,), share_params=True, state_std=state_std, out_gain=gain)
+        return [m for m in policy.modules() if isinstance(m, torch.nn.Linear)][-1]
+
+    plain = output_layer(1.0)
+    torch.manual_seed(3)  # the same draws as PyTorch's own init of those layers
+    torch.nn.Linear(5, 16)  # the hidden layer's draws come first
+    reference = torch.nn.Linear(16, plain.out_features)
+    torch.testing.assert_close(plain.weight, reference.weight)
+    torch.testing.assert_close(plain.bias, reference.bias)
+    for gain in (0.01, 0.5):
+        shrunk = output_layer(gain)
+        torch.testing.assert_close(shrunk.weight, gain * plain.weight)
+        assert bool((shrunk.bias == 0).all())
+    with pytest.raises(MarlkitError, match=r"algo\.actor_out_gain must be > 0"):
+        from marlkit.training.config import build_config
+
+        build_config("mappo", "vmas/navigation", {"algo.actor_out_gain": 0.0})
+
+
+def test_time_limit_terminal_stops_the_bootstrap_at_the_time_limit_only():
+    from marlkit.keys import TERMINATED, TRUNCATED
+
+    targets = {}
+    for on in (False, True):
+        _env, learner, collector = setup("mappo", steps=16, env_kwargs={"n_agents": 3, "max_steps": 8},
+                                         time_limit_terminal=on)  # fmt: skip
+        batch, _ = collector.collect()
+        _, value, _, returns = learner.value_targets(batch, "agent")
+        targets[on] = (batch["agent"], value, returns)
+    group, value, returns = targets[True]
+    cut = group[TRUNCATED] & ~group[TERMINATED]
+    assert int(cut.sum()) == 2 * 8 * 3  # each env copy's agents reach the limit at steps 8 and 16
+    # The last step of an episode cut by the limit: the target is its reward alone, not r + gamma V(s').
+    torch.testing.assert_close(returns[cut], group[REWARD][cut])
+    off_group, _, off_returns = targets[False]
+    assert torch.equal(off_group[REWARD], group[REWARD])  # the same seed collects the same data
+    assert (off_returns[cut] - group[REWARD][cut]).abs().min() > 1e-4  # the default bootstraps there
+    mid = ~group[TRUNCATED] & ~group[TERMINATED]
+    assert not torch.allclose(off_returns[mid], returns[mid])  # earlier steps see the cut through lambda
+    assert value.shape == returns.shape

@@ -70,6 +70,7 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
                     cfg.layer_norm,
                     cfg.init,
                     cfg.std == "state",
+                    cfg.actor_out_gain,
                 )
                 for g, s in groups.items()
             }

@@ -8,6 +8,7 @@ from typing import ClassVar, Literal
 
 from marlkit.blocks.trust_region import TrustRegionConfig
 from marlkit.core.options import KeyFn, nested, option, require, require_at_least
+from marlkit.networks.policies import OUT_GAIN
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,9 @@ class OnPolicyConfig:
     rollout_steps: int = option(100, "steps per env copy collected per iteration")
     gamma: float = option(0.99, "discount factor")
     gae_lambda: float = option(0.95, "GAE lambda")
+    time_limit_terminal: bool = option(
+        False, "treat the time limit as the task's end: no bootstrap from the last state (BenchMARL on VMAS)"
+    )
     adv_norm: Literal["global", "agent", "none"] = option("global", "advantage normalization scope")
     factor_clip: float = option(0.0, "sequential schedule: clip M to [1/c, c] when c > 1 (0 = never)")
     trust_region: TrustRegionConfig = nested(TrustRegionConfig, "the trust-region step (step_rule=trust_region)")
@@ -65,6 +69,9 @@ class OnPolicyConfig:
         "default", "weights of actors and critics: PyTorch's init, or orthogonal with the activation's gain (HARL)"
     )
     init_log_std: float = option(0.0, "initial log standard deviation of Gaussian policies")
+    actor_out_gain: float = option(
+        OUT_GAIN, "actor output layer at init: weights scaled by this, bias 0 (1: left as initialized, BenchMARL)"
+    )
     std: Literal["parameter", "state"] = option(
         "parameter", "Gaussian std: one learned parameter per action dim, or an actor output (BenchMARL)"
     )
@@ -83,6 +90,7 @@ class OnPolicyConfig:
         for name in ("clip_eps", "max_grad_norm", "critic_max_grad_norm", "huber_delta"):  # 0 would freeze them
             require(getattr(self, name) > 0, f"{key(name)} must be > 0, got {getattr(self, name)}")
         require_at_least(self, ("entropy_coef", "factor_clip", "value_clip"), 0, key)
+        require(self.actor_out_gain > 0, f"{key('actor_out_gain')} must be > 0, got {self.actor_out_gain}")
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
         require(
             self.init == "default" or (self.network, self.critic_network) == ("mlp", "mlp"),

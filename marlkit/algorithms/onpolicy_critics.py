@@ -143,9 +143,11 @@ class OnPolicyCritics:
             value_norm = self._norm(self.value_norms, g)
             value, next_value = value_norm.denormalize(value), value_norm.denormalize(next_value)
         group = batch[g]
-        advantage, returns = gae(
-            group[REWARD], value, next_value, group[TERMINATED], group[TRUNCATED], self.cfg.gamma, self.cfg.gae_lambda
-        )
+        terminated, truncated = group[TERMINATED], group[TRUNCATED]
+        if self.cfg.time_limit_terminal:
+            terminated = terminated | truncated
+        advantage, returns = gae(group[REWARD], value, next_value, terminated, truncated, self.cfg.gamma,
+                                 self.cfg.gae_lambda)  # fmt: skip
         return critic_in, value, advantage, returns
 
     @torch.no_grad()

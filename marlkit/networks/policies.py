@@ -31,6 +31,7 @@ MASKED_LOGIT = -1e9
 _LOG_SQRT_2PI = 0.5 * math.log(2 * math.pi)
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 ActorMode = Literal["sample", "mean", "explore"]
+OUT_GAIN = 0.01  # the policies' output layer at init: weights x 0.01, bias 0 (HARL's and MAPPO's actor gain)
 
 
 class GaussianNet(nn.Module):
@@ -45,10 +46,11 @@ class GaussianNet(nn.Module):
         init_log_std: float,
         layer_norm: bool = False,
         init: str = "default",
+        out_gain: float = OUT_GAIN,
     ):
         super().__init__()
         self.mean = mlp(in_dim, act_dim, hidden, activation, layer_norm, init)
-        _shrink_last_layer(self.mean)
+        _shrink_last_layer(self.mean, out_gain)
         self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -72,10 +74,11 @@ class StateStdGaussianNet(nn.Module):
         init_log_std: float,
         layer_norm: bool = False,
         init: str = "default",
+        out_gain: float = OUT_GAIN,
     ):
         super().__init__()
         self.net = mlp(in_dim, 2 * act_dim, hidden, activation, layer_norm, init)
-        _shrink_last_layer(self.net)
+        _shrink_last_layer(self.net, out_gain)
         start = math.exp(init_log_std) - self.MIN_STD
         if start <= 0:
             raise ValueError(f"init_log_std={init_log_std} is below the smallest std {self.MIN_STD}")
@@ -89,10 +92,10 @@ class StateStdGaussianNet(nn.Module):
 class GRUGaussianNet(nn.Module):
     """The recurrent :class:`GaussianNet`: ``[..., in + hidden]`` -> ``[..., loc, log_std, hidden]``."""
 
-    def __init__(self, core: GRUNet, init_log_std: float) -> None:
+    def __init__(self, core: GRUNet, init_log_std: float, out_gain: float = OUT_GAIN) -> None:
         super().__init__()
         self.core = core
-        _shrink_last_layer(core.head)
+        _shrink_last_layer(core.head, out_gain)
         self.log_std = nn.Parameter(torch.full((core.out_dim,), float(init_log_std)))
 
     def forward(self, xh: torch.Tensor) -> torch.Tensor:
@@ -117,8 +120,11 @@ class Memory:
         return Memory(self.h0[idx], self.resets[idx])
 
 
-def _shrink_last_layer(net: nn.Module, gain: float = 0.01) -> None:
-    # Near-uniform initial policies explore evenly and start with small KL steps.
+def _shrink_last_layer(net: nn.Module, gain: float = OUT_GAIN) -> None:
+    """Scale the output layer's weights by ``gain`` and zero its bias: near-uniform initial policies explore
+    evenly and start with small KL steps. ``gain=1`` leaves the layer as initialized (BenchMARL's actors)."""
+    if gain == 1.0:
+        return
     last = net[-1] if isinstance(net, nn.Sequential) else net
     assert isinstance(last, nn.Linear)
     with torch.no_grad():
@@ -146,10 +152,12 @@ class GroupPolicy(nn.Module):
         layer_norm: bool = False,
         init: str = "default",
         state_std: bool = False,
+        out_gain: float = OUT_GAIN,
     ) -> None:
         """``layer_norm``: see :func:`marlkit.networks.groups.mlp` (a GRU policy's encoder); ``init``: the same
         (feed-forward policies only);
-        ``state_std``: the Gaussian's std is an output of the network (:class:`StateStdGaussianNet`)."""
+        ``state_std``: the Gaussian's std is an output of the network (:class:`StateStdGaussianNet`);
+        ``out_gain``: the output layer's weights are scaled by it and its bias zeroed (1: left as initialized)."""
         super().__init__()
         self.spec = spec
         self.memory = memory
@@ -161,9 +169,9 @@ class GroupPolicy(nn.Module):
             def make() -> nn.Module:
                 if memory:
                     core = GRUNet(spec.obs_dim, act_dim, hidden, memory, activation, layer_norm)
-                    return GRUGaussianNet(core, init_log_std)
+                    return GRUGaussianNet(core, init_log_std, out_gain)
                 gaussian = StateStdGaussianNet if state_std else GaussianNet
-                return gaussian(spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init)
+                return gaussian(spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init, out_gain)
         else:
             n = spec.action.n
 
@@ -171,10 +179,10 @@ class GroupPolicy(nn.Module):
                 net: nn.Module
                 if memory:
                     net = GRUNet(spec.obs_dim, n, hidden, memory, activation, layer_norm)
-                    _shrink_last_layer(net.head)
+                    _shrink_last_layer(net.head, out_gain)
                 else:
                     net = mlp(spec.obs_dim, n, hidden, activation, layer_norm, init)
-                    _shrink_last_layer(net)
+                    _shrink_last_layer(net, out_gain)
                 return net
 
         self.net = GroupModule(make, spec.n_agents, share_params)

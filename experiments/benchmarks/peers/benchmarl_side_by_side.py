@@ -16,6 +16,9 @@ permutation test, probability of improvement with a bootstrap CI, and the traini
 from __future__ import annotations
 
 import argparse
+import ast
+import contextlib
+import functools
 import json
 import sys
 from pathlib import Path
@@ -24,17 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from typing import Any
+
 import torch
+import vmas
 from _report import write_section
-from _sides import load, report, run_driver, run_marlkit, run_missing
+from _sides import load, report, result_path, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "benchmarl" / "bin" / "python"
-# The task as both sides run it; marlkit evaluates only at the end (wall-clock of training, as BenchMARL's).
-TASKS = {
-    "navigation": ("vmas/navigation", {"env.n_agents": 3, "env.max_steps": 100, "env.shared_rew": True}),
-    "balance": ("vmas/balance", {"env.max_steps": 100}),
-}
+# The task as both sides run it: BenchMARL's task yaml (benchmarl/conf/task/vmas/<task>.yaml) with the
+# driver's kwargs (its TASK_KWARGS), as the driver reports them (``--task-config``); marlkit gets every one of
+# them as an env option. marlkit evaluates only at the end (wall-clock of training, as BenchMARL's).
+SCENARIOS = {"navigation": "vmas/navigation", "balance": "vmas/balance"}
 COMMON = {"experiment.eval_every": 0, "experiment.eval_episodes": 16, "experiment.progress": False,
           "experiment.tensorboard": False, "experiment.torch_threads": 1}  # fmt: skip
 # BenchMARL 1.5.2's defaults (benchmarl/conf: experiment/base_experiment.yaml, algorithm/mappo.yaml,
@@ -68,18 +73,53 @@ MATCHED = {
 # its conf): a TanhNormal whose scale is an actor output (NormalParamExtractor, biased_softplus_1.0), and
 # ClipPPOLoss with normalize_advantage=False. The earlier "matched" side lacked these three.
 MATCHED_POLICY = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv_norm": "none"}
-MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-policy": MATCHED_POLICY}
+# Two more of BenchMARL's implementation choices on top of MATCHED_POLICY: its actor's output layer keeps
+# PyTorch's init (marlkit scales it by 0.01), and TorchRL's VmasEnv reports VMAS's time limit as
+# ``terminated``, so BenchMARL's GAE does not bootstrap there.
+MATCHED_ALL = {**MATCHED_POLICY, "algo.actor_out_gain": 1.0, "algo.time_limit_terminal": True}
+MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-policy": MATCHED_POLICY, "matched-all": MATCHED_ALL}
 # marlkit-before: runs with marlkit's defaults before MAPPO/IPPO shared their actor with LayerNorms (kept
 # result files; not rerunnable from this script since the defaults changed).
 LABELS = {"marlkit": "marlkit-{}", "marlkit-before": "marlkit-{}-before", "benchmarl": "BenchMARL-{}",
-          "matched": "marlkit-{}-matched", "matched-policy": "marlkit-{}-matched-policy"}  # fmt: skip
+          "matched": "marlkit-{}-matched", "matched-policy": "marlkit-{}-matched-policy",
+          "matched-all": "marlkit-{}-matched-all"}  # fmt: skip
+
+
+@functools.cache
+def task_kwargs(task: str) -> dict[str, Any]:
+    """BenchMARL's kwargs for ``task`` (its yaml and the driver's), as marlkit env options."""
+    hint = "run `python experiments/benchmarks/peers/peers.py --setup` first"
+    return {f"env.{k}": v for k, v in run_driver(PYTHON, "benchmarl_vmas.py", ["--task-config", task], hint).items()}
+
+
+@functools.cache
+def vmas_defaults(scenario: str) -> dict[str, Any]:
+    """The literal defaults a VMAS scenario reads from its kwargs (``kwargs.pop/get("name", default)``)."""
+    source = Path(vmas.__file__).parent / "scenarios" / f"{scenario}.py"
+    found = {}
+    for node in ast.walk(ast.parse(source.read_text())):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("pop", "get")
+                and isinstance(node.func.value, ast.Name) and node.func.value.id == "kwargs" and len(node.args) == 2
+                and isinstance(node.args[0], ast.Constant)):  # fmt: skip
+            with contextlib.suppress(ValueError):  # a computed default: the run must set it to compare
+                found[node.args[0].value] = ast.literal_eval(node.args[1])
+    return found
+
+
+def env_mismatch(run: dict, task: str) -> str | None:
+    """How a marlkit run's env differs from BenchMARL's task (VMAS's scenario defaults where the run set
+    nothing), or None. Earlier runs set only the kwargs that differed from the defaults they assumed."""
+    ran = run["overrides"]
+    defaults = {f"env.{k}": v for k, v in vmas_defaults(SCENARIOS[task].split("/")[1]).items()}
+    wrong = [f"{k}={ran.get(k, defaults.get(k, 'unset'))} (BenchMARL {v})" for k, v in task_kwargs(task).items()
+             if ran.get(k, defaults.get(k)) != v]  # fmt: skip
+    return ", ".join(wrong) or None
 
 
 def run_ours(algo: str, task: str, frames: int, seed: int, side: str) -> dict:
-    env, kwargs = TASKS[task]
-    overrides = {**kwargs, **COMMON, **MARLKIT_SIDES[side], "experiment.frames": frames,
+    overrides = {**task_kwargs(task), **COMMON, **MARLKIT_SIDES[side], "experiment.frames": frames,
                  "experiment.seed": seed}  # fmt: skip
-    return run_marlkit(algo, env, overrides, fields={"task": task})
+    return run_marlkit(algo, SCENARIOS[task], overrides, fields={"task": task})
 
 
 def run_benchmarl(algo: str, task: str, frames: int, seed: int) -> dict:
@@ -91,17 +131,23 @@ def run_benchmarl(algo: str, task: str, frames: int, seed: int) -> dict:
 def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
     labels = {side: label.format(algo) for side, label in LABELS.items()}
     runs = load(f"{task}_{algo}", list(LABELS), seeds)
+    for side, side_runs in runs.items():
+        for run in side_runs:
+            if side != "benchmarl" and (wrong := env_mismatch(run, task)):
+                raise SystemExit(f"{result_path(f'{task}_{algo}', side, run['seed'])} ran another env than "
+                                 f"BenchMARL's {task}: {wrong}; delete it and rerun that side")  # fmt: skip
     lines, results = report(runs, labels, "benchmarl")
     results = {"task": task, "algo": algo, "frames": frames, **results, "runs": runs}
     body = (
-        f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {TASKS[task][0]} "
-        f"({json.dumps(TASKS[task][1])}), {frames:,} frames per "
+        f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {SCENARIOS[task]} "
+        f"({json.dumps(task_kwargs(task))}: BenchMARL's task), {frames:,} frames per "
         "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
         "mean return). marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms); "
         "marlkit-before: the defaults before that (separate actors, no LayerNorm). marlkit-matched: marlkit with "
         "BenchMARL's hyperparameters (the script's MATCHED); "
         "marlkit-matched-policy: also BenchMARL's policy head and advantages (tanh-squashed Gaussian with a "
-        "state-dependent std, no advantage normalization; MATCHED_POLICY). Result "
+        "state-dependent std, no advantage normalization; MATCHED_POLICY); marlkit-matched-all: also the actor's "
+        "output layer as PyTorch initializes it and no bootstrap at VMAS's time limit (MATCHED_ALL). Result "
         f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
     )
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
@@ -112,7 +158,7 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algo", choices=("mappo", "ippo"), default="mappo")
-    parser.add_argument("--task", choices=sorted(TASKS), default="navigation")
+    parser.add_argument("--task", choices=sorted(SCENARIOS), default="navigation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--frames", type=int, default=200_000)
     sides = "comma-separated: benchmarl, " + ", ".join(MARLKIT_SIDES)

@@ -3,6 +3,7 @@
 models), then a deterministic evaluation of 16 episodes; prints one JSON line.
 
     .peers/benchmarl/bin/python benchmarl_vmas.py ALGO TASK FRAMES SEED THREADS [OVERRIDES_JSON]
+    .peers/benchmarl/bin/python benchmarl_vmas.py --task-config TASK   # the task's kwargs as one JSON line
 
 TASK ``navigation`` uses the kwargs of marlkit's navigation runs (3 agents, 100 steps, shared reward);
 other tasks BenchMARL's task yaml. OVERRIDES_JSON (optional) sets fields of the experiment, algorithm
@@ -29,13 +30,22 @@ TASK_KWARGS = {"navigation": {"n_agents": 3, "max_steps": 100, "shared_rew": Tru
 EVAL_EPISODES = 16
 
 
+def load_task(task_name: str) -> Any:
+    """BenchMARL's task from its yaml, with this driver's kwargs for it."""
+    task = getattr(VmasTask, task_name.upper()).get_from_yaml()
+    task.config.update(TASK_KWARGS.get(task_name, {}))
+    return task
+
+
 def main() -> None:
+    if sys.argv[1] == "--task-config":
+        print(json.dumps(dict(load_task(sys.argv[2]).config)))
+        return
     algo, task_name = sys.argv[1], sys.argv[2]
     frames, seed, threads = int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     overrides = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
     torch.set_num_threads(threads)
-    task = getattr(VmasTask, task_name.upper()).get_from_yaml()
-    task.config.update(TASK_KWARGS.get(task_name, {}))
+    task = load_task(task_name)
     config = ExperimentConfig.get_from_yaml()
     algorithm = ALGOS[algo].get_from_yaml()
     model, critic = MlpConfig.get_from_yaml(), MlpConfig.get_from_yaml()
@@ -70,7 +80,8 @@ def main() -> None:
     settings = {"experiment": {k: getattr(config, k, None) for k in names}, "algorithm": plain,
                 "model": {"num_cells": model.num_cells}}  # fmt: skip
     result = {"framework": "BenchMARL 1.5.2", "algo": algo, "task": task_name, "eval_return": episode_return,
-              "eval_return_window": window_return, "wall_s": wall, "settings": settings}  # fmt: skip
+              "eval_return_window": window_return, "wall_s": wall, "settings": settings,
+              "task_config": dict(task.config)}  # fmt: skip
     print(json.dumps(result))
 
 
