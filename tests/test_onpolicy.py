@@ -379,3 +379,12 @@ def test_time_limit_terminal_stops_the_bootstrap_at_the_time_limit_only():
     mid = ~group[TRUNCATED] & ~group[TERMINATED]
     assert not torch.allclose(off_returns[mid], returns[mid])  # earlier steps see the cut through lambda
     assert value.shape == returns.shape
+
+
+@pytest.mark.parametrize("algo", ["mappo", "hatrpo"])
+def test_adam_eps_reaches_every_optimizer(algo: str):
+    _env, learner, collector = setup(algo, adam_eps=1e-6)
+    learner.update(collector.collect()[0])
+    optimizers = [learner.critic_opt, *learner.actor_opts.values()]
+    assert len(optimizers) == (2 if algo == "mappo" else 1)  # the trust-region step has no actor optimizer
+    assert all(group["eps"] == 1e-6 for opt in optimizers for group in opt.param_groups)

@@ -85,7 +85,7 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
         self.obs_norms = nn.ModuleDict({g: RunningNorm(s.obs_shape) for g, s in groups.items()} if cfg.obs_norm else {})
         self.state_norm = RunningNorm((state_dim,)) if cfg.obs_norm and cfg.critic == "central" else None
         self.value_norms = nn.ModuleDict({g: RunningNorm(()) for g in groups} if cfg.value_norm else {})
-        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, eps=1e-5)
+        self.critic_opt = torch.optim.Adam(self.critics.parameters(), lr=cfg.critic_lr, eps=cfg.adam_eps)
         # Clip updates optimize a copy of a group's parameter rows ([K, P], one per agent) with a persistent
         # Adam per copy: per group when simultaneous, per agent when sequential (a shared Adam over stacked
         # parameters would move the other agents through its momentum). One code path for both schedules,

@@ -124,7 +124,7 @@ class OnPolicyActorSteps:
         """The optimizer's copy of some parameter rows of group ``g``, refreshed from ``current``."""
         if key not in self.actor_rows:
             self.actor_rows[key] = nn.Parameter(current.clone())
-            self.actor_opts[key] = torch.optim.Adam([self.actor_rows[key]], lr=self.cfg.actor_lr, eps=1e-5)
+            self.actor_opts[key] = torch.optim.Adam([self.actor_rows[key]], lr=self.cfg.actor_lr, eps=self.cfg.adam_eps)
         row = self.actor_rows[key]
         with torch.no_grad():
             row.copy_(current)

@@ -46,6 +46,7 @@ class OnPolicyConfig:
     entropy_coef: float = option(0.0, "clip: entropy bonus coefficient")
     max_grad_norm: float = option(0.5, "clip: actor gradient-norm clip")
     critic_lr: float = option(1e-3, "critic Adam learning rate")
+    adam_eps: float = option(1e-5, "epsilon of the actors' and critics' Adam (HARL and MAPPO 1e-5, BenchMARL 1e-6)")
     critic_epochs: int = option(5, "critic epochs over the batch")
     critic_minibatches: int = option(1, "critic minibatches per epoch")
     critic_max_grad_norm: float = option(10.0, "critic gradient-norm clip")
@@ -90,6 +91,7 @@ class OnPolicyConfig:
         for name in ("clip_eps", "max_grad_norm", "critic_max_grad_norm", "huber_delta"):  # 0 would freeze them
             require(getattr(self, name) > 0, f"{key(name)} must be > 0, got {getattr(self, name)}")
         require_at_least(self, ("entropy_coef", "factor_clip", "value_clip"), 0, key)
+        require(self.adam_eps > 0, f"{key('adam_eps')} must be > 0, got {self.adam_eps}")
         require(self.actor_out_gain > 0, f"{key('actor_out_gain')} must be > 0, got {self.actor_out_gain}")
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
         require(

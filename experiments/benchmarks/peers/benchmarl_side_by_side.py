@@ -77,12 +77,16 @@ MATCHED_POLICY = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv
 # PyTorch's init (marlkit scales it by 0.01), and TorchRL's VmasEnv reports VMAS's time limit as
 # ``terminated``, so BenchMARL's GAE does not bootstrap there.
 MATCHED_ALL = {**MATCHED_POLICY, "algo.actor_out_gain": 1.0, "algo.time_limit_terminal": True}
-MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-policy": MATCHED_POLICY, "matched-all": MATCHED_ALL}
+# And BenchMARL's Adam epsilon (1e-6; marlkit's 1e-5 is HARL's and MAPPO's), which matters where gradients are
+# small: lr 5e-5 and unnormalized advantages of a reward of a few hundredths per step.
+MATCHED_ADAM = {**MATCHED_ALL, "algo.adam_eps": 1e-6}
+MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-policy": MATCHED_POLICY, "matched-all": MATCHED_ALL,
+                 "matched-adam": MATCHED_ADAM}  # fmt: skip
 # marlkit-before: runs with marlkit's defaults before MAPPO/IPPO shared their actor with LayerNorms (kept
 # result files; not rerunnable from this script since the defaults changed).
 LABELS = {"marlkit": "marlkit-{}", "marlkit-before": "marlkit-{}-before", "benchmarl": "BenchMARL-{}",
           "matched": "marlkit-{}-matched", "matched-policy": "marlkit-{}-matched-policy",
-          "matched-all": "marlkit-{}-matched-all"}  # fmt: skip
+          "matched-all": "marlkit-{}-matched-all", "matched-adam": "marlkit-{}-matched-adam"}  # fmt: skip
 
 
 @functools.cache
@@ -147,7 +151,8 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
         "BenchMARL's hyperparameters (the script's MATCHED); "
         "marlkit-matched-policy: also BenchMARL's policy head and advantages (tanh-squashed Gaussian with a "
         "state-dependent std, no advantage normalization; MATCHED_POLICY); marlkit-matched-all: also the actor's "
-        "output layer as PyTorch initializes it and no bootstrap at VMAS's time limit (MATCHED_ALL). Result "
+        "output layer as PyTorch initializes it and no bootstrap at VMAS's time limit (MATCHED_ALL); "
+        "marlkit-matched-adam: also BenchMARL's Adam epsilon, 1e-6 (MATCHED_ADAM). Result "
         f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
     )
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
