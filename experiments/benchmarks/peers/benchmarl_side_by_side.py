@@ -43,9 +43,12 @@ SCENARIOS = {"navigation": "vmas/navigation", "balance": "vmas/balance"}
 COMMON = {"experiment.eval_every": 0, "experiment.eval_episodes": 16, "experiment.progress": False,
           "experiment.tensorboard": False, "experiment.torch_threads": 1}  # fmt: skip
 # BenchMARL 1.5.2's defaults (benchmarl/conf: experiment/base_experiment.yaml, algorithm/mappo.yaml,
-# model/layers/mlp.yaml) as marlkit options, for the matched sides: 6000 frames per batch from 10 envs, 45
-# minibatch iterations of 400 (= 3 epochs x 15 minibatches), lr 5e-5, clip 0.2, gamma 0.99, lambda 0.9,
-# entropy 0, gradient-norm clip 5, 256x256 tanh, shared policy and critic.
+# model/layers/mlp.yaml) as marlkit options, for the matched sides: 6000 frames per batch from 10 envs, lr 5e-5,
+# clip 0.2, gamma 0.99, lambda 0.9, entropy 0, gradient-norm clip 5, 256x256 tanh, shared policy and critic.
+# Updates: BenchMARL's Experiment loops `on_policy_n_minibatch_iters` (45) times over ceil(6000 / 400) = 15
+# minibatches drawn without replacement, each one actor and one critic step: 45 epochs of 15 minibatches,
+# 675 steps per batch (benchmarl/experiment/experiment.py, the training loop and n_optimizer_steps). Runs
+# before 2026-12-06 18:40 read "45 minibatch iterations" as 3 epochs x 15 and were withdrawn.
 MATCHED = {
     "experiment.num_envs": 10,
     "algo.rollout_steps": 600,
@@ -60,33 +63,24 @@ MATCHED = {
     "algo.share_actor": True,
     "algo.layer_norm": False,  # BenchMARL's MLP has none (marlkit's MAPPO default has since the ablation)
     "algo.share_critic": True,
-    "algo.actor_epochs": 3,
+    "algo.actor_epochs": 45,
     "algo.actor_minibatches": 15,
-    "algo.critic_epochs": 3,
+    "algo.critic_epochs": 45,
     "algo.critic_minibatches": 15,
     "algo.max_grad_norm": 5.0,
     "algo.critic_max_grad_norm": 5.0,
 }
-
-
-# BenchMARL's policy and advantage handling on top of MATCHED (read from benchmarl/algorithms/mappo.py and
-# its conf): a TanhNormal whose scale is an actor output (NormalParamExtractor, biased_softplus_1.0), and
-# ClipPPOLoss with normalize_advantage=False. The earlier "matched" side lacked these three.
-MATCHED_POLICY = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv_norm": "none"}
-# Two more of BenchMARL's implementation choices on top of MATCHED_POLICY: its actor's output layer keeps
-# PyTorch's init (marlkit scales it by 0.01), and TorchRL's VmasEnv reports VMAS's time limit as
-# ``terminated``, so BenchMARL's GAE does not bootstrap there.
-MATCHED_ALL = {**MATCHED_POLICY, "algo.actor_out_gain": 1.0, "algo.time_limit_terminal": True}
-# And BenchMARL's Adam epsilon (1e-6; marlkit's 1e-5 is HARL's and MAPPO's), which matters where gradients are
-# small: lr 5e-5 and unnormalized advantages of a reward of a few hundredths per step.
-MATCHED_ADAM = {**MATCHED_ALL, "algo.adam_eps": 1e-6}
-MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-policy": MATCHED_POLICY, "matched-all": MATCHED_ALL,
-                 "matched-adam": MATCHED_ADAM}  # fmt: skip
+# BenchMARL's implementation choices on top (read from benchmarl/algorithms/mappo.py, its conf and TorchRL):
+# a TanhNormal whose scale is an actor output (NormalParamExtractor, biased_softplus_1.0); ClipPPOLoss with
+# normalize_advantage=False; the actor's output layer as PyTorch initializes it (marlkit scales it by 0.01);
+# no bootstrap at VMAS's time limit (TorchRL's VmasEnv reports it as `terminated`); Adam epsilon 1e-6.
+MATCHED_ALL = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv_norm": "none",
+               "algo.actor_out_gain": 1.0, "algo.time_limit_terminal": True, "algo.adam_eps": 1e-6}  # fmt: skip
+MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-all": MATCHED_ALL}
 # marlkit-before: runs with marlkit's defaults before MAPPO/IPPO shared their actor with LayerNorms (kept
 # result files; not rerunnable from this script since the defaults changed).
 LABELS = {"marlkit": "marlkit-{}", "marlkit-before": "marlkit-{}-before", "benchmarl": "BenchMARL-{}",
-          "matched": "marlkit-{}-matched", "matched-policy": "marlkit-{}-matched-policy",
-          "matched-all": "marlkit-{}-matched-all", "matched-adam": "marlkit-{}-matched-adam"}  # fmt: skip
+          "matched": "marlkit-{}-matched", "matched-all": "marlkit-{}-matched-all"}  # fmt: skip
 
 
 @functools.cache
@@ -137,9 +131,14 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
     runs = load(f"{task}_{algo}", list(LABELS), seeds)
     for side, side_runs in runs.items():
         for run in side_runs:
+            path = result_path(f"{task}_{algo}", side, run["seed"])
             if side != "benchmarl" and (wrong := env_mismatch(run, task)):
-                raise SystemExit(f"{result_path(f'{task}_{algo}', side, run['seed'])} ran another env than "
-                                 f"BenchMARL's {task}: {wrong}; delete it and rerun that side")  # fmt: skip
+                raise SystemExit(f"{path} ran another env than BenchMARL's {task}: {wrong}; delete it and rerun "
+                                 "that side")  # fmt: skip
+            stale = {k: run["overrides"].get(k) for k, v in MARLKIT_SIDES.get(side, {}).items()
+                     if run["overrides"].get(k) != v}  # fmt: skip
+            if stale:
+                raise SystemExit(f"{path} ran {stale}, not side {side}'s options now; delete it and rerun that side")
     lines, results = report(runs, labels, "benchmarl")
     results = {"task": task, "algo": algo, "frames": frames, **results, "runs": runs}
     body = (
@@ -148,11 +147,10 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
         "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
         "mean return). marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms); "
         "marlkit-before: the defaults before that (separate actors, no LayerNorm). marlkit-matched: marlkit with "
-        "BenchMARL's hyperparameters (the script's MATCHED); "
-        "marlkit-matched-policy: also BenchMARL's policy head and advantages (tanh-squashed Gaussian with a "
-        "state-dependent std, no advantage normalization; MATCHED_POLICY); marlkit-matched-all: also the actor's "
-        "output layer as PyTorch initializes it and no bootstrap at VMAS's time limit (MATCHED_ALL); "
-        "marlkit-matched-adam: also BenchMARL's Adam epsilon, 1e-6 (MATCHED_ADAM). Result "
+        "BenchMARL's hyperparameters, 45 epochs of 15 minibatches included (the script's MATCHED); "
+        "marlkit-matched-all: also BenchMARL's implementation choices: tanh-squashed Gaussian with a "
+        "state-dependent std, no advantage normalization, the actor's output layer as PyTorch initializes it, no "
+        "bootstrap at VMAS's time limit, Adam epsilon 1e-6 (MATCHED_ALL). Result "
         f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
     )
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
