@@ -47,6 +47,13 @@ VARIANTS: dict[str, dict] = {
     # without its small initial std (the one part of the set that was behind everywhere).
     "share_actor+layer_norm": {"algo.share_actor": True, "algo.layer_norm": True},
     "HARL set std 1": {k: v for k, v in HARL.items() if k != "algo.init_log_std"},
+    # Third round (after the BenchMARL side by side, docs/benchmarks/peers.md): more updates per frame, the one
+    # difference left between marlkit's MAPPO and BenchMARL's (675 actor and 675 critic steps per 6000 frames;
+    # marlkit's defaults take 40 actor and 5 critic steps per 1600). Critic 8x, actor 4x, both.
+    "critic_updates_x8": {"algo.critic_epochs": 10, "algo.critic_minibatches": 4},
+    "actor_updates_x4": {"algo.actor_epochs": 20, "algo.actor_minibatches": 8},
+    "updates_x4_x8": {"algo.critic_epochs": 10, "algo.critic_minibatches": 4, "algo.actor_epochs": 20,
+                      "algo.actor_minibatches": 8},  # fmt: skip
 }
 TASKS = {
     "vmas/navigation": {"frames": 60_000, "env.n_agents": 3, "env.max_steps": 100},
