@@ -52,8 +52,12 @@ VARIANTS: dict[str, dict] = {
     # marlkit's defaults take 40 actor and 5 critic steps per 1600). Critic 8x, actor 4x, both.
     "critic_updates_x8": {"algo.critic_epochs": 10, "algo.critic_minibatches": 4},
     "actor_updates_x4": {"algo.actor_epochs": 20, "algo.actor_minibatches": 8},
-    "updates_x4_x8": {"algo.critic_epochs": 10, "algo.critic_minibatches": 4, "algo.actor_epochs": 20,
-                      "algo.actor_minibatches": 8},  # fmt: skip
+    "updates_x4_x8": {
+        "algo.critic_epochs": 10,
+        "algo.critic_minibatches": 4,
+        "algo.actor_epochs": 20,
+        "algo.actor_minibatches": 8,
+    },
 }
 TASKS = {
     "vmas/navigation": {"frames": 60_000, "env.n_agents": 3, "env.max_steps": 100},
