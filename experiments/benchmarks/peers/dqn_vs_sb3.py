@@ -11,7 +11,9 @@ in ONE ``learn()`` call, so its exploration schedule runs over the whole budget;
 every EVERY steps. (The earlier harness called ``learn()`` once per evaluation, which restarted SB3's
 schedule every 5k steps: its epsilon was 0.04 from step 800 on, an unfair comparison.) Both sides are
 evaluated greedily, 16 episodes every EVERY steps, and both wall-clocks count training only. For each
-seed the two run back to back, one torch thread each.
+seed the two run back to back, one torch thread each. Each run writes
+``results/cartpole_dqn_<frames>k_<marlkit|sb3>_s<seed>.json``; a rerun skips existing files, so seeds can be added
+across sessions (seeds 0-4's files hold the runs of 2026-12-06 as the section's raw JSON recorded them).
 
     python experiments/benchmarks/peers/dqn_vs_sb3.py [--seeds 0 1 2 3 4] [--frames 50000]
 """
@@ -29,10 +31,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 import torch
 from _report import write_section
+from _sides import result_path
 
 from marlkit.analysis.stats import compare_task, verdict
 from marlkit.training.experiment import Experiment, build_config
@@ -117,15 +121,19 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=50_000)
     args = parser.parse_args()
     torch.set_num_threads(1)
+    runners = {"marlkit": run_marlkit, "sb3": run_sb3}
     runs = []
     for seed in args.seeds:
-        ours, ref = (
-            summarize(run_marlkit(seed, args.frames), args.frames),
-            summarize(run_sb3(seed, args.frames), args.frames),
-        )
-        runs.append({"seed": seed, "marlkit": ours, "sb3": ref})
-        print(json.dumps({"seed": seed, **{k: {m: v[m] for m in ("final", "steps_to_500", "train_s")}
-                                           for k, v in (("marlkit", ours), ("sb3", ref))}}), flush=True)  # fmt: skip
+        run = {"seed": seed}
+        for side, runner in runners.items():
+            path = result_path(f"cartpole_dqn_{args.frames // 1000}k", side, seed)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(summarize(runner(seed, args.frames), args.frames)))
+            run[side] = json.loads(path.read_text())
+        runs.append(run)
+        print(json.dumps({"seed": seed, **{k: {m: run[k][m] for m in ("final", "steps_to_500", "train_s")}
+                                           for k in runners}}), flush=True)  # fmt: skip
     rows = [
         "| | final eval, per seed | steps to the first eval >= 475, per seed | steps to 500, per seed | evals at 500 "
         f"(of {args.frames // EVERY}), per seed | epsilon at 5k / 10k | training wall-clock median (s) |",
