@@ -119,14 +119,18 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--frames", type=int, default=50_000)
+    parser.add_argument("--report", action="store_true", help="only report the seeds whose result files exist")
     args = parser.parse_args()
     torch.set_num_threads(1)
     runners = {"marlkit": run_marlkit, "sb3": run_sb3}
+    stem = f"cartpole_dqn_{args.frames // 1000}k"
+    if args.report:
+        args.seeds = [s for s in args.seeds if all(result_path(stem, side, s).exists() for side in runners)]
     runs = []
     for seed in args.seeds:
         run = {"seed": seed}
         for side, runner in runners.items():
-            path = result_path(f"cartpole_dqn_{args.frames // 1000}k", side, seed)
+            path = result_path(stem, side, seed)
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(summarize(runner(seed, args.frames), args.frames)))
