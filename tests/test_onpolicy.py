@@ -334,6 +334,7 @@ def test_state_std_is_refused_for_recurrent_actors_and_squash_for_unbounded_acti
 def test_actor_out_gain_scales_the_initial_output_layer_and_one_leaves_pytorch_init(state_std: bool):
     from marlkit.core.specs import Box, GroupSpec
     from marlkit.networks.policies import GroupPolicy
+    from marlkit.training.config import build_config
 
     spec = GroupSpec("agent", ("a", "b"), (5,), Box((-1.0, -1.0), (1.0, 1.0)))
 
@@ -353,8 +354,6 @@ def test_actor_out_gain_scales_the_initial_output_layer_and_one_leaves_pytorch_i
         torch.testing.assert_close(shrunk.weight, gain * plain.weight)
         assert bool((shrunk.bias == 0).all())
     with pytest.raises(MarlkitError, match=r"algo\.actor_out_gain must be > 0"):
-        from marlkit.training.config import build_config
-
         build_config("mappo", "vmas/navigation", {"algo.actor_out_gain": 0.0})
 
 

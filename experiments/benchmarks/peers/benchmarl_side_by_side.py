@@ -109,8 +109,8 @@ def env_mismatch(run: dict, task: str) -> str | None:
     nothing), or None. Earlier runs set only the kwargs that differed from the defaults they assumed."""
     ran = run["overrides"]
     defaults = {f"env.{k}": v for k, v in vmas_defaults(SCENARIOS[task].split("/")[1]).items()}
-    wrong = [f"{k}={ran.get(k, defaults.get(k, 'unset'))} (BenchMARL {v})" for k, v in task_kwargs(task).items()
-             if ran.get(k, defaults.get(k)) != v]  # fmt: skip
+    effective = {k: ran.get(k, defaults.get(k, "unset")) for k in task_kwargs(task)}
+    wrong = [f"{k}={effective[k]} (BenchMARL {v})" for k, v in task_kwargs(task).items() if effective[k] != v]
     return ", ".join(wrong) or None
 
 
