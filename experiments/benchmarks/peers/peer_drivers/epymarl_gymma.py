@@ -26,6 +26,17 @@ import types
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[4] / ".peers" / "epymarl-src" / "src"
+SACRED = SRC.parent / "results" / "sacred"
+
+
+def own_record(before: set[Path], seed: int, steps: int) -> Path:
+    """This run's ``info.json``: sacred numbers its run folders per algorithm and task, so with several runs at
+    once the newest folder may be another run's; this one is new since the start and has this seed and budget."""
+    mine = [c for c in set(SACRED.rglob("config.json")) - before
+            if (config := json.loads(c.read_text()))["seed"] == seed and config["t_max"] == steps]  # fmt: skip
+    if len(mine) != 1:
+        raise SystemExit(f"expected one new sacred run with seed {seed} and t_max {steps}, found {len(mine)}")
+    return mine[0].parent / "info.json"
 
 
 def main() -> None:
@@ -41,6 +52,7 @@ def main() -> None:
     words = [f"{k}={v!r}" if isinstance(v, bool) or v is None else f"{k}={v}" for k, v in settings.items()]
     sys.argv = ["main.py", f"--config={algo}", "--env-config=gymma", "with", *words]
     os.chdir(SRC)
+    before = set(SACRED.rglob("config.json"))
     start = time.perf_counter()
     try:
         runpy.run_path(str(SRC / "main.py"), run_name="__main__")
@@ -48,8 +60,7 @@ def main() -> None:
         if end.code not in (0, None):
             raise
     wall = time.perf_counter() - start
-    infos = sorted((SRC.parent / "results" / "sacred").rglob("info.json"), key=lambda p: p.stat().st_mtime)
-    info = json.loads(infos[-1].read_text())
+    info = json.loads(own_record(before, seed, steps).read_text())
     returns = [float(v["value"] if isinstance(v, dict) else v) for v in info["test_return_mean"]]
     points = [int(t) for t in info["test_return_mean_T"]]
     print(json.dumps({"framework": f"EPyMARL {(SRC.parent / 'COMMIT').read_text().strip()[:12]}", "algo": algo,
