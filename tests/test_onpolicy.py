@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -328,6 +329,29 @@ def test_state_std_is_refused_for_recurrent_actors_and_squash_for_unbounded_acti
     mappo = algorithm("mappo")
     with pytest.raises(MarlkitError, match=r"algo\.squash needs finite action bounds"):
         mappo.build(with_overrides(mappo.config(), {**mappo.preset, "squash": True}), info, 0)
+
+
+@pytest.mark.parametrize("network", ["mlp", "gru"])
+def test_bounded_std_starts_as_harl_stays_below_std_max_and_learns(network: str):
+    from marlkit.training.config import build_config
+
+    harl_start = math.log(0.5 * torch.sigmoid(torch.tensor(1.0)).item())  # HARL: 0.5 * sigmoid(p), p = 1 at init
+    _env, learner, collector = setup("hatrpo", network=network, std="bounded", std_max=0.5, init_log_std=harl_start)
+    params = [p for name, p in learner.policies.named_parameters() if name.endswith("log_std")]
+    assert params and all(torch.allclose(p, torch.ones_like(p)) for p in params)  # HARL's parameter at init
+    batch, _ = collector.collect()
+    _, log_std = learner._prepare(batch)["agent"].old_dist.chunk(2, -1)
+    torch.testing.assert_close(log_std, torch.full_like(log_std, harl_start))
+    before = [p.detach().clone() for p in params]
+    learner.update(batch)
+    assert any(not torch.equal(b, p) for b, p in zip(before, params, strict=True)), "the std did not learn"
+    with torch.no_grad():
+        for p in params:
+            p.fill_(40.0)  # far beyond any step: the std saturates at std_max, never above
+    _, log_std = learner._prepare(collector.collect()[0])["agent"].old_dist.chunk(2, -1)
+    assert bool((log_std <= math.log(0.5)).all()) and bool((log_std > math.log(0.5) - 1e-6).all())
+    with pytest.raises(MarlkitError, match=r"algo\.std=bounded needs 0 < exp\(algo\.init_log_std\) < algo\.std_max"):
+        build_config("hatrpo", "vmas/navigation", {"algo.std": "bounded", "algo.init_log_std": 0.0})
 
 
 @pytest.mark.parametrize("state_std", [False, True])

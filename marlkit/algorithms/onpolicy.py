@@ -71,6 +71,7 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
                     cfg.init,
                     cfg.std == "state",
                     cfg.actor_out_gain,
+                    cfg.std_max if cfg.std == "bounded" else 0.0,
                 )
                 for g, s in groups.items()
             }

@@ -3,6 +3,7 @@ pick the variant."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -73,9 +74,12 @@ class OnPolicyConfig:
     actor_out_gain: float = option(
         OUT_GAIN, "actor output layer at init: weights scaled by this, bias 0 (1: left as initialized, BenchMARL)"
     )
-    std: Literal["parameter", "state"] = option(
-        "parameter", "Gaussian std: one learned parameter per action dim, or an actor output (BenchMARL)"
+    std: Literal["parameter", "state", "bounded"] = option(
+        "parameter",
+        "Gaussian std: one learned log-std per action dim, an actor output (BenchMARL), or one learned parameter "
+        "per action dim bounded by std_max, std_max * sigmoid(p) (HARL)",
     )
+    std_max: float = option(0.5, "std=bounded: the largest std (HARL's std_y_coef)")
     squash: bool = option(False, "tanh-squash Gaussian actions into the env's bounds instead of clipping (BenchMARL)")
 
     def validate(self, key: KeyFn) -> None:
@@ -100,8 +104,13 @@ class OnPolicyConfig:
             f"{key('network')} and {key('critic_network')} must be mlp",
         )
         require(
-            self.std == "parameter" or self.network == "mlp",
+            self.std != "state" or self.network == "mlp",
             f"{key('std')}=state applies to feed-forward actors; {key('network')} must be mlp",
+        )
+        require(
+            self.std != "bounded" or 0 < math.exp(self.init_log_std) < self.std_max,
+            f"{key('std')}=bounded needs 0 < exp({key('init_log_std')}) < {key('std_max')}; got "
+            f"exp({self.init_log_std}) = {math.exp(self.init_log_std):.3g} and {self.std_max}",
         )
         require(
             self.critic_network == "mlp" or self.network == "gru",

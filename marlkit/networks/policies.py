@@ -34,8 +34,25 @@ ActorMode = Literal["sample", "mean", "explore"]
 OUT_GAIN = 0.01  # the policies' output layer at init: weights x 0.01, bias 0 (HARL's and MAPPO's actor gain)
 
 
+def std_parameter(act_dim: int, init_log_std: float, std_max: float) -> nn.Parameter:
+    """The state-independent std's parameter ``p``: the log-std itself, or with ``std_max > 0`` the logit of
+    ``std / std_max`` (HARL's bounded std, ``std_max * sigmoid(p)``), starting at ``exp(init_log_std)``."""
+    if std_max > 0:
+        fraction = math.exp(init_log_std) / std_max
+        if not 0 < fraction < 1:
+            raise ValueError(f"init_log_std={init_log_std} gives a std of at least std_max={std_max}")
+        init_log_std = math.log(fraction / (1 - fraction))
+    return nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+
+
+def log_std_of(param: torch.Tensor, std_max: float) -> torch.Tensor:
+    """The log-std that :func:`std_parameter`'s ``p`` stands for."""
+    return param if std_max <= 0 else math.log(std_max) + F.logsigmoid(param)
+
+
 class GaussianNet(nn.Module):
-    """Mean MLP plus a state-independent log-std; outputs ``[loc, log_std]`` along the last dim."""
+    """Mean MLP plus a state-independent std; outputs ``[loc, log_std]`` along the last dim. The parameter
+    ``log_std`` is the log-std, or with ``std_max > 0`` the logit of ``std / std_max`` (:func:`std_parameter`)."""
 
     def __init__(
         self,
@@ -47,15 +64,17 @@ class GaussianNet(nn.Module):
         layer_norm: bool = False,
         init: str = "default",
         out_gain: float = OUT_GAIN,
+        std_max: float = 0.0,
     ):
         super().__init__()
         self.mean = mlp(in_dim, act_dim, hidden, activation, layer_norm, init)
         _shrink_last_layer(self.mean, out_gain)
-        self.log_std = nn.Parameter(torch.full((act_dim,), float(init_log_std)))
+        self.std_max = std_max
+        self.log_std = std_parameter(act_dim, init_log_std, std_max)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         loc = self.mean(x)
-        return torch.cat([loc, self.log_std.expand_as(loc)], dim=-1)
+        return torch.cat([loc, log_std_of(self.log_std, self.std_max).expand_as(loc)], dim=-1)
 
 
 class StateStdGaussianNet(nn.Module):
@@ -92,16 +111,18 @@ class StateStdGaussianNet(nn.Module):
 class GRUGaussianNet(nn.Module):
     """The recurrent :class:`GaussianNet`: ``[..., in + hidden]`` -> ``[..., loc, log_std, hidden]``."""
 
-    def __init__(self, core: GRUNet, init_log_std: float, out_gain: float = OUT_GAIN) -> None:
+    def __init__(self, core: GRUNet, init_log_std: float, out_gain: float = OUT_GAIN, std_max: float = 0.0) -> None:
         super().__init__()
         self.core = core
         _shrink_last_layer(core.head, out_gain)
-        self.log_std = nn.Parameter(torch.full((core.out_dim,), float(init_log_std)))
+        self.std_max = std_max
+        self.log_std = std_parameter(core.out_dim, init_log_std, std_max)
 
     def forward(self, xh: torch.Tensor) -> torch.Tensor:
         y = self.core(xh)
         loc = y[..., : self.core.out_dim]
-        return torch.cat([loc, self.log_std.expand_as(loc), y[..., self.core.out_dim :]], dim=-1)
+        log_std = log_std_of(self.log_std, self.std_max).expand_as(loc)
+        return torch.cat([loc, log_std, y[..., self.core.out_dim :]], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -153,11 +174,13 @@ class GroupPolicy(nn.Module):
         init: str = "default",
         state_std: bool = False,
         out_gain: float = OUT_GAIN,
+        std_max: float = 0.0,
     ) -> None:
         """``layer_norm``: see :func:`marlkit.networks.groups.mlp` (a GRU policy's encoder); ``init``: the same
         (feed-forward policies only);
         ``state_std``: the Gaussian's std is an output of the network (:class:`StateStdGaussianNet`);
-        ``out_gain``: the output layer's weights are scaled by it and its bias zeroed (1: left as initialized)."""
+        ``out_gain``: the output layer's weights are scaled by it and its bias zeroed (1: left as initialized);
+        ``std_max > 0``: a state-independent std bounded by it, ``std_max * sigmoid(p)`` (HARL's)."""
         super().__init__()
         self.spec = spec
         self.memory = memory
@@ -169,9 +192,14 @@ class GroupPolicy(nn.Module):
             def make() -> nn.Module:
                 if memory:
                     core = GRUNet(spec.obs_dim, act_dim, hidden, memory, activation, layer_norm)
-                    return GRUGaussianNet(core, init_log_std, out_gain)
-                gaussian = StateStdGaussianNet if state_std else GaussianNet
-                return gaussian(spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init, out_gain)
+                    return GRUGaussianNet(core, init_log_std, out_gain, std_max)
+                if state_std:
+                    return StateStdGaussianNet(
+                        spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init, out_gain
+                    )
+                return GaussianNet(
+                    spec.obs_dim, act_dim, hidden, activation, init_log_std, layer_norm, init, out_gain, std_max
+                )
         else:
             n = spec.action.n
 

@@ -7,9 +7,10 @@ config for the task (``tuned_configs/pettingzoo_mpe/simple_spread_v2-continuous/
 ``mpe2.simple_spread_v3``: both frameworks run the same env. marlkit runs twice per seed:
 
 * ``marlkit``: marlkit's defaults for the algorithm, HARL's batch layout (20 envs x 200 steps per iteration);
-* ``matched``: HARL's tuned config as marlkit options (HARL_CONFIG below). What cannot be matched: HARL
-  bounds its std, ``0.5 * sigmoid(p)`` (it starts at 0.37 and cannot pass 0.5); marlkit's log-std is
-  unbounded and starts at the same 0.37.
+* ``matched``: HARL's tuned config as marlkit options (HARL_CONFIG below), with marlkit's unbounded log-std
+  starting at HARL's 0.37;
+* ``matched-std``: the same with HARL's bounded std too, ``0.5 * sigmoid(p)`` (``algo.std=bounded``: it
+  starts at 0.37 and cannot pass 0.5).
 
 One torch thread per run. HARL's 20 envs (its tuned ``n_rollout_threads``) step in its in-process vector
 env (``peer_drivers/harl_mpe.py`` says why this changes no numbers), so each run uses one core. Each run writes
@@ -70,11 +71,14 @@ ALGO_CONFIG = {
     "hatrpo": {"algo.trust_region.max_kl": 0.005, "algo.trust_region.backtrack_coef": 0.8,
                "algo.trust_region.backtrack_iters": 10, "algo.trust_region.accept_ratio": 0.5},
 }  # fmt: skip
-LABELS = {"marlkit": "marlkit-{}", "harl": "HARL-{}", "matched": "marlkit-{}-matched"}
+BOUNDED_STD = {"algo.std": "bounded", "algo.std_max": 0.5}  # HARL's std_y_coef; its p starts at 1 (init_log_std)
+LABELS = {"marlkit": "marlkit-{}", "harl": "HARL-{}", "matched": "marlkit-{}-matched",
+          "matched-std": "marlkit-{}-matched-std"}  # fmt: skip
 
 
 def run_ours(algo: str, frames: int, seed: int, side: str) -> dict:
-    matched = {**HARL_CONFIG, **ALGO_CONFIG[algo]} if side == "matched" else {}
+    matched = {**HARL_CONFIG, **ALGO_CONFIG[algo]} if side.startswith("matched") else {}
+    matched = {**matched, **BOUNDED_STD} if side == "matched-std" else matched
     return run_marlkit(algo, ENV, {**TASK, **COMMON, **matched, "experiment.frames": frames, "experiment.seed": seed})
 
 
@@ -93,7 +97,8 @@ def write_report(algo: str, seeds: list[int], frames: int) -> None:
         "one torch thread each, back to back per seed. HARL: its tuned config for the task, its source at the "
         "commit in each result file's `framework`. marlkit: its defaults with HARL's batch layout (20 envs x 200 "
         "steps); marlkit-matched: HARL's tuned config as marlkit options (the script's HARL_CONFIG and "
-        "ALGO_CONFIG). Every agent trains on the team reward, as in HARL's wrapper; final deterministic "
+        "ALGO_CONFIG); marlkit-matched-std: the same with HARL's bounded std (BOUNDED_STD). Every agent trains "
+        "on the team reward, as in HARL's wrapper; final deterministic "
         f"evaluation, team return. Result files: `experiments/benchmarks/peers/results/spread_{algo}_*`.\n\n"
         + "\n".join(lines)
     )
@@ -107,7 +112,8 @@ def main() -> None:
     parser.add_argument("--algo", choices=sorted(ALGO_CONFIG), default="hatrpo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=1_000_000)
-    parser.add_argument("--sides", default="harl,matched,marlkit", help="comma-separated: harl, matched, marlkit")
+    parser.add_argument("--sides", default="harl,matched,marlkit",
+                        help="comma-separated: harl, matched, matched-std, marlkit")  # fmt: skip
     parser.add_argument("--report", action="store_true", help="only write the report from the result files")
     args = parser.parse_args()
     torch.set_num_threads(1)
