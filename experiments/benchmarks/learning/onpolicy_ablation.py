@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
@@ -89,6 +90,8 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "onpolicy_ablation"))
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, 'default' always included")
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="a confirmation round: other seeds")
+    parser.add_argument("--round", default="", help="a later round on the defaults of its day: its own runs "
+                        "(OUT/ROUND, default rerun) and section")  # fmt: skip
     args = parser.parse_args()
     chosen = ["default", *(v for v in args.variants.split(",") if v != "default")]
     unknown = [v for v in chosen if v not in VARIANTS]
@@ -103,7 +106,8 @@ def main() -> None:
         finals, fits = {}, {}
         for name in chosen:
             overrides = VARIANTS[name]
-            out = Path(args.out) / task.replace("/", "-") / name.replace("=", "_").replace("+", "_").replace(" ", "_")
+            label = name.replace("=", "_").replace("+", "_").replace(" ", "_")
+            out = Path(args.out) / args.round / task.replace("/", "-") / label
             run = marlkit.compare(["mappo"], [task], seeds, frames=frames, out=out, jobs=args.jobs, progress=False,
                                   **{"experiment.tensorboard": False, **threads, **settings, **overrides})  # fmt: skip
             assert run.report is not None and not run.failed, run.failed
@@ -160,8 +164,10 @@ def main() -> None:
     confirm = seeds != SEEDS  # a confirmation round on other seeds gets its own section
     key = "onpolicy_ablation_" + "_".join(t.replace("/", "-") for t in results)
     key += f"_seeds{seed_text}" if confirm else ""
+    key += f"_{args.round}" if args.round else ""
     heading = f"MAPPO ablation, confirmation on seeds {seed_text}: " if confirm else "MAPPO ablation of reference "
     heading += "" if confirm else "practice: "
+    heading += f"round '{args.round}' on the defaults of {date.today()}: " if args.round else ""
     title = heading + ", ".join(results)
     write_section(key, title, body, results, doc=DOC)
 
