@@ -22,11 +22,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
+from _ablation import table, versus_default
 from _learning import critic_fit
 from _report import write_section
 
 import marlkit
-from marlkit.analysis import stats
 from marlkit.analysis.sweep import HARL_CRITIC_PRACTICE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -115,16 +115,7 @@ def main() -> None:
             fits[name] = float(
                 np.mean([critic_fit(out / task.replace("/", "-") / "mappo" / f"seed{s}") for s in seeds])
             )
-        default = finals["default"]
-        pairs = {}
-        raw = []
-        for name in chosen[1:]:
-            diff = float(finals[name].mean() - default.mean())
-            raw.append((name, diff, stats.welch_ci(finals[name], default), stats.permutation_p(finals[name], default)))
-        adjusted = stats.holm([p for *_, p in raw])
-        for (name, diff, ci, p), p_holm in zip(raw, adjusted, strict=True):
-            pairs[name] = {"diff": diff, "ci": list(ci), "p": p, "p_holm": p_holm,
-                           "poi": stats.improvement([finals[name]], [default])}  # fmt: skip
+        pairs = versus_default(finals)
         results[task] = {
             "frames": frames,
             "settings": settings,
@@ -139,21 +130,10 @@ def main() -> None:
         lines += [
             f"### {task} (MAPPO, {r['frames']} frames, {json.dumps(r['settings'])}, seeds {seed_text})",
             "",
-            "| variant | final: mean [95% CI] | − default [95% CI] | p (Holm) | P(variant > default) | critic EV |",
-            "|---|---|---|---|---|---|",
         ]
-        for name in chosen:
-            x = np.array(r["finals"][name])
-            low, high = stats.t_ci(x)
-            if name == "default":
-                lines.append(f"| {name} | {x.mean():.4g} [{low:.4g}, {high:.4g}] | | | | {r['critic_ev'][name]:.2f} |")
-                continue
-            c = r["vs_default"][name]
-            lines.append(
-                f"| {name} | {x.mean():.4g} [{low:.4g}, {high:.4g}] | {c['diff']:+.4g} [{c['ci'][0]:+.4g}, "
-                f"{c['ci'][1]:+.4g}] | {c['p_holm']:.3g} | {c['poi']:.2f} | {r['critic_ev'][name]:.2f} |"
-            )
-        lines.append("")
+        finals = {name: np.array(r["finals"][name]) for name in chosen}
+        fit = {name: f"{r['critic_ev'][name]:.2f}" for name in chosen}
+        lines += [*table(finals, r["vs_default"], {"critic EV": fit}), ""]
     body = (
         "Each variant changes marlkit's MAPPO defaults as named (HARL set: "
         f"`{json.dumps(HARL)}`); {len(seeds)} seeds each; final = last deterministic evaluation. p: permutation test "
