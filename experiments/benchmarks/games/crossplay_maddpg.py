@@ -18,6 +18,8 @@ simple_tag: predators (``adversary``) +10 per catch each, the prey -10 per catch
     python experiments/benchmarks/games/crossplay_maddpg.py --quick    # smoke run, JSON only
     python experiments/benchmarks/games/crossplay_maddpg.py --tasks mpe/simple_tag_v3 --gamma 0.95 \
         --out runs/bench/maddpg-crossplay-gamma095               # the paper's discount
+    python experiments/benchmarks/games/crossplay_maddpg.py --set algo.share_critic=false \
+        --label "separate critics" --out runs/bench/maddpg-crossplay-separate   # a critic per agent, both
 """
 
 from __future__ import annotations
@@ -87,8 +89,18 @@ def main() -> None:
     parser.add_argument("--out", default="runs/bench/maddpg-crossplay")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--gamma", type=float, help="discount of both algorithms (default: their presets')")
+    parser.add_argument(
+        "--set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="options of both algorithms (algo.share_critic=false); name the section with --label",
+    )
+    parser.add_argument("--label", default="", help="the section's name suffix and title tail for --set runs")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
+    if args.set and not args.label:
+        parser.error("--set needs --label: the section of these runs must not replace the presets' section")
     if args.quick:
         args.frames, args.seeds, args.episodes, args.out = 2_000, "0,1", 4, "/tmp/marlkit-crossplay-quick"
     start = time.perf_counter()
@@ -96,10 +108,11 @@ def main() -> None:
         sys.executable, "-m", "marlkit.cli", "compare", "--algos", ",".join(ALGOS), "--envs", args.tasks,
         "--seeds", args.seeds, "--frames", str(args.frames), "--out", args.out, "--jobs", "2",
         "env.continuous_actions=true", "experiment.progress=false",
-    ] + ([f"algo.gamma={args.gamma}"] if args.gamma else [])  # fmt: skip
+    ] + ([f"algo.gamma={args.gamma}"] if args.gamma else []) + args.set  # fmt: skip
     subprocess.run(sweep, check=True, capture_output=True)  # finished runs are kept: a rerun resumes
     torch.set_num_threads(2)
-    results = {"frames": args.frames, "seeds": args.seeds, "episodes": args.episodes, "tasks": {}}
+    results = {"frames": args.frames, "seeds": args.seeds, "episodes": args.episodes, "options": args.set,
+               "tasks": {}}  # fmt: skip
     for task in args.tasks.split(","):
         runs = sorted(
             p.parent for p in Path(args.out).rglob("config.json") if json.loads(p.read_text())["env_name"] == task
@@ -112,7 +125,8 @@ def main() -> None:
         return
     lines = [
         f"MADDPG and DDPG each trained on all groups (continuous actions), {args.frames} frames, seeds {args.seeds}"
-        f"{f', discount {args.gamma}' if args.gamma else ''}; "
+        f"{f', discount {args.gamma}' if args.gamma else ''}"
+        f"{', options `' + ' '.join(args.set) + '` on both' if args.set else ''}; "
         f"then every run's side against every other run's opponents, {args.episodes} deterministic episodes per "
         "match. Return of the side named (higher is better for it), mean over the row algorithm's runs of each "
         "run's mean over the opponent runs; difference MADDPG - DDPG with a 95% bootstrap CI over row runs.",
@@ -128,7 +142,9 @@ def main() -> None:
             )
     lines += ["", f"Wall-clock of the cross-play evaluation (training excluded when resumed): {results['wall_s']} s."]
     suffix = f"_gamma{args.gamma:g}".replace(".", "") if args.gamma else ""
+    suffix += f"_{args.label}".replace(" ", "_") if args.label else ""
     title = "MADDPG vs DDPG cross-play (issue 16)" + (f", discount {args.gamma:g}" if args.gamma else "")
+    title += f", {args.label}" if args.label else ""
     write_section("crossplay_maddpg" + suffix, title, "\n".join(lines), results)
 
 
