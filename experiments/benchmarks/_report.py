@@ -16,7 +16,7 @@ PAGES = ROOT / "docs" / "benchmarks"
 TOPICS = {
     "speed": "Speed: collection, updates, replay, models, planners, installs and the GPU check",
     "learning": "Learning: each family against its tasks and references' published numbers, ablations",
-    "peers": "Peers side by side: BenchMARL, Stable-Baselines3 (and the protocol for EPyMARL and HARL)",
+    "peers": "Peers side by side: BenchMARL, Stable-Baselines3, HARL and EPyMARL",
     "games": "Games: self-play and cross-play",
     "scale": "Scale: many agents, many env copies, env worker processes",
 }
