@@ -62,11 +62,15 @@ def measure(run_dir: Path, summary: dict) -> dict:
             "critic_ev": ev[0] if ev else None}  # fmt: skip
 
 
+def overrides(task: str) -> dict:
+    """The preset's overrides with this benchmark's evaluation schedule."""
+    return {**PRESETS[task]["overrides"], "experiment.eval_every": EVAL_EVERY}
+
+
 def run(task: str, algo: str, frames: int, seed: int) -> dict:
-    preset = PRESETS[task]
-    overrides = {**preset["overrides"], "experiment.eval_every": EVAL_EVERY, "experiment.progress": False,
-                 "experiment.tensorboard": False, "experiment.frames": frames, "experiment.seed": seed}  # fmt: skip
-    return run_marlkit(algo, preset["env"], overrides, measure=measure)
+    options = {**overrides(task), "experiment.progress": False, "experiment.tensorboard": False,
+               "experiment.frames": frames, "experiment.seed": seed}  # fmt: skip
+    return run_marlkit(algo, PRESETS[task]["env"], options, measure=measure)
 
 
 def write_report(task: str, frames: int) -> None:
@@ -93,7 +97,7 @@ def write_report(task: str, frames: int) -> None:
         "`onpolicy_learning.py` (its overrides below) with evaluations every 50k steps. Final return: the final "
         f"checkpoint over {FINAL_EPISODES} deterministic episodes (the robot's episode return). One torch thread "
         "per run, two runs at a time on the 2 cores.\n\n"
-        f"Overrides: `{' '.join(f'{k}={json.dumps(v)}' for k, v in preset['overrides'].items())}`.\n\n"
+        f"Overrides: `{' '.join(f'{k}={json.dumps(v)}' for k, v in overrides(task).items())}`.\n\n"
         + "\n".join(rows)
         + f"\n\n**Final return, the protocol:** {sentence} Probability of improvement P(hatrpo > matrpo) = "
         f"{p_improve:.2f} [{low:.2f}, {high:.2f}] (bootstrap over runs).\n\n"
