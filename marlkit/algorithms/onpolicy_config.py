@@ -97,6 +97,7 @@ class OnPolicyConfig:
         require_at_least(self, ("entropy_coef", "factor_clip", "value_clip"), 0, key)
         require(self.adam_eps > 0, f"{key('adam_eps')} must be > 0, got {self.adam_eps}")
         require(self.actor_out_gain > 0, f"{key('actor_out_gain')} must be > 0, got {self.actor_out_gain}")
+        require(self.std_max > 0, f"{key('std_max')} must be > 0, got {self.std_max}")
         require(self.gru_hidden >= 1, f"{key('gru_hidden')} must be positive, got {self.gru_hidden}")
         require(
             self.init == "default" or (self.network, self.critic_network) == ("mlp", "mlp"),
