@@ -83,9 +83,9 @@ def write_report(task: str, frames: int) -> None:
     for a, rs in runs.items():
         low, high = t_ci(finals[a])
         per = ", ".join(f"{r['seed']}: {r['eval_return']:.0f}" for r in rs)
-        over = np.mean([r["eval_mean_over_points"] for r in rs])
+        speed = np.mean([r["eval_mean_over_points"] for r in rs])
         ev = np.median([r["critic_ev"] for r in rs])
-        rows.append(f"| {a} | {len(rs)} | {finals[a].mean():.0f} [{low:.0f}, {high:.0f}] | {per} | {over:.0f} | "
+        rows.append(f"| {a} | {len(rs)} | {finals[a].mean():.0f} [{low:.0f}, {high:.0f}] | {per} | {speed:.0f} | "
                     f"{ev:.2f} | {np.median([r['wall_s'] for r in rs]):.0f} |")  # fmt: skip
     sentence = verdict(finals)
     p_improve = improvement([finals["hatrpo"]], [finals["matrpo"]])

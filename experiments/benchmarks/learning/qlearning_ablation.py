@@ -43,19 +43,21 @@ ROOT = Path(__file__).resolve().parents[3]
 DOC = ROOT / "docs" / "ablation.md"
 EPYMARL_SET = {"algo.reward_norm": True, "algo.reward_center": True, "algo.time_limit_terminal": True,
                "algo.batch_size": 512}  # fmt: skip
-# Per group: the algorithm and its variants (the first is the group's baseline).
+# Per group: the algorithm and its variants (the first is the group's baseline). QMIX's variants all train on
+# the team reward; IQL's pair is that switch.
+TEAM = {"env.team_reward": True}
 GROUPS: dict[str, tuple[str, dict[str, dict]]] = {
-    "qmix": ("qmix", {
-        "default": {"env.team_reward": True},
-        "state_norm": {"env.team_reward": True, "algo.state_norm": True},
-        "reward_norm": {"env.team_reward": True, "algo.reward_norm": True},
-        "reward_norm+center": {"env.team_reward": True, "algo.reward_norm": True, "algo.reward_center": True},
-        "time_limit_terminal": {"env.team_reward": True, "algo.time_limit_terminal": True},
-        "batch_x4": {"env.team_reward": True, "algo.batch_size": 512},
-        "EPyMARL set": {"env.team_reward": True, **EPYMARL_SET},
-        "EPyMARL set+state_norm": {"env.team_reward": True, **EPYMARL_SET, "algo.state_norm": True},
-    }),
-    "iql": ("iql", {"default": {"env.team_reward": False}, "team_reward": {"env.team_reward": True}}),
+    "qmix": ("qmix", {name: {**TEAM, **options} for name, options in {
+        "default": {},
+        "state_norm": {"algo.state_norm": True},
+        "reward_norm": {"algo.reward_norm": True},
+        "reward_norm+center": {"algo.reward_norm": True, "algo.reward_center": True},
+        "time_limit_terminal": {"algo.time_limit_terminal": True},
+        "batch_x4": {"algo.batch_size": 512},
+        "EPyMARL set": EPYMARL_SET,
+        "EPyMARL set+state_norm": {**EPYMARL_SET, "algo.state_norm": True},
+    }.items()}),
+    "iql": ("iql", {"default": {"env.team_reward": False}, "team_reward": TEAM}),
 }  # fmt: skip
 TASKS = {
     # EPyMARL's LBF task; 500k steps is the side by side's budget (docs/benchmarks/peers.md).
