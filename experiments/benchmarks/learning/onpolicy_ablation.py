@@ -1,5 +1,5 @@
-"""Reference practice as hypotheses: MAPPO with each HARL/MAPPO/BenchMARL practice alone, and all of
-HARL's together, against marlkit's defaults, 5 seeds each, under the statistics protocol (issue 33).
+"""Reference practice as hypotheses: MAPPO (or ``--algo ippo``) with each HARL/MAPPO/BenchMARL practice
+alone, and all of HARL's together, against marlkit's defaults, 5 seeds each, under the statistics protocol (issue 33).
 
 Per task: each variant's final return (mean [95% t-CI]), its difference from the default with the CI of
 the difference and a permutation p-value, Holm-corrected over the variants of the task, the probability
@@ -90,6 +90,7 @@ def main() -> None:
     parser.add_argument("--out", default=str(ROOT / "runs" / "onpolicy_ablation"))
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, 'default' always included")
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="a confirmation round: other seeds")
+    parser.add_argument("--algo", default="mappo", help="the on-policy algorithm whose defaults the variants change")
     parser.add_argument("--round", default="", help="a later round on the defaults of its day: its own runs "
                         "(OUT/ROUND, default rerun) and section")  # fmt: skip
     args = parser.parse_args()
@@ -108,13 +109,14 @@ def main() -> None:
             overrides = VARIANTS[name]
             label = name.replace("=", "_").replace("+", "_").replace(" ", "_")
             out = Path(args.out) / args.round / task.replace("/", "-") / label
-            run = marlkit.compare(["mappo"], [task], seeds, frames=frames, out=out, jobs=args.jobs, progress=False,
+            run = marlkit.compare([args.algo], [task], seeds, frames=frames, out=out, jobs=args.jobs, progress=False,
                                   **{"experiment.tensorboard": False, **threads, **settings, **overrides})  # fmt: skip
             assert run.report is not None and not run.failed, run.failed
-            finals[name] = np.array(run.report.algorithms[0]["finals"])
-            fits[name] = float(
-                np.mean([critic_fit(out / task.replace("/", "-") / "mappo" / f"seed{s}") for s in seeds])
-            )
+            # The report covers every run under OUT, other rounds' seeds included: read this round's seeds.
+            dirs = [out / task.replace("/", "-") / args.algo / f"seed{s}" for s in seeds]
+            finals[name] = np.array([json.loads((d / "summary.json").read_text())["final_eval_return_mean"]
+                                     for d in dirs])  # fmt: skip
+            fits[name] = float(np.mean([critic_fit(d) for d in dirs]))
         pairs = versus_default(finals)
         results[task] = {
             "frames": frames,
@@ -124,28 +126,37 @@ def main() -> None:
             "vs_default": pairs,
         }
         print(json.dumps({task: results[task]}), flush=True)
+    algo_name = args.algo.upper()
     seed_text = f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else str(seeds)
     lines = []
     for task, r in results.items():
         lines += [
-            f"### {task} (MAPPO, {r['frames']} frames, {json.dumps(r['settings'])}, seeds {seed_text})",
+            f"### {task} ({algo_name}, {r['frames']} frames, {json.dumps(r['settings'])}, seeds {seed_text})",
             "",
         ]
         finals = {name: np.array(r["finals"][name]) for name in chosen}
         fit = {name: f"{r['critic_ev'][name]:.2f}" for name in chosen}
         lines += [*table(finals, r["vs_default"], {"critic EV": fit}), ""]
     body = (
-        "Each variant changes marlkit's MAPPO defaults as named (HARL set: "
+        f"Each variant changes marlkit's {algo_name} defaults as named (HARL set: "
         f"`{json.dumps(HARL)}`); {len(seeds)} seeds each; final = last deterministic evaluation. p: permutation test "
         f"of the variant against the default, Holm over the task's {len(chosen) - 1} variants. Critic EV: "
         "explained variance of the critics' own value targets after the last update, mean over seeds and "
         "groups.\n\n" + "\n".join(lines)
     )
     confirm = seeds != SEEDS  # a confirmation round on other seeds gets its own section
-    key = "onpolicy_ablation_" + "_".join(t.replace("/", "-") for t in results)
+    key = (
+        "onpolicy_ablation_"
+        + ("" if args.algo == "mappo" else f"{args.algo}_")
+        + "_".join(t.replace("/", "-") for t in results)
+    )
     key += f"_seeds{seed_text}" if confirm else ""
     key += f"_{args.round}" if args.round else ""
-    heading = f"MAPPO ablation, confirmation on seeds {seed_text}: " if confirm else "MAPPO ablation of reference "
+    heading = (
+        f"{algo_name} ablation, confirmation on seeds {seed_text}: "
+        if confirm
+        else f"{algo_name} ablation of reference "
+    )
     heading += "" if confirm else "practice: "
     heading += f"round '{args.round}' on the defaults of {date.today()}: " if args.round else ""
     title = heading + ", ".join(results)
