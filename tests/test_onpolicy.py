@@ -96,10 +96,12 @@ def test_with_one_agent_itrpo_matrpo_hatrpo_give_identical_parameters(step_rule)
     names = {"trust_region": ("trpo", "matrpo", "hatrpo"), "clip": ("ppo", "mappo", "happo")}[step_rule]
     states = []
     for name in names:
-        # The same networks for all three (PPO and MAPPO default to a shared actor with LayerNorms, which
-        # HAPPO's sequential update cannot have): the update rules are what must agree.
+        # The same networks and critic updates for all three (PPO and MAPPO default to a shared actor with
+        # LayerNorms, which HAPPO's sequential update cannot have, and to 10 critic epochs of 4 minibatches):
+        # the update rules are what must agree.
         _env, learner, collector = setup(name, "gym/Pendulum-v1", num_envs=4, steps=32, env_kwargs={},
-                                         share_actor=False, layer_norm=False)  # fmt: skip
+                                         share_actor=False, layer_norm=False, critic_epochs=10,
+                                         critic_minibatches=4)  # fmt: skip
         for _ in range(3):
             batch, _ = collector.collect()
             learner.update(batch)

@@ -108,6 +108,16 @@ def run_marlkit(
             "overrides": overrides, "algo_config": config.to_json()["algo"], **measured}  # fmt: skip
 
 
+def changed_defaults(run: dict, env: str) -> dict[str, tuple[Any, Any]]:
+    """The algo options whose value in a marlkit result file (``algo_config``) differs from what its overrides
+    give today: ``{key: (ran, now)}``, non-empty when marlkit's defaults changed after the run. Options added
+    after the run are left out (an added option's default keeps the former behaviour), and so are files from
+    before result files recorded their algo table."""
+    ran = run.get("algo_config", {})
+    now = json.loads(json.dumps(build_config(run["algo"], env, run["overrides"]).to_json()["algo"]))
+    return {k: (v, now.get(k)) for k, v in sorted(ran.items()) if now.get(k) != v}
+
+
 def run_missing(
     stem: str,
     seeds: list[int],

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import vmas
 from _report import write_section
-from _sides import load, report, result_path, run_driver, run_marlkit, run_missing
+from _sides import changed_defaults, load, report, result_path, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "benchmarl" / "bin" / "python"
@@ -79,7 +79,8 @@ MATCHED_ALL = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv_no
 MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-all": MATCHED_ALL}
 # marlkit-before: runs with marlkit's defaults before MAPPO/IPPO shared their actor with LayerNorms (kept
 # result files; not rerunnable from this script since the defaults changed).
-LABELS = {"marlkit": "marlkit-{}", "marlkit-before": "marlkit-{}-before", "benchmarl": "BenchMARL-{}",
+LABELS = {"marlkit": "marlkit-{}", "marlkit-critic5": "marlkit-{}-critic5", "marlkit-before": "marlkit-{}-before",
+          "benchmarl": "BenchMARL-{}",
           "matched": "marlkit-{}-matched", "matched-all": "marlkit-{}-matched-all"}  # fmt: skip
 
 
@@ -139,14 +140,19 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
                      if run["overrides"].get(k) != v}  # fmt: skip
             if stale:
                 raise SystemExit(f"{path} ran {stale}, not side {side}'s options now; delete it and rerun that side")
+            if side in MARLKIT_SIDES and (changed := changed_defaults(run, SCENARIOS[task])):
+                raise SystemExit(f"{path} ran other defaults than today's {changed} (ran, now); keep it under "
+                                 "another side's name or delete it, and rerun that side")  # fmt: skip
     lines, results = report(runs, labels, "benchmarl")
     results = {"task": task, "algo": algo, "frames": frames, **results, "runs": runs}
     body = (
         f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {SCENARIOS[task]} "
         f"({json.dumps(task_kwargs(task))}: BenchMARL's task), {frames:,} frames per "
         "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
-        "mean return). marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms); "
-        "marlkit-before: the defaults before that (separate actors, no LayerNorm). marlkit-matched: marlkit with "
+        "mean return). marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms and train "
+        "their critics for 10 epochs of 4 minibatches); marlkit-critic5: the defaults before 2026-12-07 (5 "
+        "full-batch critic epochs); marlkit-before: the defaults before that (separate actors, no LayerNorm). "
+        "marlkit-matched: marlkit with "
         "BenchMARL's hyperparameters, 45 epochs of 15 minibatches included (the script's MATCHED); "
         "marlkit-matched-all: also BenchMARL's implementation choices: tanh-squashed Gaussian with a "
         "state-dependent std, no advantage normalization, the actor's output layer as PyTorch initializes it, no "
