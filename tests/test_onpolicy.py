@@ -413,3 +413,27 @@ def test_adam_eps_reaches_every_optimizer(algo: str):
     optimizers = [learner.critic_opt, *learner.actor_opts.values()]
     assert len(optimizers) == (2 if algo == "mappo" else 1)  # the trust-region step has no actor optimizer
     assert all(group["eps"] == 1e-6 for opt in optimizers for group in opt.param_groups)
+
+
+def test_variants_of_a_family_differ_only_in_their_switches():
+    # A comparison of IPPO with MAPPO (or ITRPO with MATRPO) must measure the critic's input, not other
+    # defaults: within each family the presets differ only in critic, schedule and step rule.
+    switches = {"critic", "schedule", "step_rule"}
+
+    def rest(name: str) -> dict:
+        cfg = vars(algorithm(name).default_config())
+        return {k: v for k, v in cfg.items() if k not in switches}
+
+    for family in (("ppo", "ippo", "mappo"), ("trpo", "itrpo", "matrpo", "hatrpo")):
+        for other in family[1:]:
+            assert rest(other) == rest(family[0]), (family[0], other)
+    # The PPO family's critic updates (docs/algorithms.md): 10 epochs of 4 minibatches; HAPPO keeps the
+    # trust-region family's 5 full-batch epochs with its separate actors.
+    assert (
+        algorithm("mappo").default_config().critic_epochs,
+        algorithm("mappo").default_config().critic_minibatches,
+    ) == (10, 4)
+    assert (
+        algorithm("happo").default_config().critic_epochs,
+        algorithm("happo").default_config().critic_minibatches,
+    ) == (5, 1)
