@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +116,17 @@ def changed_defaults(run: dict, env: str) -> dict[str, tuple[Any, Any]]:
     ran = run.get("algo_config", {})
     now = json.loads(json.dumps(build_config(run["algo"], env, run["overrides"]).to_json()["algo"]))
     return {k: (v, now.get(k)) for k, v in sorted(ran.items()) if now.get(k) != v}
+
+
+def refuse_stale(stem: str, runs: dict[str, list[dict]], env: str, current: Iterable[str]) -> None:
+    """Stop the report when a result file of a side that means today's defaults (``current``) ran other
+    defaults: keep such files under another side's name, or delete and rerun them."""
+    for side in set(current) & set(runs):
+        for run in runs[side]:
+            if changed := changed_defaults(run, env):
+                path = result_path(stem, side, run["seed"])
+                raise SystemExit(f"{path} ran other defaults than today's {changed} (ran, now); keep it under "
+                                 "another side's name or delete it, and rerun that side")  # fmt: skip
 
 
 def run_missing(

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 import vmas
 from _report import write_section
-from _sides import changed_defaults, load, report, result_path, run_driver, run_marlkit, run_missing
+from _sides import load, refuse_stale, report, result_path, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "benchmarl" / "bin" / "python"
@@ -140,9 +140,7 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
                      if run["overrides"].get(k) != v}  # fmt: skip
             if stale:
                 raise SystemExit(f"{path} ran {stale}, not side {side}'s options now; delete it and rerun that side")
-            if side in MARLKIT_SIDES and (changed := changed_defaults(run, SCENARIOS[task])):
-                raise SystemExit(f"{path} ran other defaults than today's {changed} (ran, now); keep it under "
-                                 "another side's name or delete it, and rerun that side")  # fmt: skip
+    refuse_stale(f"{task}_{algo}", runs, SCENARIOS[task], MARLKIT_SIDES)
     lines, results = report(runs, labels, "benchmarl")
     results = {"task": task, "algo": algo, "frames": frames, **results, "runs": runs}
     body = (

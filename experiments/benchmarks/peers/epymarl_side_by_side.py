@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 import torch
 from _report import write_section
-from _sides import load, report, run_driver, run_marlkit, run_missing
+from _sides import load, refuse_stale, report, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "epymarl" / "bin" / "python"
@@ -106,6 +106,7 @@ def run_epymarl(algo: str, frames: int, seed: int) -> dict:
 def write_report(algo: str, seeds: list[int], frames: int) -> None:
     labels = {side: label.format(algo) for side, label in LABELS.items()}
     runs = load(f"lbf_{algo}", list(LABELS), seeds)
+    refuse_stale(f"lbf_{algo}", runs, ENV, [side for side in LABELS if side != "epymarl"])
     lines, results = report(runs, labels, "epymarl")
     metric_rows = ["| side | mean over evaluation points, per seed | best point, per seed |", "|---|---|---|"]
     for side, rs in runs.items():

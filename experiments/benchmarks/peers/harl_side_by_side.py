@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch
 from _report import write_section
-from _sides import load, report, run_driver, run_marlkit, run_missing
+from _sides import load, refuse_stale, report, run_driver, run_marlkit, run_missing
 
 ROOT = Path(__file__).resolve().parents[3]
 PYTHON = ROOT / ".peers" / "harl" / "bin" / "python"
@@ -90,6 +90,7 @@ def run_harl(algo: str, frames: int, seed: int) -> dict:
 def write_report(algo: str, seeds: list[int], frames: int) -> None:
     labels = {side: label.format(algo) for side, label in LABELS.items()}
     runs = load(f"spread_{algo}", list(LABELS), seeds)
+    refuse_stale(f"spread_{algo}", runs, ENV, [side for side in LABELS if side != "harl"])
     lines, results = report(runs, labels, "harl")
     results = {"env": ENV, "algo": algo, "frames": frames, **results, "runs": runs}
     body = (
