@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -118,13 +118,17 @@ def changed_defaults(run: dict, env: str) -> dict[str, tuple[Any, Any]]:
     return {k: (v, now.get(k)) for k, v in sorted(ran.items()) if now.get(k) != v}
 
 
-def refuse_stale(stem: str, runs: dict[str, list[dict]], env: str, current: Iterable[str]) -> None:
-    """Stop the report when a result file of a side that means today's defaults (``current``) ran other
-    defaults: keep such files under another side's name, or delete and rerun them."""
-    for side in set(current) & set(runs):
-        for run in runs[side]:
+def refuse_stale(stem: str, runs: dict[str, list[dict]], env: str, sides: Mapping[str, Mapping[str, Any]]) -> None:
+    """Stop the report when a result file of a marlkit side (``sides``: each side's options today) ran other
+    options than its side's, or other defaults than today's: keep such files under another side's name, or
+    delete and rerun them."""
+    for side, options in sides.items():
+        for run in runs.get(side, []):
+            path = result_path(stem, side, run["seed"])
+            ran = {k: run["overrides"].get(k) for k, v in options.items() if run["overrides"].get(k) != v}
+            if ran:
+                raise SystemExit(f"{path} ran {ran}, not side {side}'s options now; delete it and rerun that side")
             if changed := changed_defaults(run, env):
-                path = result_path(stem, side, run["seed"])
                 raise SystemExit(f"{path} ran other defaults than today's {changed} (ran, now); keep it under "
                                  "another side's name or delete it, and rerun that side")  # fmt: skip
 

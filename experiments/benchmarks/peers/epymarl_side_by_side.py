@@ -91,9 +91,13 @@ def eval_points(run_dir: Path, summary: dict) -> dict:
             "wall_s": summary["wall_s"]}  # fmt: skip
 
 
+def side_options(algo: str) -> dict[str, dict]:
+    """Each marlkit side's options beyond the common ones."""
+    return {"marlkit": {}, "matched": {**EPYMARL_CONFIG, **ALGO_CONFIG[algo]}}
+
+
 def run_ours(algo: str, frames: int, seed: int, side: str) -> dict:
-    matched = {**EPYMARL_CONFIG, **ALGO_CONFIG[algo]} if side == "matched" else {}
-    overrides = {**COMMON, **matched, "experiment.frames": frames, "experiment.seed": seed}
+    overrides = {**COMMON, **side_options(algo)[side], "experiment.frames": frames, "experiment.seed": seed}
     return run_marlkit(algo, ENV, overrides, measure=eval_points)
 
 
@@ -106,7 +110,7 @@ def run_epymarl(algo: str, frames: int, seed: int) -> dict:
 def write_report(algo: str, seeds: list[int], frames: int) -> None:
     labels = {side: label.format(algo) for side, label in LABELS.items()}
     runs = load(f"lbf_{algo}", list(LABELS), seeds)
-    refuse_stale(f"lbf_{algo}", runs, ENV, [side for side in LABELS if side != "epymarl"])
+    refuse_stale(f"lbf_{algo}", runs, ENV, side_options(algo))
     lines, results = report(runs, labels, "epymarl")
     metric_rows = ["| side | mean over evaluation points, per seed | best point, per seed |", "|---|---|---|"]
     for side, rs in runs.items():

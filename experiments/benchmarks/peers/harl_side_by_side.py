@@ -76,10 +76,15 @@ LABELS = {"marlkit": "marlkit-{}", "harl": "HARL-{}", "matched": "marlkit-{}-mat
           "matched-std": "marlkit-{}-matched-std"}  # fmt: skip
 
 
+def side_options(algo: str) -> dict[str, dict]:
+    """Each marlkit side's options beyond the task's."""
+    matched = {**HARL_CONFIG, **ALGO_CONFIG[algo]}
+    return {"marlkit": {}, "matched": matched, "matched-std": {**matched, **BOUNDED_STD}}
+
+
 def run_ours(algo: str, frames: int, seed: int, side: str) -> dict:
-    matched = {**HARL_CONFIG, **ALGO_CONFIG[algo]} if side.startswith("matched") else {}
-    matched = {**matched, **BOUNDED_STD} if side == "matched-std" else matched
-    return run_marlkit(algo, ENV, {**TASK, **COMMON, **matched, "experiment.frames": frames, "experiment.seed": seed})
+    options = side_options(algo)[side]
+    return run_marlkit(algo, ENV, {**TASK, **COMMON, **options, "experiment.frames": frames, "experiment.seed": seed})
 
 
 def run_harl(algo: str, frames: int, seed: int) -> dict:
@@ -90,7 +95,7 @@ def run_harl(algo: str, frames: int, seed: int) -> dict:
 def write_report(algo: str, seeds: list[int], frames: int) -> None:
     labels = {side: label.format(algo) for side, label in LABELS.items()}
     runs = load(f"spread_{algo}", list(LABELS), seeds)
-    refuse_stale(f"spread_{algo}", runs, ENV, [side for side in LABELS if side != "harl"])
+    refuse_stale(f"spread_{algo}", runs, ENV, side_options(algo))
     lines, results = report(runs, labels, "harl")
     results = {"env": ENV, "algo": algo, "frames": frames, **results, "runs": runs}
     body = (
