@@ -170,10 +170,11 @@ def record(out: Path, names: list[str]) -> dict[str, str]:
 
 
 def diff(before: Path, after: Path) -> dict[str, bool]:
+    """Per family recorded on both sides (``record --only`` makes subsets): byte-identical or not."""
     return {
         name: filecmp.cmp(before / name / "metrics.csv", after / name / "metrics.csv", shallow=False)
         for name in RUNS
-        if (before / name / "metrics.csv").exists()
+        if (before / name / "metrics.csv").exists() and (after / name / "metrics.csv").exists()
     }
 
 

@@ -79,6 +79,13 @@ class Learner(nn.Module, metaclass=ABCMeta):
     teams run (:mod:`marlkit.algorithms.teams`) may then hand it several slices of one longer collection."""
 
     @property
+    def acting_reads_state(self) -> bool:
+        """Whether :meth:`act` reads ``td["state"]`` (planners, models of the state, recurrent critics
+        stepped while acting). A teams run that widens a team's training state (``critic_sees=all``)
+        refuses such a learner: the state it acts on would lack the other teams' actions."""
+        return False
+
+    @property
     @abstractmethod
     def steps_per_collection(self) -> int:
         """Env steps per env copy that the loop collects before each :meth:`update`."""

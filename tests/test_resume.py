@@ -119,6 +119,8 @@ def final_learner(run: Path) -> dict[str, torch.Tensor]:
 
 # Three teams on simple_crypto: eve learns off-policy (IQL, 10-step slices of the 20-step collection),
 # alice on-policy (PPO) with a pool snapshot every 80 frames, and bob plays alice's pool (same specs).
+# Eve and alice train on states widened by the other teams' actions (critic_sees=all), whose s' part
+# other players act for (their exploration state restored after).
 TEAMS = {
     "experiment.frames": 1_120,
     "experiment.num_envs": 4,
@@ -130,11 +132,13 @@ TEAMS = {
     "algo.eve.rollout_steps": 10,
     "algo.eve.warmup_frames": 80,
     "algo.eve.batch_size": 32,
+    "algo.eve.critic_sees": "all",
     "algo.alice.play": "ppo",
     "algo.alice.hidden": [16],
     "algo.alice.rollout_steps": 20,
     "algo.alice.snapshot_every": 80,
     "algo.alice.pool_size": 4,
+    "algo.alice.critic_sees": "all",
     "algo.bob.play": "pool",
     "algo.bob.opponent": "alice",
 }

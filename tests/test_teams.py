@@ -422,3 +422,105 @@ def test_a_teams_run_as_frozen_opponent_acts_as_its_teams_did(tmp_path):
     assert teams.players["red"].learner.learners["red"].schedule.frames == 800
     explore, greedy = explore_and_greedy(teams, "envs/duel", "red")
     assert torch.equal(explore, greedy)
+
+
+def test_critic_sees_all_widens_the_training_state_by_the_other_teams_actions():
+    """MADDPG's critics see every agent's action: with critic_sees=all the adversary's learner trains on the
+    state followed by the good agents' actions, the played ones at s and their player's greedy ones at s'."""
+    cfg = teams_config(
+        adversary={"play": "maddpg", **OFF, "critic_sees": "all"}, agent={"play": "ddpg", **OFF, "warmup_frames": 0}
+    )
+    info = env_info(continuous_actions=True)
+    teams = Teams(cfg, info, seed=3)
+    agents = info.groups["agent"]
+    extra = agents.n_agents * agents.action.dim
+    assert teams.learners["adversary"].state_dim == info.state_dim + extra
+    assert teams.learners["agent"].state_dim == info.state_dim, "critic_sees=team keeps the state"
+    env = make_env(ADVERSARY, 4, "cpu", 0, continuous_actions=True)
+    collector = RolloutCollector(env, teams.act, 10, reuse_buffer=False)
+    collector.reset(0)
+    batch = collector.collect()[0]
+    # What the agent's player does greedily on the next observations, before any update (hand-made).
+    following = batch["next"].select("agent").reshape(-1).clone()
+    greedy = teams.players["agent"].act(following, deterministic=True)["agent", "action"]
+    low, high = agents.action.bounds("cpu")
+    unit = lambda a: (2 * (a - low) / (high - low) - 1).flatten(-2)
+    noise = teams.learners["agent"].acting_state()
+    seen = []
+    original = teams.learners["adversary"].update
+    teams.learners["adversary"].update = lambda part: seen.append(part.clone()) or original(part)  # type: ignore[method-assign]
+    teams.update(batch)
+    (part,) = seen
+    d = info.state_dim
+    assert torch.equal(part["state"][..., :d], batch["state"])
+    assert torch.allclose(part["state"][..., d:], unit(batch["agent", "action"]), atol=1e-6)
+    assert torch.equal(part["next", "state"][..., :d], batch["next", "state"])
+    assert torch.allclose(part["next", "state"][..., d:], unit(greedy).view(*batch.shape, extra), atol=1e-6)
+    assert "agent" not in part.keys() and ("next", "agent") not in part.keys(True), "still its own groups only"
+    after = teams.learners["agent"].acting_state()
+    assert after.keys() == noise.keys() and all(
+        not isinstance(v, torch.Tensor) or torch.equal(v, after[k]) for k, v in noise.items()
+    ), "acting for the widened state leaves the other player's exploration where it was"
+
+
+def test_critic_sees_all_leaves_a_scripted_opponents_random_stream_alone():
+    base = {"adversary": {"play": "scripted", "opponent": "random"}}
+    plain = Teams(teams_config(**base, agent={"play": "maddpg", **OFF}), env_info(continuous_actions=False), seed=1)
+    wide = Teams(
+        teams_config(**base, agent={"play": "maddpg", **OFF, "critic_sees": "all"}),
+        env_info(continuous_actions=False),
+        seed=1,
+    )
+    env = make_env(ADVERSARY, 4, "cpu", 0)
+    actions = []
+    for teams in (plain, wide):
+        collector = RolloutCollector(env, teams.act, 10, reuse_buffer=False)
+        collector.reset(0)
+        torch.manual_seed(0)
+        teams.update(collector.collect()[0])
+        actions.append(collector.collect()[0]["adversary", "action"])
+    assert torch.equal(*actions), "the random opponent plays the same actions after an update with widened states"
+
+
+def test_a_pool_of_a_team_whose_critic_sees_all_loads(tmp_path):
+    red = {"play": "mappo", **ON, "snapshot_every": 40, "critic_sees": "all"}
+    config = build_config(
+        "teams", "envs/duel", {**{f"algo.red.{k}": v for k, v in red.items()}, "algo.blue.play": "pool",
+                               "algo.blue.opponent": "red"},
+    )  # fmt: skip
+    teams = Teams(config.algo, env_info("envs/duel"), seed=0)
+    env = make_env("envs/duel", 2, "cpu", 0)
+    collector = RolloutCollector(env, teams.act, teams.steps_per_collection)
+    collector.reset(0)
+    teams.update(collector.collect()[0])
+    teams.update(collector.collect()[0])  # blue now plays a snapshot of red's widened learner
+    teams.write_files(tmp_path, config.to_json())
+    snapshot = sorted((tmp_path / "pool" / "red").glob("*.pt"))[-1]
+    opponent = Teams(teams_config(red={"play": "frozen", "opponent": str(snapshot)}, blue={"play": "ppo", **ON}),
+                     env_info("envs/duel"), seed=0)  # fmt: skip
+    weights = opponent.players["red"].learner.state_dict()
+    assert all(torch.equal(v, teams.learners["red"].state_dict()[k]) for k, v in weights.items())
+
+
+@pytest.mark.parametrize(
+    ("teams", "message"),
+    [
+        (
+            {"adversary": {"play": "mappo", **ON, "network": "gru", "critic_network": "gru", "critic_sees": "all"},
+             "agent": {"play": "ppo", **ON}},
+            "team 'adversary' \\(mappo\\) reads the global state while acting.*set algo.adversary.critic_sees=team",
+        ),
+        (
+            {"adversary": {"play": "scripted", "opponent": "random", "critic_sees": "all"}, "agent": {"play": "ppo"}},
+            "algo.adversary.critic_sees applies to learning teams only; this team plays scripted",
+        ),
+        (
+            {"good": {"play": "mappo", **ON, "groups": ["adversary", "agent"], "critic_sees": "all"}},
+            "team 'good' has critic_sees=all but no other team; set it to team",
+        ),
+    ],
+)  # fmt: skip
+def test_critic_sees_all_refuses_what_it_cannot_serve_in_one_line(teams, message):
+    with pytest.raises(MarlkitError, match=message) as err:
+        Teams(teams_config(**teams), env_info(continuous_actions=True), seed=0)
+    assert "\n" not in str(err.value)

@@ -102,6 +102,11 @@ class OnPolicy(OnPolicyCritics, OnPolicyActorSteps, Learner):
     def steps_per_collection(self) -> int:
         return self.cfg.rollout_steps
 
+    @property
+    def acting_reads_state(self) -> bool:
+        # A recurrent central critic steps on the state while acting.
+        return self.cfg.critic_network == "gru" and self.cfg.critic == "central"
+
     def _policy(self, g: str) -> GroupPolicy:
         return typing.cast(GroupPolicy, self.policies[g])
 

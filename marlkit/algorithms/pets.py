@@ -92,6 +92,10 @@ class PETS(Learner):
         self.timing = {"plan_s": 0.0, "plan_calls": 0.0}
 
     @property
+    def acting_reads_state(self) -> bool:
+        return True  # the planner scores candidate actions from the state
+
+    @property
     def steps_per_collection(self) -> int:
         return self.cfg.rollout_steps
 

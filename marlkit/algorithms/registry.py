@@ -57,9 +57,10 @@ class AlgorithmSpec:
     """The sides of a game the learner plays (each returned per side in evaluations and reports)."""
     label: Callable[[Mapping[str, Any]], str] | None = None
     """The ``algo`` table of ``config.json`` -> the name reports give the run (default: the algorithm's)."""
-    members: Callable[[Any, str], tuple[str, Any, tuple[str, ...]]] | None = None
-    """``(config, member)`` -> the member learner's algorithm name, config and env groups: how a snapshot
-    of one member (a checkpoint with a ``member`` key) is loaded on its own."""
+    members: Callable[[Any, str, EnvInfo], tuple[str, Any, EnvInfo]] | None = None
+    """``(config, member, env)`` -> the member learner's algorithm name, config and what it knows of
+    ``env`` (its groups, its state): how a snapshot of one member (a checkpoint with a ``member`` key) is
+    loaded on its own."""
     flags: Callable[[Sequence[str]], dict[str, Any]] | None = None
     """Turns the values of the CLI flag ``--<flag_name>`` into ``algo.*`` overrides."""
     flag_name: str = ""

@@ -26,7 +26,6 @@ full collection length: a later slice would hold actions of its policy before th
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import typing
 from collections.abc import Callable, Mapping
@@ -38,14 +37,22 @@ from tensordict import TensorDictBase
 from torch import nn
 
 from marlkit.algorithms.registry import AlgorithmSpec, algorithm
-from marlkit.algorithms.teams_config import TEAMS, TeamConfig, TeamsConfig, assign_groups, parse_team_flags
+from marlkit.algorithms.teams_config import (
+    TEAMS,
+    TeamConfig,
+    TeamsConfig,
+    assign_groups,
+    parse_team_flags,
+    team_info,
+)
 from marlkit.core.checkpoint import CHECKPOINT_FORMAT, save_checkpoint
 from marlkit.core.errors import MarlkitError
 from marlkit.core.imports import import_attr
 from marlkit.core.options import describe
 from marlkit.core.specs import GroupSpec
-from marlkit.keys import ACTION, ACTION_MASK, NEXT
+from marlkit.keys import ACTION, ACTION_MASK, NEXT, RECURRENT_STATE, RECURRENT_STATE_OUT, STATE
 from marlkit.learner import Actor, EnvInfo, Learner
+from marlkit.networks.groups import JointActions
 from marlkit.training.runs import Player, acting_weights, check_groups, load_player
 
 # ----------------------------------------------------------------------------- players
@@ -117,7 +124,7 @@ class Teams(Learner):
         self.players = nn.ModuleDict()
         for index, (name, team) in enumerate(cfg.teams):
             groups = self.team_groups[name]
-            info = dataclasses.replace(env, groups={g: env.groups[g] for g in groups})
+            info = team_info(cfg, env, name, self.team_groups)
             if team.play == "frozen":
                 self.players[name] = load_player(team.opponent, groups, env, greedy=team.acting == "greedy")
             elif team.play == "scripted":
@@ -130,6 +137,19 @@ class Teams(Learner):
                 except MarlkitError as err:
                     raise MarlkitError(f"team '{name}' ({team.play} on {', '.join(groups)}): {err}") from None
         self.learners = {n: typing_learner(self.players[n]) for n, t in cfg.teams if t.learns}
+        # critic_sees=all: the other teams' actions, packed as the widened state holds them.
+        self.others = nn.ModuleDict()
+        for name, team in cfg.teams:
+            if team.critic_sees == "all":
+                if self.learners[name].acting_reads_state:
+                    raise MarlkitError(
+                        f"team '{name}' ({team.play}) reads the global state while acting, so it cannot train on "
+                        f"a state widened by the other teams' actions; set algo.{name}.critic_sees=team"
+                    )
+                others = {g: s for g, s in env.groups.items() if g not in self.team_groups[name]}
+                if not others:
+                    raise MarlkitError(f"team '{name}' has critic_sees=all but no other team; set it to team")
+                self.others[name] = JointActions(others)
         self.steps = self._collection_length()
         self.frames = 0
         # Pools: per learning team, (frames, state_dict, acting state) snapshots, oldest first.
@@ -162,7 +182,7 @@ class Teams(Learner):
             )
         pairs = list(zip(theirs, mine, strict=True))
         check_groups(f"team '{team.opponent}'", env.groups, pairs, env.groups)
-        info = dataclasses.replace(env, groups={g: env.groups[g] for g in theirs})
+        info = team_info(self.cfg, env, team.opponent, self.team_groups)
         learner = algorithm(source.play).build(source.algo, info, seed).eval()
         return Player(learner, pairs, info.groups, env.groups, greedy=team.acting == "greedy")
 
@@ -193,9 +213,13 @@ class Teams(Learner):
 
     def update(self, batch: TensorDictBase) -> dict[str, float]:
         metrics: dict[str, float] = {}
+        # Widened states first: the other players' actions at s' come from their policies before any update.
+        widened = {name: self._widened_states(batch, name) for name in self.others}
         for name, learner in self.learners.items():
             others = [g for g in self.env_info.groups if g not in self.team_groups[name]]
             own = batch.exclude(*others, *[(NEXT, g) for g in others])
+            if name in widened:
+                own[STATE], own[NEXT, STATE] = widened[name]
             steps = learner.steps_per_collection
             for start in range(0, batch.shape[1], steps):
                 result = learner.update(own[:, start : start + steps])
@@ -204,6 +228,49 @@ class Teams(Learner):
         self._snapshot()
         self._draw_opponents()
         return metrics
+
+    @torch.no_grad()
+    def _widened_states(self, batch: TensorDictBase, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Team ``name``'s states at s and s' with the other teams' joint action appended: the actions
+        they played at s, and at s' the actions their players choose greedily on the next observations
+        (recurrent players from the state they carried out of step t), as MADDPG's target critic takes
+        every agent's target action at s'. Every player's exploration state is left as it was."""
+        joint = typing.cast(JointActions, self.others[name])
+        groups = list(joint.groups)
+        now = joint.pack_env(batch)
+        following = batch[NEXT].select(*groups).reshape(-1).clone()
+        for g in groups:
+            if RECURRENT_STATE_OUT in batch[g].keys():
+                following[g][RECURRENT_STATE] = batch[g][RECURRENT_STATE_OUT].reshape(
+                    -1, *batch[g][RECURRENT_STATE_OUT].shape[2:]
+                )
+        acting = {n: p for n, p in self.players.items() if n != name}
+        kept = {n: clone_state(self._acting_of(p)) for n, p in acting.items()}
+        for player in acting.values():
+            typing.cast(Actor, player).act(following, deterministic=True)
+        for n, player in acting.items():
+            self._restore_acting(player, kept[n])
+        after = joint.pack_env(following).reshape(*batch.shape, joint.dim)
+        return torch.cat([batch[STATE], now], -1), torch.cat([batch[NEXT, STATE], after], -1)
+
+    @staticmethod
+    def _acting_of(player: nn.Module) -> Any:
+        if isinstance(player, Scripted):
+            return player.generator_state()
+        return (
+            typing_player(player).learner.acting_state()
+            if isinstance(player, Player)
+            else typing_learner(player).acting_state()
+        )
+
+    @staticmethod
+    def _restore_acting(player: nn.Module, state: Any) -> None:
+        if isinstance(player, Scripted):
+            player.load_generator_state(state)
+        elif isinstance(player, Player):
+            player.learner.load_acting_state(state)
+        else:
+            typing_learner(player).load_acting_state(state)
 
     def training_state(self, include_replay: bool = True) -> dict[str, Any]:
         return {
@@ -328,10 +395,10 @@ def typing_scripted(module: nn.Module) -> Scripted:
     return module
 
 
-def members(cfg: TeamsConfig, name: str) -> tuple[str, Any, tuple[str, ...]]:
-    """A learning team's algorithm, config and groups: how one of its pool snapshots loads on its own."""
+def members(cfg: TeamsConfig, name: str, env: EnvInfo) -> tuple[str, Any, EnvInfo]:
+    """A learning team's algorithm, config and view of ``env``: how one of its pool snapshots loads on its own."""
     team = cfg.team(name)
-    return team.play, team.algo, team.groups
+    return team.play, team.algo, team_info(cfg, env, name)
 
 
 def label(algo: Mapping[str, Any]) -> str:

@@ -11,6 +11,7 @@ from marlkit.algorithms.registry import algorithm
 from marlkit.core.errors import MarlkitError, suggest
 from marlkit.core.options import option, require, to_dict, with_overrides
 from marlkit.learner import EnvInfo
+from marlkit.networks.groups import action_width
 
 TEAMS = "teams"
 FIXED_PLAYS = ("frozen", "scripted", "pool")
@@ -30,6 +31,12 @@ class TeamConfig:
     snapshot_every: int = option(0, "frames between snapshots of this learning team into its pool (0: no pool)")
     pool_size: int = option(100, "snapshots kept in the pool; the oldest goes first")
     latest: float = option(0.0, "pool: probability of playing the newest snapshot, else uniform over the pool")
+    critic_sees: Literal["team", "all"] = option(
+        "team",
+        "learning teams: all extends the global state the team's learner trains on (its centralized critics' "
+        "input) by every other team's actions: the played ones at s, the other players' greedy actions at s' "
+        "(MADDPG's critics see every agent's action)",
+    )
     acting: Literal["explore", "greedy"] = option(
         "explore",
         "frozen/pool: explore acts as the learner did when saved (its sampling, its exploration at the level "
@@ -46,6 +53,10 @@ class TeamConfig:
         require(self.snapshot_every >= 0, f"{key('snapshot_every')} must be >= 0, got {self.snapshot_every}")
         require(self.pool_size >= 1, f"{key('pool_size')} must be >= 1, got {self.pool_size}")
         require(0.0 <= self.latest <= 1.0, f"{key('latest')} must be in [0, 1], got {self.latest}")
+        require(
+            self.critic_sees == "team" or self.learns,
+            f"{key('critic_sees')} applies to learning teams only; this team plays {self.play}",
+        )
         require(
             self.acting == "explore" or self.play in ("frozen", "pool"),
             f"{key('acting')} applies to frozen and pool teams only; this team plays {self.play}",
@@ -156,3 +167,15 @@ def assign_groups(cfg: TeamsConfig, env: EnvInfo) -> dict[str, list[str]]:
             f"(or algo.TEAM.groups=[...]); teams: {', '.join(n for n, _ in cfg.teams)}"
         )
     return {name: [g for g in env.groups if owner[g] == name] for name, _ in cfg.teams}
+
+
+def team_info(cfg: TeamsConfig, env: EnvInfo, name: str, groups: Mapping[str, list[str]] | None = None) -> EnvInfo:
+    """What team ``name``'s learner knows of ``env``: its own groups, and with ``critic_sees=all`` a global
+    state wider by the other teams' joint action (unit space: one-hot or in [-1, 1], group by group in env
+    order), no longer the concatenation of the observations."""
+    groups = groups if groups is not None else assign_groups(cfg, env)
+    own = {g: env.groups[g] for g in groups[name]}
+    if cfg.team(name).critic_sees == "team":
+        return dataclasses.replace(env, groups=own)
+    extra = sum(s.n_agents * action_width(s) for g, s in env.groups.items() if g not in own)
+    return dataclasses.replace(env, groups=own, state_dim=env.state_dim + extra, state_source="env")

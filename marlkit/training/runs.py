@@ -7,7 +7,6 @@ Every module that reads runs goes through here: evaluation, deployment, games an
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -242,8 +241,7 @@ def load_player(
     info = env_info_of(config)
     spec = algorithm(config.algo_name)
     if "team" in state and spec.members is not None:  # a snapshot of one member learner
-        name, cfg, member_groups = spec.members(config.algo, state["team"])
-        info = dataclasses.replace(info, groups={g: info.groups[g] for g in member_groups})
+        name, cfg, info = spec.members(config.algo, state["team"], info)
         check_groups(f"pool snapshot {path} (team '{state['team']}')", info.groups, pairs, env.groups)
         learner = algorithm(name).build(cfg, info, config.experiment.seed)
         acting = state.get("acting")

@@ -76,7 +76,61 @@ MATCHED = {
 # no bootstrap at VMAS's time limit (TorchRL's VmasEnv reports it as `terminated`); Adam epsilon 1e-6.
 MATCHED_ALL = {**MATCHED, "algo.squash": True, "algo.std": "state", "algo.adv_norm": "none",
                "algo.actor_out_gain": 1.0, "algo.time_limit_terminal": True, "algo.adam_eps": 1e-6}  # fmt: skip
-MARLKIT_SIDES = {"marlkit": {}, "matched": MATCHED, "matched-all": MATCHED_ALL}
+# BenchMARL 1.5.2's off-policy defaults (experiment/base_experiment.yaml, algorithm/masac.yaml and maddpg.yaml)
+# as marlkit options (issue 30): 6000 frames per batch from 10 envs, then 1000 gradient steps on 128 sampled
+# transitions each (1/6 of a step per frame), no random warm-up, lr 5e-5 for every optimizer, polyak 0.005,
+# gamma 0.99, gradient-norm clip 5, 256x256 tanh, shared actor and critic. MASAC: twin critics, initial
+# temperature 1.0; MADDPG: one critic, Gaussian noise 0.8 annealed to 0.01 over a third of the frames (TorchRL's
+# AdditiveGaussianModule with BenchMARL's exploration_eps_init/end and get_exploration_anneal_frames).
+OFF_MATCHED = {
+    "experiment.num_envs": 10,
+    "algo.rollout_steps": 600,
+    "algo.updates_per_frame": 1000 / 6000,
+    "algo.batch_size": 128,
+    "algo.warmup_frames": 0,
+    "algo.actor_lr": 5e-5,
+    "algo.critic_lr": 5e-5,
+    "algo.tau": 0.005,
+    "algo.gamma": 0.99,
+    "algo.max_grad_norm": 5.0,
+    "algo.hidden": [256, 256],
+    "algo.activation": "tanh",
+    "algo.share_actor": True,
+    "algo.share_critic": True,
+}
+ON_POLICY = ("mappo", "ippo")
+
+
+ON_POLICY_SIDES = (
+    "marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms and train their critics for "
+    "10 epochs of 4 minibatches); marlkit-critic5: the defaults before 2026-12-07 (5 full-batch critic epochs); "
+    "marlkit-before: the defaults before that (separate actors, no LayerNorm). marlkit-matched: marlkit with "
+    "BenchMARL's hyperparameters, 45 epochs of 15 minibatches included (the script's MATCHED); marlkit-matched-all: "
+    "also BenchMARL's implementation choices: tanh-squashed Gaussian with a state-dependent std, no advantage "
+    "normalization, the actor's output layer as PyTorch initializes it, no bootstrap at VMAS's time limit, Adam "
+    "epsilon 1e-6 (MATCHED_ALL)."
+)
+OFF_POLICY_SIDES = (
+    "marlkit: today's defaults (16 envs, 10 steps each between update phases, one gradient step per vectorized "
+    "env step, 1/16 per frame, after 1000 random frames; MASAC 128x128, MADDPG 64x64 with batch 1024). "
+    "marlkit-matched: BenchMARL's hyperparameters (the script's OFF_MATCHED: 1000 steps of 128 transitions per "
+    "6000 frames, lr 5e-5, 256x256 tanh, and the algorithm's own: MASAC's initial temperature 1.0, MADDPG's "
+    "annealed Gaussian noise)."
+)
+
+
+def marlkit_sides(algo: str, frames: int) -> dict[str, dict[str, Any]]:
+    """Each marlkit side's options for ``algo``: its defaults, and BenchMARL's hyperparameters (matched)."""
+    if algo in ON_POLICY:
+        return {"marlkit": {}, "matched": MATCHED, "matched-all": MATCHED_ALL}
+    if algo == "masac":
+        matched = {**OFF_MATCHED, "algo.n_critics": 2, "algo.alpha": 1.0, "algo.alpha_lr": 5e-5}
+    else:
+        matched = {**OFF_MATCHED, "algo.exploration": "gaussian", "algo.noise_std": 0.8, "algo.noise_std_final": 0.01,
+                   "algo.noise_decay_frames": frames // 3}  # fmt: skip
+    return {"marlkit": {}, "matched": matched}
+
+
 # marlkit-before: runs with marlkit's defaults before MAPPO/IPPO shared their actor with LayerNorms (kept
 # result files; not rerunnable from this script since the defaults changed).
 LABELS = {"marlkit": "marlkit-{}", "marlkit-critic5": "marlkit-{}-critic5", "marlkit-before": "marlkit-{}-before",
@@ -116,7 +170,7 @@ def env_mismatch(run: dict, task: str) -> str | None:
 
 
 def run_ours(algo: str, task: str, frames: int, seed: int, side: str) -> dict:
-    overrides = {**task_kwargs(task), **COMMON, **MARLKIT_SIDES[side], "experiment.frames": frames,
+    overrides = {**task_kwargs(task), **COMMON, **marlkit_sides(algo, frames)[side], "experiment.frames": frames,
                  "experiment.seed": seed}  # fmt: skip
     return run_marlkit(algo, SCENARIOS[task], overrides, fields={"task": task})
 
@@ -136,22 +190,16 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
             if side != "benchmarl" and (wrong := env_mismatch(run, task)):
                 raise SystemExit(f"{path} ran another env than BenchMARL's {task}: {wrong}; delete it and rerun "
                                  "that side")  # fmt: skip
-    refuse_stale(f"{task}_{algo}", runs, SCENARIOS[task], MARLKIT_SIDES)
+    refuse_stale(f"{task}_{algo}", runs, SCENARIOS[task], marlkit_sides(algo, frames))
     lines, results = report(runs, labels, "benchmarl")
     results = {"task": task, "algo": algo, "frames": frames, **results, "runs": runs}
+    sides = ON_POLICY_SIDES if algo in ON_POLICY else OFF_POLICY_SIDES
     body = (
         f"marlkit-{algo} and BenchMARL-{algo}: each with its own defaults, on {SCENARIOS[task]} "
         f"({json.dumps(task_kwargs(task))}: BenchMARL's task), {frames:,} frames per "
         "run, one torch thread each, back to back per seed; final deterministic evaluation of 16 episodes (per-agent "
-        "mean return). marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms and train "
-        "their critics for 10 epochs of 4 minibatches); marlkit-critic5: the defaults before 2026-12-07 (5 "
-        "full-batch critic epochs); marlkit-before: the defaults before that (separate actors, no LayerNorm). "
-        "marlkit-matched: marlkit with "
-        "BenchMARL's hyperparameters, 45 epochs of 15 minibatches included (the script's MATCHED); "
-        "marlkit-matched-all: also BenchMARL's implementation choices: tanh-squashed Gaussian with a "
-        "state-dependent std, no advantage normalization, the actor's output layer as PyTorch initializes it, no "
-        "bootstrap at VMAS's time limit, Adam epsilon 1e-6 (MATCHED_ALL). Result "
-        f"files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n" + "\n".join(lines)
+        f"mean return). {sides} Result files: `experiments/benchmarks/peers/results/{task}_{algo}_*`.\n\n"
+        + "\n".join(lines)
     )
     print(json.dumps({k: v for k, v in results.items() if k != "runs"}, indent=1))
     write_section(f"benchmarl_{task}_{algo}", f"{algo.upper()} against BenchMARL 1.5.2 on vmas/{task}, "
@@ -160,15 +208,18 @@ def write_report(task: str, algo: str, seeds: list[int], frames: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--algo", choices=("mappo", "ippo"), default="mappo")
+    parser.add_argument("--algo", choices=(*ON_POLICY, "masac", "maddpg"), default="mappo")
     parser.add_argument("--task", choices=sorted(SCENARIOS), default="navigation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--frames", type=int, default=200_000)
-    sides = "comma-separated: benchmarl, " + ", ".join(MARLKIT_SIDES)
+    sides = "comma-separated: benchmarl, marlkit, matched; on-policy also matched-all"
     parser.add_argument("--sides", default="marlkit,benchmarl", help=sides)
     parser.add_argument("--report", action="store_true", help="only write the report from the result files")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    valid = {"benchmarl", *marlkit_sides(args.algo, args.frames)}
+    if unknown := set(args.sides.split(",")) - valid:
+        raise SystemExit(f"unknown sides {sorted(unknown)} for {args.algo}; valid: {', '.join(sorted(valid))}")
     if not args.report:
         run_missing(f"{args.task}_{args.algo}", args.seeds, args.sides.split(","), "benchmarl",
                     lambda seed: run_benchmarl(args.algo, args.task, args.frames, seed),
