@@ -97,6 +97,7 @@ def main() -> None:
         help="options of both algorithms (algo.share_critic=false); name the section with --label",
     )
     parser.add_argument("--label", default="", help="the section's name suffix and title tail for --set runs")
+    parser.add_argument("--jobs", type=int, default=2, help="training runs at a time (one torch thread each)")
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args()
     if args.set and not args.label:
@@ -106,8 +107,8 @@ def main() -> None:
     start = time.perf_counter()
     sweep = [
         sys.executable, "-m", "marlkit.cli", "compare", "--algos", ",".join(ALGOS), "--envs", args.tasks,
-        "--seeds", args.seeds, "--frames", str(args.frames), "--out", args.out, "--jobs", "2",
-        "env.continuous_actions=true", "experiment.progress=false",
+        "--seeds", args.seeds, "--frames", str(args.frames), "--out", args.out, "--jobs", str(args.jobs),
+        "env.continuous_actions=true", "experiment.progress=false", "experiment.torch_threads=1",
     ] + ([f"algo.gamma={args.gamma}"] if args.gamma else []) + args.set  # fmt: skip
     subprocess.run(sweep, check=True, capture_output=True)  # finished runs are kept: a rerun resumes
     torch.set_num_threads(2)
