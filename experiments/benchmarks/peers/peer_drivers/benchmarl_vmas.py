@@ -75,7 +75,10 @@ def main() -> None:
                                   auto_cast_to_device=True)  # fmt: skip
         episode_return, window_return = first_episode_return(rollout)
     names = ("on_policy_collected_frames_per_batch", "on_policy_n_envs_per_worker", "on_policy_n_minibatch_iters",
-             "on_policy_minibatch_size", "lr", "gamma", "clip_grad_norm", "clip_grad_val")  # fmt: skip
+             "on_policy_minibatch_size", "off_policy_collected_frames_per_batch", "off_policy_n_envs_per_worker",
+             "off_policy_n_optimizer_steps", "off_policy_train_batch_size", "off_policy_memory_size",
+             "off_policy_init_random_frames", "lr", "adam_eps", "gamma", "polyak_tau", "exploration_eps_init",
+             "exploration_eps_end", "clip_grad_norm", "clip_grad_val")  # fmt: skip
     plain = {k: v for k, v in vars(algorithm).items() if isinstance(v, int | float | bool | str)}
     settings = {"experiment": {k: getattr(config, k, None) for k in names}, "algorithm": plain,
                 "model": {"num_cells": model.num_cells}}  # fmt: skip
