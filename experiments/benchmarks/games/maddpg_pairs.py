@@ -89,7 +89,8 @@ def overrides(pair: str, frames: int, seed: int) -> dict:
 
 
 def run(pair: str, frames: int, seed: int) -> dict:
-    config = build_config("teams", TASK, overrides(pair, frames, seed))
+    options = overrides(pair, frames, seed)
+    config = build_config("teams", TASK, options)
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
         summary = Experiment(config, run_dir).run()
@@ -98,7 +99,7 @@ def run(pair: str, frames: int, seed: int) -> dict:
     curve = {side: [float(r[f"eval_return_{g}"]) for r in rows] for side, g in GROUPS.items()}
     return {"pair": pair, "seed": seed, "frames": summary["frames"], "wall_s": summary["wall_s"],
             "predators": curve["predators"][-1], "prey": curve["prey"][-1], "eval_frames": [int(r["frames"])
-            for r in rows], "curves": curve, "overrides": overrides(pair, frames, seed)}  # fmt: skip
+            for r in rows], "curves": curve, "overrides": options}  # fmt: skip
 
 
 def result_path(pair: str, seed: int) -> Path:
@@ -130,18 +131,19 @@ def report(frames: int) -> None:
         b = np.array([r[side] for r in runs[with_ddpg]])
         if len(a) >= 2 and len(b) >= 2:
             tests.append((side, opponent, a, b))
-    adjusted = holm([permutation_p(a, b) for *_, a, b in tests]) if tests else []
+    raw = [permutation_p(a, b) for *_, a, b in tests]
+    adjusted = holm(raw) if tests else []
     lines, results = ["\n".join(rows), ""], {"frames": frames, "paper": PAPER, "comparisons": []}
-    for (side, opponent, a, b), p_holm in zip(tests, adjusted, strict=True):
+    for (side, opponent, a, b), p, p_holm in zip(tests, raw, adjusted, strict=True):
         diff, (low, high) = float(a.mean() - b.mean()), welch_ci(a, b)
         verdict = ("MADDPG ahead" if diff > 0 else "DDPG ahead") if p_holm < ALPHA else "not separated"
         p_better = improvement([a], [b])
         lines.append(f"- **{side}, against {opponent.upper()} {'prey' if side == 'predators' else 'predators'}:** "
                      f"MADDPG − DDPG = {diff:+.1f} [{low:+.1f}, {high:+.1f}] (95% Welch CI, {len(a)} and {len(b)} "
-                     f"runs), permutation p {permutation_p(a, b):.2g}, Holm over {len(tests)} p {p_holm:.2g}: "
+                     f"runs), permutation p {p:.2g}, Holm over {len(tests)} p {p_holm:.2g}: "
                      f"{verdict}; P(MADDPG better) {p_better:.2f}.")  # fmt: skip
         results["comparisons"].append({"side": side, "opponent": opponent, "diff": diff, "ci": [low, high],
-                                       "p": permutation_p(a, b), "p_holm": p_holm, "verdict": verdict,
+                                       "p": p, "p_holm": p_holm, "verdict": verdict,
                                        "p_improvement": p_better})  # fmt: skip
     results["runs"] = {p: [{k: r[k] for k in ("seed", "predators", "prey", "wall_s", "eval_frames", "curves")}
                            for r in rs] for p, rs in runs.items()}  # fmt: skip

@@ -99,8 +99,7 @@ OFF_MATCHED = {
     "algo.share_critic": True,
 }
 ON_POLICY = ("mappo", "ippo")
-
-
+# What each report says its marlkit sides are.
 ON_POLICY_SIDES = (
     "marlkit: today's defaults (MAPPO/IPPO share one actor per group with LayerNorms and train their critics for "
     "10 epochs of 4 minibatches); marlkit-critic5: the defaults before 2026-12-07 (5 full-batch critic epochs); "
