@@ -67,11 +67,12 @@ VENVS = {
         "mpe2==1.1.1",
         "gymnasium==1.4.0",
     ],
-    # EPyMARL runs from its source tree (no package); sacred needs pkg_resources (setuptools < 70).
+    # EPyMARL runs from its source tree (no package); sacred needs pkg_resources (gone from setuptools 81) and
+    # torch 2.13 asks for setuptools >= 77.0.3.
     "epymarl": [
         "torch==2.13.0",
         "sacred",
-        "setuptools<70",
+        "setuptools>=77.0.3,<81",
         "pyyaml",
         "numpy",
         "scipy",
