@@ -164,6 +164,20 @@ def test_maddpg_critic_depends_on_other_agents_actions(share_critic):
     assert not torch.allclose(q[:, 0], q2[:, 0])  # agent 0's centralized Q sees agent 1's action
 
 
+@pytest.mark.parametrize("agent_id", [True, False])
+def test_shared_critic_without_agent_id_gives_every_agent_one_value(agent_id):
+    # BenchMARL's shared central critic (critic_agent_id=false): the same joint input, so the same Q for all
+    # agents; with the id (the default) the agents' values differ at the same input.
+    learner = make_learner("maddpg", maddpg_groups(), state_dim=12, critic_agent_id=agent_id)
+    obs, state = torch.randn(8, 3, 4), torch.randn(8, 12)
+    joint = torch.rand(8, 6) * 2 - 1
+    x = learner._critic_in("agent", obs, state, joint.view(8, 3, 2), joint)
+    assert x.shape[-1] == 12 + 6 + (3 if agent_id else 0)
+    q = learner.q_values(learner.critics, "agent", x)[0]
+    assert torch.allclose(q[:, 0], q[:, 1]) != agent_id
+    assert torch.allclose(q[:, 0], q[:, 2]) != agent_id
+
+
 @pytest.mark.parametrize("name", ["maddpg", "masac", "matd3"])
 def test_actor_gradient_reaches_only_that_agent(name):
     learner = filled(name)

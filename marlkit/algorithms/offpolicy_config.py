@@ -18,6 +18,11 @@ class OffPolicyConfig(ReplayOptions):
     others_actions: Literal["buffer", "current"] = option("buffer", "other agents' actions in an actor loss")
     share_actor: bool = option(False, "one actor network per group instead of one per agent")
     share_critic: bool = option(True, "one critic network per group (with agent id) instead of one per agent")
+    critic_agent_id: bool = option(
+        True,
+        "a shared central critic reads a one-hot agent id (false: one value for all the group's agents, "
+        "BenchMARL's shared MADDPG/MASAC critic; right only when they share one reward)",
+    )
     n_critics: int = option(1, "Q networks per agent; 2 takes the min (twin critics)")
     target_noise: float = option(0.0, "target policy smoothing noise std (normalized actions; TD3: 0.2)")
     target_noise_clip: float = option(0.5, "clip of the target smoothing noise")

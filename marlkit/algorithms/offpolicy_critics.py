@@ -51,7 +51,8 @@ class QCritics:
 
     def _agent_id(self, g: str) -> bool:
         # A shared central critic sees the same input for every agent: a one-hot id tells them apart.
-        return self.cfg.critic == "central" and self.cfg.share_critic and self.groups[g].n_agents > 1
+        cfg = self.cfg
+        return cfg.critic == "central" and cfg.share_critic and cfg.critic_agent_id and self.groups[g].n_agents > 1
 
     def q_values(self, critics: nn.ModuleDict, g: str, x: torch.Tensor) -> torch.Tensor:
         """Critic inputs ``[B, n_agents, D]`` -> Q values ``[n_critics, B, n_agents]`` in one batched call."""
