@@ -1,7 +1,7 @@
 """marlkit against BenchMARL 1.5.2 on BenchMARL's own VMAS tasks, in one run, at equal frames (issue 33).
 
 For each seed, marlkit and BenchMARL run back to back, one torch thread each, each with its own defaults
-(``--sides matched,matched-policy`` give marlkit BenchMARL's hyperparameters, then its policy head too, to
+(``--sides matched,matched-all`` give marlkit BenchMARL's hyperparameters, then its implementation choices too, to
 separate implementation from defaults). Every finished run writes its result file
 ``experiments/benchmarks/peers/results/<task>_<algo>_<side>_s<seed>.json``; a rerun skips the seeds whose
 files exist, so the runs can be spread over sessions. The report compares the final deterministic evaluations
@@ -114,8 +114,15 @@ OFF_POLICY_SIDES = (
     "env step, 1/16 per frame, after 1000 random frames; MASAC 128x128, MADDPG 64x64 with batch 1024). "
     "marlkit-matched: BenchMARL's hyperparameters (the script's OFF_MATCHED: 1000 steps of 128 transitions per "
     "6000 frames, lr 5e-5, 256x256 tanh, and the algorithm's own: MASAC's initial temperature 1.0, MADDPG's "
-    "annealed Gaussian noise)."
+    "annealed Gaussian noise). marlkit-matched-all: also BenchMARL's shared critic without agent identity (one value "
+    "for all agents, `algo.critic_agent_id=false`) and its actor loss on every agent's current action "
+    "(`algo.others_actions=current`; marlkit's default takes the other agents' actions from the buffer, as the "
+    "MADDPG paper) (OFF_MATCHED_ALL)."
 )
+# BenchMARL's off-policy implementation choices beyond its hyperparameters (read from benchmarl/algorithms/maddpg.py
+# and masac.py: a shared centralised critic with one output expanded to the agents; TorchRL's DDPG/SAC losses
+# recompute the whole group's actions for the actor loss).
+OFF_MATCHED_ALL = {"algo.critic_agent_id": False, "algo.others_actions": "current"}
 
 
 def marlkit_sides(algo: str, frames: int) -> dict[str, dict[str, Any]]:
@@ -127,7 +134,7 @@ def marlkit_sides(algo: str, frames: int) -> dict[str, dict[str, Any]]:
     else:
         matched = {**OFF_MATCHED, "algo.exploration": "gaussian", "algo.noise_std": 0.8, "algo.noise_std_final": 0.01,
                    "algo.noise_decay_frames": frames // 3}  # fmt: skip
-    return {"marlkit": {}, "matched": matched}
+    return {"marlkit": {}, "matched": matched, "matched-all": {**matched, **OFF_MATCHED_ALL}}
 
 
 # marlkit-before: runs with marlkit's defaults before MAPPO/IPPO shared their actor with LayerNorms (kept
@@ -211,7 +218,7 @@ def main() -> None:
     parser.add_argument("--task", choices=sorted(SCENARIOS), default="navigation")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--frames", type=int, default=200_000)
-    sides = "comma-separated: benchmarl, marlkit, matched; on-policy also matched-all"
+    sides = "comma-separated: benchmarl, marlkit, matched, matched-all"
     parser.add_argument("--sides", default="marlkit,benchmarl", help=sides)
     parser.add_argument("--report", action="store_true", help="only write the report from the result files")
     args = parser.parse_args()
