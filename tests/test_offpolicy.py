@@ -149,18 +149,23 @@ def test_maddpg_actor_sees_only_its_own_observation():
     assert not torch.allclose(a[:, 1:], a2[:, 1:])
 
 
+def central_q(learner: OffPolicy, joint: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
+    """Q ``[8, 3]`` of the 3-agent test group at a random state and the joint action ``joint [8, 6]``, and the
+    critic's input width."""
+    generator = torch.Generator().manual_seed(seed)
+    obs, state = torch.randn(8, 3, 4, generator=generator), torch.randn(8, 12, generator=generator)
+    x = learner._critic_in("agent", obs, state, joint.view(8, 3, 2), joint)
+    return learner.q_values(learner.critics, "agent", x)[0], x.shape[-1]
+
+
 @pytest.mark.parametrize("share_critic", [True, False])
 def test_maddpg_critic_depends_on_other_agents_actions(share_critic):
     learner = make_learner("maddpg", maddpg_groups(), state_dim=12, share_critic=share_critic)
-    obs, state = torch.randn(8, 3, 4), torch.randn(8, 12)
     joint = torch.rand(8, 6) * 2 - 1
-    x = learner._critic_in("agent", obs, state, joint.view(8, 3, 2), joint)
-    q = learner.q_values(learner.critics, "agent", x)[0]
     joint2 = joint.clone()
     joint2[:, 2:4] = torch.rand(8, 2) * 2 - 1  # agent 1's action only
-    q2 = learner.q_values(
-        learner.critics, "agent", learner._critic_in("agent", obs, state, joint2.view(8, 3, 2), joint2)
-    )[0]
+    q, _ = central_q(learner, joint)
+    q2, _ = central_q(learner, joint2)
     assert not torch.allclose(q[:, 0], q2[:, 0])  # agent 0's centralized Q sees agent 1's action
 
 
@@ -169,11 +174,8 @@ def test_shared_critic_without_agent_id_gives_every_agent_one_value(agent_id):
     # BenchMARL's shared central critic (critic_agent_id=false): the same joint input, so the same Q for all
     # agents; with the id (the default) the agents' values differ at the same input.
     learner = make_learner("maddpg", maddpg_groups(), state_dim=12, critic_agent_id=agent_id)
-    obs, state = torch.randn(8, 3, 4), torch.randn(8, 12)
-    joint = torch.rand(8, 6) * 2 - 1
-    x = learner._critic_in("agent", obs, state, joint.view(8, 3, 2), joint)
-    assert x.shape[-1] == 12 + 6 + (3 if agent_id else 0)
-    q = learner.q_values(learner.critics, "agent", x)[0]
+    q, width = central_q(learner, torch.rand(8, 6) * 2 - 1)
+    assert width == 12 + 6 + (3 if agent_id else 0)
     assert torch.allclose(q[:, 0], q[:, 1]) != agent_id
     assert torch.allclose(q[:, 0], q[:, 2]) != agent_id
 
