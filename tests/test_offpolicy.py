@@ -149,10 +149,10 @@ def test_maddpg_actor_sees_only_its_own_observation():
     assert not torch.allclose(a[:, 1:], a2[:, 1:])
 
 
-def central_q(learner: OffPolicy, joint: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, int]:
+def central_q(learner: OffPolicy, joint: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Q ``[8, 3]`` of the 3-agent test group at a random state and the joint action ``joint [8, 6]``, and the
     critic's input width."""
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(0)
     obs, state = torch.randn(8, 3, 4, generator=generator), torch.randn(8, 12, generator=generator)
     x = learner._critic_in("agent", obs, state, joint.view(8, 3, 2), joint)
     return learner.q_values(learner.critics, "agent", x)[0], x.shape[-1]

@@ -85,6 +85,7 @@ class Task:
     title: str  # the paper's name of the task
     sides: tuple[str, str]  # names of the groups ``adversary`` and ``agent`` in the report
     measure: str  # what a side's return means, for the report
+    unit: str = ""  # the adversary's return in the paper's unit, for the table's header
 
     @property
     def groups(self) -> dict[str, str]:
@@ -103,7 +104,8 @@ class Task:
 
 TASKS = {
     "simple_tag": Task("mpe/simple_tag_v3", "predator-prey", ("predators", "prey"),
-                       "each group's per-agent return (the predators' is 10 x the touches per episode)"),
+                       "each group's per-agent return (the predators' is 10 x the touches per episode)",
+                       " (touches x 10)"),
     "simple_adversary": Task("mpe/simple_adversary_v3", "physical deception", ("adversary", "agents"),
                              "each group's per-agent return (the agents': the adversary's distance to the goal "
                              "minus the agents' nearest, summed over the episode; the adversary's: minus its "
@@ -153,8 +155,7 @@ def report(task: str, frames: int) -> None:
         result = json.loads(path.read_text())
         if result["pair"] in runs and result["frames"] == frames:
             runs[result["pair"]].append(result)
-    unit = " (touches x 10)" if task == "simple_tag" else ""
-    rows = [f"| {adversary}-{agents} | runs | {_of(adversary)} return{unit} [95% t-CI] | {_of(agents)} return "
+    rows = [f"| {adversary}-{agents} | runs | {_of(adversary)} return{spec.unit} [95% t-CI] | {_of(agents)} return "
             f"[95% t-CI] | per seed ({adversary} / {agents}) | wall-clock median (s) |",
             "|---|---|---|---|---|---|"]  # fmt: skip
     for pair, rs in runs.items():
