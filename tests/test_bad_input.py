@@ -140,6 +140,7 @@ FILES: dict[str, str | bytes] = {
     "run/config.json": "{not json",
 }
 TRAIN = ["train", "itrpo", "vmas/navigation"]
+TRAIN_MADDPG = ["train", "maddpg", "vmas/navigation"]
 BAD_CLI = {
     # --out
     "out is a file": [*TRAIN, "--out", "a_file"],
@@ -196,6 +197,9 @@ BAD_CLI = {
     "negative env copies": [*TRAIN, "experiment.num_envs=-2"],
     "layer sizes not numbers": [*TRAIN, "algo.hidden=abc"],
     "nested model lr": ["train", "mbpo", "vmas/navigation", "algo.model.lr=-0.1"],
+    # options that only apply with others
+    "critic without id, separate critics": [*TRAIN_MADDPG, "algo.critic_agent_id=false", "algo.share_critic=false"],
+    "critic without id, local critic": [*TRAIN_MADDPG, "algo.critic_agent_id=false", "algo.critic=local"],
     # demo
     "demo zero steps": ["demo", "--steps", "0"],
     "demo negative steps": ["demo", "--steps", "-3"],

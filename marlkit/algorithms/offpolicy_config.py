@@ -77,6 +77,12 @@ class OffPolicyConfig(ReplayOptions):
                 f"{key('prioritized')} is not supported with {key('network')}=gru (replay rows are sequences); "
                 f"set {key('prioritized')}=false",
             )
+        require(
+            self.critic_agent_id or (self.critic == "central" and self.share_critic),
+            f"{key('critic_agent_id')}=false applies to a shared central critic only ({key('critic')}=central "
+            f"and {key('share_critic')}=true); got {key('critic')}={self.critic}, "
+            f"{key('share_critic')}={str(self.share_critic).lower()}",
+        )
         require(0 < self.tau <= 1, f"algo.tau must be in (0, 1], got {self.tau}")
         require(self.alpha > 0, f"algo.alpha must be > 0, got {self.alpha}")
         require_at_least(
