@@ -13,6 +13,10 @@ per seed, both on the same common reward (``env.team_reward``):
   rewards standardized by their running mean and std, the time limit as terminal. What differs: EPyMARL
   samples whole episodes (marlkit samples transitions) and updates its reward statistics from each
   sampled batch (marlkit from every stored step).
+* ``matched-x8``: the same on 8 env copies (MATCHED_X8): the same gradient steps per env step on the same
+  batches, with acting and stepping shared by 8 envs; EPyMARL's LBF config runs one env.
+* ``matched-x8-norm`` (QMIX only): and the mixer's state normalized (``algo.state_norm``), marlkit's answer
+  to the drift of QMIX's mixer on LBF's raw grid coordinates (docs/ablation.md).
 
 Evaluation on both sides: 100 greedy episodes every 50k steps; each run reports its last evaluation, the
 mean over its evaluation points and its best point (the EPyMARL paper's two metrics are the mean over
@@ -76,7 +80,11 @@ EPYMARL_CONFIG = {
 ALGO_CONFIG = {"qmix": {"algo.mixer_embed": 32, "algo.hypernet_hidden": 64}, "vdn": {}}
 EPYMARL_EVAL = {"test_interval": EVAL["every"], "test_nepisode": EVAL["episodes"], "log_interval": EVAL["every"],
                 "runner_log_interval": EVAL["every"], "learner_log_interval": EVAL["every"]}  # fmt: skip
-LABELS = {"marlkit": "marlkit-{}", "epymarl": "EPyMARL-{}", "matched": "marlkit-{}-matched"}
+# EPyMARL's config on 8 env copies: the same updates per env step (one per 50) on the same batches, so the
+# per-step cost of acting and stepping is shared by 8 envs.
+MATCHED_X8 = {"experiment.num_envs": 8}
+LABELS = {"marlkit": "marlkit-{}", "epymarl": "EPyMARL-{}", "matched": "marlkit-{}-matched",
+          "matched-x8": "marlkit-{}-matched-x8", "matched-x8-norm": "marlkit-{}-matched-x8-norm"}  # fmt: skip
 
 
 def eval_points(run_dir: Path, summary: dict) -> dict:
@@ -93,7 +101,11 @@ def eval_points(run_dir: Path, summary: dict) -> dict:
 
 def side_options(algo: str) -> dict[str, dict]:
     """Each marlkit side's options beyond the common ones."""
-    return {"marlkit": {}, "matched": {**EPYMARL_CONFIG, **ALGO_CONFIG[algo]}}
+    matched = {**EPYMARL_CONFIG, **ALGO_CONFIG[algo]}
+    sides = {"marlkit": {}, "matched": matched, "matched-x8": {**matched, **MATCHED_X8}}
+    if algo == "qmix":
+        sides["matched-x8-norm"] = {**sides["matched-x8"], "algo.state_norm": True}
+    return sides
 
 
 def run_ours(algo: str, frames: int, seed: int, side: str) -> dict:
@@ -123,7 +135,14 @@ def write_report(algo: str, seeds: list[int], frames: int) -> None:
         "torch thread each, back to back per seed; every agent trains on the common reward (EPyMARL's default, "
         "marlkit's env.team_reward). EPyMARL: its own config for the algorithm at the commit in each result "
         "file's `framework`; marlkit: its defaults; marlkit-matched: EPyMARL's config as marlkit options (the "
-        f"script's EPYMARL_CONFIG). Evaluation: {EVAL['episodes']} greedy episodes every {EVAL['every']:,} steps, "
+        f"script's EPYMARL_CONFIG); marlkit-{algo}-matched-x8: the same on 8 env copies, the same gradient steps per "
+        f"env step (MATCHED_X8)"
+        + (
+            "; marlkit-qmix-matched-x8-norm: and the mixer's state normalized (`algo.state_norm`)"
+            if algo == "qmix"
+            else ""
+        )
+        + ". Evaluation: {EVAL['episodes']} greedy episodes every {EVAL['every']:,} steps, "
         "team return; the table compares the last evaluation, wall-clock includes evaluations. Result files: "
         f"`experiments/benchmarks/peers/results/lbf_{algo}_*`.\n\n" + "\n".join(lines) + "\n" + "\n".join(metric_rows)
     )
@@ -137,7 +156,8 @@ def main() -> None:
     parser.add_argument("--algo", choices=sorted(ALGO_CONFIG), default="qmix")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--frames", type=int, default=500_000)
-    parser.add_argument("--sides", default="epymarl,matched,marlkit", help="comma-separated: epymarl, matched, marlkit")
+    sides_help = "comma-separated of epymarl, matched, matched-x8, matched-x8-norm (qmix), marlkit"
+    parser.add_argument("--sides", default="epymarl,matched,marlkit", help=sides_help)
     parser.add_argument("--report", action="store_true", help="only write the report from the result files")
     args = parser.parse_args()
     torch.set_num_threads(1)
