@@ -108,29 +108,33 @@ def run_marlkit(
             "overrides": overrides, "algo_config": config.to_json()["algo"], **measured}  # fmt: skip
 
 
-def changed_defaults(run: dict, env: str) -> dict[str, tuple[Any, Any]]:
-    """The algo options whose value in a marlkit result file (``algo_config``) differs from what its overrides
-    give today: ``{key: (ran, now)}``, non-empty when marlkit's defaults changed after the run. Options added
-    after the run are left out (an added option's default keeps the former behaviour), and so are files from
-    before result files recorded their algo table."""
-    ran = run.get("algo_config", {})
-    now = json.loads(json.dumps(build_config(run["algo"], env, run["overrides"]).to_json()["algo"]))
-    return {k: (v, now.get(k)) for k, v in sorted(ran.items()) if now.get(k) != v}
+def stale(run: dict, env: str, options: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """What a marlkit result file ran that its side would not run today: ``{key: (ran, now)}``. Algo options
+    are compared through the whole algo table (``algo_config``) against what the side's options and
+    today's defaults give, so a default that changed after the run shows, and so does an option the side
+    now sets to the value the run had by default (no difference); options added after the run are left out
+    (an added option's default keeps the former behaviour). Other options (env, experiment) are compared as
+    overrides; so are algo options of files from before result files recorded their algo table."""
+    ran = run.get("algo_config")
+    diffs = {k: (run["overrides"].get(k), v) for k, v in options.items()
+             if run["overrides"].get(k) != v and (ran is None or not k.startswith("algo."))}  # fmt: skip
+    if ran is not None:
+        config = build_config(run["algo"], env, {**run["overrides"], **options})
+        now = json.loads(json.dumps(config.to_json()["algo"]))
+        diffs.update({f"algo.{k}": (v, now.get(k)) for k, v in sorted(ran.items()) if now.get(k) != v})
+    return diffs
 
 
 def refuse_stale(stem: str, runs: dict[str, list[dict]], env: str, sides: Mapping[str, Mapping[str, Any]]) -> None:
     """Stop the report when a result file of a marlkit side (``sides``: each side's options today) ran other
-    options than its side's, or other defaults than today's: keep such files under another side's name, or
-    delete and rerun them."""
+    settings than its side runs today (its options changed, or marlkit's defaults did): keep such files
+    under another side's name, or delete and rerun them."""
     for side, options in sides.items():
         for run in runs.get(side, []):
-            path = result_path(stem, side, run["seed"])
-            ran = {k: run["overrides"].get(k) for k, v in options.items() if run["overrides"].get(k) != v}
-            if ran:
-                raise SystemExit(f"{path} ran {ran}, not side {side}'s options now; delete it and rerun that side")
-            if changed := changed_defaults(run, env):
-                raise SystemExit(f"{path} ran other defaults than today's {changed} (ran, now); keep it under "
-                                 "another side's name or delete it, and rerun that side")  # fmt: skip
+            if changed := stale(run, env, options):
+                raise SystemExit(f"{result_path(stem, side, run['seed'])} ran other settings than side {side} runs "
+                                 f"today: {changed} (ran, now); keep it under another side's name or delete it "
+                                 "and rerun that side")  # fmt: skip
 
 
 def run_missing(

@@ -142,7 +142,7 @@ def write_report(algo: str, seeds: list[int], frames: int) -> None:
             if algo == "qmix"
             else ""
         )
-        + ". Evaluation: {EVAL['episodes']} greedy episodes every {EVAL['every']:,} steps, "
+        + f". Evaluation: {EVAL['episodes']} greedy episodes every {EVAL['every']:,} steps, "
         "team return; the table compares the last evaluation, wall-clock includes evaluations. Result files: "
         f"`experiments/benchmarks/peers/results/lbf_{algo}_*`.\n\n" + "\n".join(lines) + "\n" + "\n".join(metric_rows)
     )
