@@ -1,4 +1,4 @@
-"""EPyMARL's practice as hypotheses for QMIX on LBF and RWARE (issue 30): each option alone and together
+"""EPyMARL's practice as hypotheses for QMIX on LBF, RWARE and MPE (issue 30): each option alone and together
 against marlkit's defaults, 5 seeds each, under the statistics protocol; and team-reward IQL against IQL on
 each agent's own reward.
 
@@ -63,6 +63,9 @@ TASKS = {
     # EPyMARL's LBF task; 500k steps is the side by side's budget (docs/benchmarks/peers.md).
     "lbf/Foraging-8x8-2p-2f-coop-v3": {"frames": 500_000, "experiment.eval_every": 50_000,
                                        "experiment.eval_episodes": 32},
+    # EPyMARL's MPE benchmark task (25-step episodes, discrete actions), where QMIX learns with marlkit's
+    # defaults: does the normalized state cost anything where the raw one already works?
+    "mpe/simple_spread_v3": {"frames": 200_000, "experiment.eval_every": 25_000, "experiment.eval_episodes": 32},
     # 500-step episodes: a 500k run takes about 16 minutes here, so 200k.
     "rware/rware-tiny-2ag-v2": {"frames": 200_000, "experiment.eval_every": 25_000, "experiment.eval_episodes": 16},
 }  # fmt: skip

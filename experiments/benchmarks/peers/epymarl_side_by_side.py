@@ -77,7 +77,8 @@ EPYMARL_CONFIG = {
     "algo.reward_center": True,
     "algo.time_limit_terminal": True,
 }
-ALGO_CONFIG = {"qmix": {"algo.mixer_embed": 32, "algo.hypernet_hidden": 64}, "vdn": {}}
+# EPyMARL's mixer reads the raw state (marlkit's default too; stated, so that a side never follows a default).
+ALGO_CONFIG = {"qmix": {"algo.mixer_embed": 32, "algo.hypernet_hidden": 64, "algo.state_norm": False}, "vdn": {}}
 EPYMARL_EVAL = {"test_interval": EVAL["every"], "test_nepisode": EVAL["episodes"], "log_interval": EVAL["every"],
                 "runner_log_interval": EVAL["every"], "learner_log_interval": EVAL["every"]}  # fmt: skip
 # EPyMARL's config on 8 env copies: the same updates per env step (one per 50) on the same batches, so the
