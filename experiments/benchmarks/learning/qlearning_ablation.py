@@ -123,7 +123,9 @@ def main() -> None:
         f"set: `{json.dumps(EPYMARL_SET)}`); final = the team return at the last greedy evaluation. p: permutation "
         "test against the group's default, Holm over the group's variants.\n\n" + "\n".join(lines)
     )
+    # One section per task set, and per group set beyond QMIX's (so that an IQL run keeps QMIX's section).
     key = "qlearning_ablation_" + "_".join(t.split("/")[0] for t in args.tasks.split(","))
+    key += "".join(f"_{g}" for g in args.groups.split(",") if g != "qmix")
     title = "QMIX ablation of EPyMARL's practice, and team-reward IQL: " + args.tasks
     write_section(key, title, body, results, doc=DOC)
 
