@@ -54,6 +54,11 @@ class OffPolicyConfig(ReplayOptions):
         "stored", "gru: replayed sequences start from the state stored at collection, or from zeros"
     )
 
+    @property
+    def shared_central_critic(self) -> bool:
+        """One central critic network for all of a group's agents: the only kind that reads an agent id."""
+        return self.critic == "central" and self.share_critic
+
     def validate(self, key: KeyFn) -> None:
         self.validate_replay(key)
         require_at_least(self, ("n_critics", "policy_delay", "buffer_size", "batch_size", "gru_hidden", "chunk_len"),
@@ -78,7 +83,7 @@ class OffPolicyConfig(ReplayOptions):
                 f"set {key('prioritized')}=false",
             )
         require(
-            self.critic_agent_id or (self.critic == "central" and self.share_critic),
+            self.critic_agent_id or self.shared_central_critic,
             f"{key('critic_agent_id')}=false applies to a shared central critic only ({key('critic')}=central "
             f"and {key('share_critic')}=true); got {key('critic')}={self.critic}, "
             f"{key('share_critic')}={str(self.share_critic).lower()}",

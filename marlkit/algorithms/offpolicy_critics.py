@@ -52,7 +52,7 @@ class QCritics:
     def _agent_id(self, g: str) -> bool:
         # A shared central critic sees the same input for every agent: a one-hot id tells them apart.
         cfg = self.cfg
-        return cfg.critic == "central" and cfg.share_critic and cfg.critic_agent_id and self.groups[g].n_agents > 1
+        return cfg.shared_central_critic and cfg.critic_agent_id and self.groups[g].n_agents > 1
 
     def q_values(self, critics: nn.ModuleDict, g: str, x: torch.Tensor) -> torch.Tensor:
         """Critic inputs ``[B, n_agents, D]`` -> Q values ``[n_critics, B, n_agents]`` in one batched call."""
