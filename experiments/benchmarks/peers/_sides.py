@@ -111,9 +111,9 @@ def run_marlkit(
 def stale(run: dict, env: str, options: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """What a marlkit result file ran that its side would not run today: ``{key: (ran, now)}``. Algo options
     are compared through the whole algo table (``algo_config``) against what the side's options and
-    today's defaults give, so a default that changed after the run shows, and so does an option the side
-    now sets to the value the run had by default (no difference); options added after the run are left out
-    (an added option's default keeps the former behaviour). Other options (env, experiment) are compared as
+    today's defaults give: a default that changed after the run shows, while an option the side now states
+    at the value the run had by default does not; options added after the run are left out (an added
+    option's default keeps the former behaviour). Other options (env, experiment) are compared as
     overrides; so are algo options of files from before result files recorded their algo table."""
     ran = run.get("algo_config")
     diffs = {k: (run["overrides"].get(k), v) for k, v in options.items()

@@ -131,19 +131,15 @@ def write_report(algo: str, seeds: list[int], frames: int) -> None:
         best = ", ".join(f"{r['eval_best_point']:.3f}" for r in rs)
         metric_rows.append(f"| {labels[side]} | {over} | {best} |")
     results = {"env": ENV, "algo": algo, "frames": frames, **results, "runs": runs}
+    norm = ("; marlkit-qmix-matched-x8-norm: and the mixer's state normalized (`algo.state_norm`)"
+            if "matched-x8-norm" in side_options(algo) else "")  # fmt: skip
     body = (
         f"marlkit-{algo} and EPyMARL-{algo} on {ENV} ({TIME_LIMIT}-step episodes), {frames:,} env steps per run, one "
         "torch thread each, back to back per seed; every agent trains on the common reward (EPyMARL's default, "
         "marlkit's env.team_reward). EPyMARL: its own config for the algorithm at the commit in each result "
         "file's `framework`; marlkit: its defaults; marlkit-matched: EPyMARL's config as marlkit options (the "
         f"script's EPYMARL_CONFIG); marlkit-{algo}-matched-x8: the same on 8 env copies, the same gradient steps per "
-        f"env step (MATCHED_X8)"
-        + (
-            "; marlkit-qmix-matched-x8-norm: and the mixer's state normalized (`algo.state_norm`)"
-            if algo == "qmix"
-            else ""
-        )
-        + f". Evaluation: {EVAL['episodes']} greedy episodes every {EVAL['every']:,} steps, "
+        f"env step (MATCHED_X8){norm}. Evaluation: {EVAL['episodes']} greedy episodes every {EVAL['every']:,} steps, "
         "team return; the table compares the last evaluation, wall-clock includes evaluations. Result files: "
         f"`experiments/benchmarks/peers/results/lbf_{algo}_*`.\n\n" + "\n".join(lines) + "\n" + "\n".join(metric_rows)
     )
